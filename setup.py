@@ -1,0 +1,65 @@
+"""Build the gevent_c._hub extension (a unity build of src/*.c) against libuv and greenlet."""
+import glob
+import os
+import shlex
+import subprocess
+import sys
+import sysconfig
+
+from setuptools import Extension, setup
+
+
+def die(msg):
+    sys.stderr.write('gevent_c: %s\n' % msg)
+    sys.exit(1)
+
+
+def libuv_flags():
+    try:
+        subprocess.run(['pkg-config', '--exists', 'libuv'], check=True)
+        out = subprocess.run(['pkg-config', '--cflags', '--libs', 'libuv'], check=True,
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        die('libuv not found (pkg-config libuv failed): install Debian\'s libuv1-dev '
+            '(apt-get install libuv1-dev pkg-config)')
+    flags = {'include_dirs': [], 'library_dirs': [], 'libraries': [],
+             'extra_compile_args': [], 'extra_link_args': []}
+    for tok in shlex.split(out):
+        key = {'-I': 'include_dirs', '-L': 'library_dirs', '-l': 'libraries'}.get(tok[:2])
+        if key:
+            flags[key].append(tok[2:])
+        else:
+            flags['extra_link_args' if tok.startswith('-Wl,') else 'extra_compile_args'].append(tok)
+    return flags
+
+
+def greenlet_include():
+    candidates = []
+    try:
+        import greenlet
+        candidates.append(os.path.dirname(greenlet.__file__))
+    except ImportError:
+        pass
+    pyver = 'python%d.%d' % sys.version_info[:2]
+    for key in ('include', 'platinclude'):
+        candidates.append(os.path.join(sysconfig.get_paths()[key], 'greenlet'))
+    for prefix in (sys.prefix, sys.base_prefix):
+        candidates.append(os.path.join(prefix, 'include', 'site', pyver, 'greenlet'))
+    for d in candidates:
+        if os.path.isfile(os.path.join(d, 'greenlet.h')):
+            return d
+    die('greenlet.h not found (looked in %s): pip install "greenlet>=3"' % ', '.join(candidates))
+
+
+flags = libuv_flags()
+flags['include_dirs'] += [greenlet_include(), 'src']
+flags['extra_compile_args'] += ['-std=gnu11', '-Wall', '-Wno-unused-function',
+                                '-Wno-missing-field-initializers']
+flags['extra_compile_args'] += shlex.split(os.environ.get('GEVENT_C_CFLAGS', ''))
+flags['extra_link_args'] += shlex.split(os.environ.get('GEVENT_C_LDFLAGS', ''))
+
+setup(ext_modules=[Extension(
+    'gevent_c._hub',
+    sources=['src/_hub.c'],  # unity build: _hub.c #includes the other src/*.c
+    depends=sorted(glob.glob('src/*.c') + glob.glob('src/*.h')),
+    **flags)])

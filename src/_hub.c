@@ -1,0 +1,1490 @@
+/*
+ * _hub.c -- module gevent_c._hub: the Hub greenlet, get_hub and friends,
+ * and the hot paths sleep/spawn_raw/wait.
+ *
+ * Unity build: this file #includes the other .c files of src/, so the
+ * whole extension is one translation unit (greenlet's C API table is a
+ * static in greenlet.h and is imported once, below).
+ */
+#include "gevent_c.h"
+
+static PyTypeObject *HubType = NULL;         /* heap type, base set at run time */
+static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
+static PyObject *config_import = NULL;       /* gevent_c._config._import */
+static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
+static PyObject *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
+
+#include "loop_uv.c"
+#include "watcher.c"
+#include "timer.c"
+#include "waiter.c"
+
+#define IS_HUB(o) (HubType != NULL && PyObject_TypeCheck((o), HubType))
+#define IS_LOOP(o) PyObject_TypeCheck((o), &LoopType)
+
+static int
+is_hub_destroyed(PyObject *type)
+{
+    return type != NULL && HubDestroyed != NULL && PyExceptionClass_Check(type)
+           && PyObject_IsSubclass(type, HubDestroyed) == 1;
+}
+
+static int
+exc_matches_then_clear(PyObject *exc)
+{
+    if (PyErr_ExceptionMatches(exc)) {
+        PyErr_Clear();
+        return 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Per-thread hub                                                          */
+/* ---------------------------------------------------------------------- */
+
+static PyObject *
+get_hub_class_impl(void)
+{
+    PyObject *cls = PyObject_GetAttr(threadlocal, str_Hub);
+    if (cls == NULL)
+        return NULL;
+    if (cls == Py_None) {
+        Py_DECREF(cls);
+        cls = Py_NewRef((PyObject *)HubType);
+        if (PyObject_SetAttr(threadlocal, str_Hub, cls) < 0) {
+            Py_DECREF(cls);
+            return NULL;
+        }
+    }
+    return cls;
+}
+
+/* The thread's hub, created with (args, kwds) if there is none. */
+static PyObject *
+get_hub_with(PyObject *args, PyObject *kwds)
+{
+    PyObject *hub = PyObject_GetAttr(threadlocal, str_hub);
+    if (hub == NULL || hub != Py_None)
+        return hub;
+    Py_DECREF(hub);
+    PyObject *cls = get_hub_class_impl();
+    if (cls == NULL)
+        return NULL;
+    hub = args ? PyObject_Call(cls, args, kwds) : PyObject_CallNoArgs(cls);
+    Py_DECREF(cls);
+    if (hub == NULL)
+        return NULL;
+    if (PyObject_SetAttr(threadlocal, str_hub, hub) < 0) {
+        Py_DECREF(hub);
+        return NULL;
+    }
+    return hub;
+}
+
+static PyObject *
+get_hub_impl(void)
+{
+    return get_hub_with(NULL, NULL);
+}
+
+static PyObject *
+mod_get_hub(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    return get_hub_with(args, kwds);
+}
+
+static PyObject *
+mod_get_hub_if_exists(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_GetAttr(threadlocal, str_hub);
+}
+
+static PyObject *
+mod_get_hub_class(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return get_hub_class_impl();
+}
+
+static PyObject *
+mod_set_hub(PyObject *m, PyObject *hub)
+{
+    if (PyObject_SetAttr(threadlocal, str_hub, hub) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Switching                                                               */
+/* ---------------------------------------------------------------------- */
+
+/* Call the current greenlet's switch_out() if it has one. */
+static int
+call_switch_out(PyGreenlet *cur)
+{
+    PyObject *so = NULL;
+    if (Py_TYPE(cur) == &PyGreenlet_Type) {
+        /* plain greenlet: only its instance dict can hold switch_out */
+        if (cur->dict == NULL)
+            return 0;
+        so = PyDict_GetItemWithError(cur->dict, str_switch_out);
+        if (so == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        Py_INCREF(so);
+    }
+    else if (gevc_lookup_attr((PyObject *)cur, str_switch_out, &so) < 0)
+        return -1;
+    if (so == NULL)
+        return 0;
+    PyObject *r = PyObject_CallNoArgs(so);
+    Py_DECREF(so);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* hub.switch(): switch_out() the current greenlet, then switch to the hub. */
+static PyObject *
+hub_switch_impl(PyObject *hub)
+{
+    if (!PyGreenlet_Check(hub))
+        return PyObject_CallMethod(hub, "switch", NULL);
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    int rc = call_switch_out(cur);
+    Py_DECREF(cur);
+    if (rc < 0)
+        return NULL;
+    return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
+}
+
+static PyObject *
+Hub_switch(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return hub_switch_impl(self);
+}
+
+static PyObject *
+Hub_switch_out(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyErr_SetString(BlockingSwitchOutError,
+                    "Impossible to call blocking function in the event loop callback");
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Hub: construction, attributes                                           */
+/* ---------------------------------------------------------------------- */
+
+static int
+is_main_thread_ident(unsigned long ident)
+{
+    static unsigned long main_ident = 0;
+    if (main_ident == 0) {
+        PyObject *threading = PyImport_ImportModule("threading");
+        PyObject *mt = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+        PyObject *id = mt ? PyObject_GetAttrString(mt, "ident") : NULL;
+        if (id)
+            main_ident = PyLong_AsUnsignedLong(id);
+        Py_XDECREF(id);
+        Py_XDECREF(mt);
+        Py_XDECREF(threading);
+        PyErr_Clear();
+    }
+    return ident == main_ident;
+}
+
+static PyObject *
+import_config_object(PyObject *spec)
+{
+    return PyObject_CallOneArg(config_import, spec);
+}
+
+
+static PyObject *
+get_saved_loop(void)
+{
+    return PyObject_GetAttr(threadlocal, str_loop);
+}
+
+static int
+Hub_init(HubObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "default", NULL};
+    PyObject *loop = Py_None, *dflt = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:Hub", kwlist, &loop, &dflt))
+        return -1;
+    unsigned long ident = PyThread_get_thread_ident();
+    PyObject *ident_o = PyLong_FromUnsignedLong(ident);
+    if (ident_o == NULL || PyObject_SetAttrString((PyObject *)self, "thread_ident", ident_o) < 0) {
+        Py_XDECREF(ident_o);
+        return -1;
+    }
+    Py_DECREF(ident_o);
+
+    PyObject *the_loop = NULL;
+    int has_run = 0;
+    if (loop != Py_None) {
+        PyObject *run = NULL;
+        if (gevc_lookup_attr(loop, str_run, &run) < 0)
+            return -1;
+        has_run = run != NULL;
+        Py_XDECREF(run);
+    }
+    if (has_run) {
+        if (dflt != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "Unexpected argument: default");
+            return -1;
+        }
+        the_loop = Py_NewRef(loop);
+    }
+    else {
+        the_loop = get_saved_loop();
+        if (the_loop == NULL)
+            return -1;
+        if (the_loop == Py_None) {
+            Py_CLEAR(the_loop);
+            if (dflt == Py_None && !is_main_thread_ident(ident))
+                dflt = Py_False;
+            PyObject *flags = loop == Py_None
+                ? PyObject_GetAttrString((PyObject *)self, "backend") : Py_NewRef(loop);
+            PyObject *lc = flags ? PyObject_GetAttrString((PyObject *)self, "loop_class") : NULL;
+            PyObject *cls = lc ? import_config_object(lc) : NULL;
+            Py_XDECREF(lc);
+            if (cls) {
+                PyObject *kw = Py_BuildValue("{s:O,s:O}", "flags", flags, "default", dflt);
+                PyObject *noargs = PyTuple_New(0);
+                the_loop = (kw && noargs) ? PyObject_Call(cls, noargs, kw) : NULL;
+                Py_XDECREF(noargs);
+                Py_XDECREF(kw);
+                Py_DECREF(cls);
+            }
+            Py_XDECREF(flags);
+            if (the_loop == NULL)
+                return -1;
+        }
+    }
+    Py_XSETREF(self->loop, the_loop);
+    Py_CLEAR(self->resolver);
+    Py_CLEAR(self->threadpool);
+
+    PyObject *fc = PyObject_GetAttrString((PyObject *)self, "format_context");
+    PyObject *fcc = fc ? import_config_object(fc) : NULL;
+    Py_XDECREF(fc);
+    if (fcc == NULL)
+        return -1;
+    int rc = PyObject_SetAttrString((PyObject *)self, "format_context", fcc);
+    Py_DECREF(fcc);
+    return rc;
+}
+
+static int
+Hub_traverse(HubObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->loop);
+    Py_VISIT(self->resolver);
+    Py_VISIT(self->threadpool);
+    Py_VISIT(self->exception_stream);
+    Py_VISIT(Py_TYPE(self));
+    return PyGreenlet_Type.tp_traverse((PyObject *)self, visit, arg);
+}
+
+static void
+Hub_clear_fields(HubObject *self)
+{
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->resolver);
+    Py_CLEAR(self->threadpool);
+    Py_CLEAR(self->exception_stream);
+}
+
+static int
+Hub_tp_clear(HubObject *self)
+{
+    Hub_clear_fields(self);
+    return PyGreenlet_Type.tp_clear((PyObject *)self);
+}
+
+/* Follows subtype_dealloc's convention: the base may resurrect a started
+ * greenlet (it throws GreenletExit into it) and then re-increfs our heap
+ * type, which the final Py_DECREF(tp) balances. */
+static void
+Hub_dealloc(HubObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Hub_clear_fields(self);
+    PyGreenlet_Type.tp_dealloc((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+Hub_get_main_hub(HubObject *self, void *c)
+{
+    PyObject *ident = PyObject_GetAttrString((PyObject *)self, "thread_ident");
+    if (ident == NULL)
+        return NULL;
+    unsigned long id = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    return PyBool_FromLong(is_main_thread_ident(id));
+}
+
+static PyObject *
+Hub_get_exception_stream(HubObject *self, void *c)
+{
+    if (self->exception_stream)
+        return Py_NewRef(self->exception_stream);
+    PyObject *err = PySys_GetObject("stderr");
+    return Py_NewRef(err ? err : Py_None);
+}
+
+static int
+Hub_set_exception_stream(HubObject *self, PyObject *value, void *c)
+{
+    Py_XSETREF(self->exception_stream, Py_XNewRef(value));
+    return 0;
+}
+
+/* Lazy resolver/threadpool: created from the class list on first read. */
+static PyObject *
+hub_lazy_get(HubObject *self, PyObject **slot, const char *class_attr, PyObject *args)
+{
+    if (*slot != NULL && *slot != Py_None)
+        return Py_NewRef(*slot);
+    PyObject *spec = PyObject_GetAttrString((PyObject *)self, class_attr);
+    PyObject *cls = spec ? import_config_object(spec) : NULL;
+    Py_XDECREF(spec);
+    if (cls == NULL)
+        return NULL;
+    if (PyObject_SetAttrString((PyObject *)self, class_attr, cls) < 0) {
+        Py_DECREF(cls);
+        return NULL;
+    }
+    PyObject *kw = Py_BuildValue("{s:O}", "hub", self);
+    PyObject *obj = kw ? PyObject_Call(cls, args, kw) : NULL;
+    Py_XDECREF(kw);
+    Py_DECREF(cls);
+    if (obj == NULL)
+        return NULL;
+    Py_XSETREF(*slot, Py_NewRef(obj));
+    return obj;
+}
+
+static PyObject *
+Hub_get_resolver(HubObject *self, void *c)
+{
+    PyObject *args = PyTuple_New(0);
+    PyObject *r = args ? hub_lazy_get(self, &self->resolver, "resolver_class", args) : NULL;
+    Py_XDECREF(args);
+    return r;
+}
+
+static int
+Hub_set_resolver(HubObject *self, PyObject *value, void *c)
+{
+    Py_XSETREF(self->resolver, value == Py_None ? NULL : Py_XNewRef(value));
+    return 0;
+}
+
+static PyObject *
+Hub_get_threadpool(HubObject *self, void *c)
+{
+    PyObject *size = PyObject_GetAttrString((PyObject *)self, "threadpool_size");
+    PyObject *args = size ? PyTuple_Pack(1, size) : NULL;
+    Py_XDECREF(size);
+    PyObject *r = args ? hub_lazy_get(self, &self->threadpool, "threadpool_class", args) : NULL;
+    Py_XDECREF(args);
+    return r;
+}
+
+static int
+Hub_set_threadpool(HubObject *self, PyObject *value, void *c)
+{
+    Py_XSETREF(self->threadpool, value == Py_None ? NULL : Py_XNewRef(value));
+    return 0;
+}
+
+static PyObject *
+Hub_repr(HubObject *self)
+{
+    PyObject *name = PyObject_GetAttrString((PyObject *)self, "name");
+    if (name == NULL)
+        return NULL;
+    PyObject *fmt;
+    if (self->loop == NULL || self->loop == Py_None)
+        fmt = PyUnicode_FromString("destroyed");
+    else {
+        fmt = PyObject_CallMethod(self->loop, "_format", NULL);
+        if (fmt == NULL) {
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            fmt = v ? PyObject_Str(v) : PyUnicode_FromString("?");
+            Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+        }
+    }
+    if (fmt == NULL) {
+        Py_DECREF(name);
+        return NULL;
+    }
+    PyObject *res = PyUnicode_FromFormat("<%s %R at %p %U", _PyType_Name(Py_TYPE(self)),
+                                         name, self, fmt);
+    Py_DECREF(name);
+    Py_DECREF(fmt);
+    if (res && self->resolver && self->resolver != Py_None)
+        PyUnicode_AppendAndDel(&res, PyUnicode_FromFormat(" resolver=%R", self->resolver));
+    if (res && self->threadpool && self->threadpool != Py_None)
+        PyUnicode_AppendAndDel(&res, PyUnicode_FromFormat(" threadpool=%R", self->threadpool));
+    if (res) {
+        PyObject *ident = PyObject_GetAttrString((PyObject *)self, "thread_ident");
+        if (ident == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        PyObject *hex = ident == Py_None ? PyUnicode_FromString("None")
+                                         : PyNumber_ToBase(ident, 16);
+        Py_DECREF(ident);
+        PyUnicode_AppendAndDel(&res, hex ? PyUnicode_FromFormat(" thread_ident=%U>", hex) : NULL);
+        Py_XDECREF(hex);
+    }
+    return res;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Hub: running the loop                                                   */
+/* ---------------------------------------------------------------------- */
+
+static int
+loop_set_handler(PyObject *loop, PyObject *handler)
+{
+    if (IS_LOOP(loop)) {
+        Py_XSETREF(((LoopObject *)loop)->error_handler, Py_NewRef(handler));
+        return 0;
+    }
+    return PyObject_SetAttrString(loop, "error_handler", handler);
+}
+
+static void
+debug_walk_cb(uv_handle_t *h, void *arg)
+{
+    WatcherObject *w = (WatcherObject *)h->data;
+    if (w == NULL || w->handle != h || !w->active)
+        return;
+    PyObject *r = PyObject_Repr((PyObject *)w);
+    if (r == NULL || PyList_Append((PyObject *)arg, r) < 0)
+        PyErr_Clear();
+    Py_XDECREF(r);
+}
+
+/* The loop's live handles, for LoopExit's third argument. */
+static PyObject *
+loop_debug_list(PyObject *loop)
+{
+    PyObject *list = PyList_New(0);
+    if (list && IS_LOOP(loop) && ((LoopObject *)loop)->uv)
+        uv_walk(((LoopObject *)loop)->uv, debug_walk_cb, list);
+    return list;
+}
+
+static PyObject *
+Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    Py_DECREF(cur);
+    if ((PyObject *)cur != (PyObject *)self) {
+        PyErr_SetString(PyExc_AssertionError, "Do not call Hub.run() directly");
+        return NULL;
+    }
+    for (;;) {
+        PyObject *loop = self->loop;
+        if (loop == NULL || loop == Py_None)
+            Py_RETURN_NONE;
+        Py_INCREF(loop);
+        int rc = loop_set_handler(loop, (PyObject *)self);
+        if (rc == 0) {
+            if (IS_LOOP(loop))
+                rc = loop_run_impl((LoopObject *)loop, 0, 0);
+            else {
+                PyObject *r = PyObject_CallMethod(loop, "run", NULL);
+                rc = r ? 0 : -1;
+                Py_XDECREF(r);
+            }
+        }
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (loop_set_handler(loop, Py_None) < 0)
+            PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+        if (rc < 0) {
+            Py_DECREF(loop);
+            if (exc_matches_then_clear(HubDestroyed))
+                Py_RETURN_NONE;
+            return NULL;
+        }
+        PyObject *debug = loop_debug_list(loop);
+        Py_DECREF(loop);
+        if (debug == NULL)
+            return NULL;
+        PyObject *exc = PyObject_CallFunction(LoopExit, "sOO", "This operation would block forever",
+                                              self, debug);
+        Py_DECREF(debug);
+        if (exc == NULL)
+            return NULL;
+        PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
+        if (parent == NULL) {
+            Py_DECREF(exc);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "the hub has no parent greenlet");
+            return NULL;
+        }
+        PyObject *res = PyGreenlet_Throw(parent, LoopExit, exc, NULL);
+        Py_DECREF(parent);
+        Py_DECREF(exc);
+        if (res == NULL) {
+            if (exc_matches_then_clear(HubDestroyed))
+                Py_RETURN_NONE;
+            return NULL;
+        }
+        Py_DECREF(res);
+    }
+}
+
+/* Start `watcher` with waiter.switch(waiter) and block until it fires. */
+static PyObject *
+hub_wait_impl(PyObject *hub, PyObject *watcher)
+{
+    WaiterObject *waiter = waiter_create(hub);
+    if (waiter == NULL)
+        return NULL;
+    PyObject *sw = PyObject_GetAttrString((PyObject *)waiter, "switch");
+    PyObject *res = NULL;
+    if (sw == NULL)
+        goto done;
+    int rc;
+    if (PyObject_TypeCheck(watcher, &WatcherType)
+            && Py_TYPE(watcher)->tp_methods == WatcherType.tp_methods) {
+        PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
+        rc = args ? watcher_start_impl((WatcherObject *)watcher, sw, args) : -1;
+        Py_XDECREF(args);
+    }
+    else {
+        PyObject *r = PyObject_CallMethod(watcher, "start", "OO", sw, (PyObject *)waiter);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(sw);
+    if (rc < 0)
+        goto done;
+    res = waiter_get_impl(waiter);
+    /* stop in every case, keeping any pending exception */
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (PyObject_TypeCheck(watcher, &WatcherType))
+        watcher_stop_impl((WatcherObject *)watcher);
+    else {
+        PyObject *r = PyObject_CallMethod(watcher, "stop", NULL);
+        if (r == NULL && t == NULL) {
+            Py_XDECREF(res);
+            res = NULL;
+            goto done;
+        }
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    PyErr_Restore(t, v, tb);
+    if (res != NULL && res != (PyObject *)waiter) {
+        PyGreenlet *cur = PyGreenlet_GetCurrent();
+        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected %R; waiting on %R)",
+                     cur, res, (PyObject *)waiter, watcher);
+        Py_XDECREF(cur);
+        Py_CLEAR(res);
+    }
+    if (res != NULL) {
+        Py_DECREF(res);
+        res = Py_NewRef(Py_None);
+    }
+done:
+    Py_DECREF(waiter);
+    return res;
+}
+
+static PyObject *
+Hub_wait(HubObject *self, PyObject *watcher)
+{
+    return hub_wait_impl((PyObject *)self, watcher);
+}
+
+static PyObject *
+Hub_cancel_wait(HubObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"watcher", "error", "close_watcher", NULL};
+    PyObject *watcher, *error, *close_watcher = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:cancel_wait", kwlist,
+                                     &watcher, &error, &close_watcher))
+        return NULL;
+    if (watcher == Py_None)
+        Py_RETURN_NONE;
+    PyObject *cb = PyObject_GetAttrString(watcher, "callback");
+    if (cb == NULL)
+        return NULL;
+    int has_cb = cb != Py_None;
+    Py_DECREF(cb);
+    if (!has_cb) {
+        int c = PyObject_IsTrue(close_watcher);
+        if (c < 0)
+            return NULL;
+        if (c)
+            return PyObject_CallMethod(watcher, "close", NULL);
+        Py_RETURN_NONE;
+    }
+    PyObject *meth = PyObject_GetAttrString((PyObject *)self, "_cancel_wait");
+    if (meth == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallMethod(self->loop, "run_callback", "OOOO",
+                                      meth, watcher, error, close_watcher);
+    Py_DECREF(meth);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Hub__cancel_wait(HubObject *self, PyObject *args)
+{
+    PyObject *watcher, *error, *close_watcher;
+    if (!PyArg_ParseTuple(args, "OOO:_cancel_wait", &watcher, &error, &close_watcher))
+        return NULL;
+    PyObject *active = PyObject_GetAttrString(watcher, "active");
+    PyObject *cb = active ? PyObject_GetAttrString(watcher, "callback") : NULL;
+    int is_active = active ? PyObject_IsTrue(active) : -1;
+    Py_XDECREF(active);
+    if (cb == NULL || is_active < 0) {
+        Py_XDECREF(cb);
+        return NULL;
+    }
+    int c = PyObject_IsTrue(close_watcher);
+    if (c > 0) {
+        PyObject *r = PyObject_CallMethod(watcher, "close", NULL);
+        if (r == NULL) {
+            Py_DECREF(cb);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    PyObject *res = Py_NewRef(Py_None);
+    if (is_active && cb != Py_None) {
+        PyObject *target = NULL;
+        if (gevc_lookup_attr(cb, str___self__, &target) < 0) {
+            Py_DECREF(cb);
+            Py_DECREF(res);
+            return NULL;
+        }
+        if (target != NULL && target != Py_None) {
+            Py_DECREF(res);
+            res = PyObject_CallMethod(target, "throw", "O", error);
+        }
+        Py_XDECREF(target);
+    }
+    Py_DECREF(cb);
+    return res;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Hub: join, destroy                                                      */
+/* ---------------------------------------------------------------------- */
+
+static PyObject *
+Hub_join(HubObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"timeout", "event", NULL};
+    PyObject *timeout = Py_None, *event = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:join", kwlist, &timeout, &event))
+        return NULL;
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
+    int ok = cur && (PyObject *)cur == (PyObject *)parent;
+    Py_XDECREF(cur);
+    Py_XDECREF(parent);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!ok) {
+        PyErr_SetString(PyExc_AssertionError, "only possible from the MAIN greenlet");
+        return NULL;
+    }
+    if (PyGreenlet_STARTED((PyGreenlet *)self) && !PyGreenlet_ACTIVE((PyGreenlet *)self))
+        Py_RETURN_TRUE;  /* dead */
+    WaiterObject *waiter = waiter_create((PyObject *)self);
+    if (waiter == NULL)
+        return NULL;
+    PyObject *sw = PyObject_GetAttrString((PyObject *)waiter, "switch");
+    PyObject *timer = NULL, *res = NULL;
+    int linked = 0;
+    if (sw == NULL)
+        goto done;
+    if (event != Py_None) {
+        PyObject *r = PyObject_CallMethod(event, "rawlink", "O", sw);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+        linked = 1;
+    }
+    if (timeout != Py_None) {
+        timer = PyObject_CallMethod(self->loop, "timer", "O", timeout);
+        if (timer == NULL || PyObject_SetAttrString(timer, "ref", Py_False) < 0)
+            goto done;
+        PyObject *r = PyObject_CallMethod(timer, "start", "OO", sw, Py_None);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    PyObject *v = waiter_get_impl(waiter);
+    if (v != NULL) {
+        Py_DECREF(v);
+        res = Py_NewRef(Py_False);
+    }
+    else if (exc_matches_then_clear(LoopExit))
+        res = Py_NewRef(Py_True);
+done:
+    {
+        PyObject *t, *val, *tb;
+        PyErr_Fetch(&t, &val, &tb);
+        if (timer) {
+            PyObject *r = PyObject_CallMethod(timer, "close", NULL);
+            Py_XDECREF(r);
+        }
+        if (linked) {
+            PyObject *r = PyObject_CallMethod(event, "unlink", "O", sw);
+            Py_XDECREF(r);
+        }
+        PyErr_Clear();
+        PyErr_Restore(t, val, tb);
+    }
+    Py_XDECREF(timer);
+    Py_XDECREF(sw);
+    Py_DECREF(waiter);
+    return res;
+}
+
+static PyObject *
+Hub_destroy(HubObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"destroy_loop", NULL};
+    PyObject *destroy_loop_o = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:destroy", kwlist, &destroy_loop_o))
+        return NULL;
+    if (self->loop == NULL || self->loop == Py_None)
+        Py_RETURN_NONE;  /* already destroyed */
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    Py_DECREF(cur);
+    if ((PyObject *)cur == (PyObject *)self) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Hub.destroy() cannot be called from inside the hub "
+                        "(a callback); call it from another greenlet");
+        return NULL;
+    }
+    PyObject *loop = Py_NewRef(self->loop);
+    int destroy_loop;
+    if (destroy_loop_o == Py_None) {
+        PyObject *d = PyObject_GetAttrString(loop, "default");
+        destroy_loop = d ? !PyObject_IsTrue(d) : -1;
+        Py_XDECREF(d);
+    }
+    else
+        destroy_loop = PyObject_IsTrue(destroy_loop_o);
+    if (destroy_loop < 0)
+        goto error;
+    if (self->resolver && self->resolver != Py_None) {
+        PyObject *r = PyObject_CallMethod(self->resolver, "close", NULL);
+        if (r == NULL)
+            goto error;
+        Py_DECREF(r);
+    }
+    Py_CLEAR(self->resolver);
+    if (self->threadpool && self->threadpool != Py_None) {
+        PyObject *r = PyObject_CallMethod(self->threadpool, "kill", NULL);
+        if (r == NULL)
+            goto error;
+        Py_DECREF(r);
+    }
+    Py_CLEAR(self->threadpool);
+
+    if (PyGreenlet_ACTIVE((PyGreenlet *)self) || !PyGreenlet_STARTED((PyGreenlet *)self)) {
+        PyObject *exc = PyObject_CallFunction(HubDestroyed, "O", destroy_loop ? Py_True : Py_False);
+        if (exc == NULL)
+            goto error;
+        PyObject *r = PyGreenlet_Throw((PyGreenlet *)self, HubDestroyed, exc, NULL);
+        Py_DECREF(exc);
+        if (r != NULL)
+            Py_DECREF(r);
+        else if (PyErr_ExceptionMatches(LoopExit) || PyErr_ExceptionMatches(HubDestroyed)
+                 || PyErr_ExceptionMatches(PyExc_GreenletError))
+            PyErr_Clear();
+        else
+            goto error;
+    }
+    if (destroy_loop) {
+        PyObject *saved = get_saved_loop();
+        if (saved == NULL)
+            goto error;
+        int same = saved == loop;
+        Py_DECREF(saved);
+        if (same && PyObject_SetAttr(threadlocal, str_loop, Py_None) < 0)
+            goto error;
+        PyObject *r = PyObject_CallMethod(loop, "destroy", NULL);
+        if (r == NULL)
+            goto error;
+        Py_DECREF(r);
+    }
+    else if (PyObject_SetAttr(threadlocal, str_loop, loop) < 0)
+        goto error;
+    Py_CLEAR(self->loop);
+    self->loop = Py_NewRef(Py_None);
+    Py_DECREF(loop);
+    PyObject *h = PyObject_GetAttr(threadlocal, str_hub);
+    if (h == NULL)
+        return NULL;
+    int mine = h == (PyObject *)self;
+    Py_DECREF(h);
+    if (mine && PyObject_SetAttr(threadlocal, str_hub, Py_None) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(loop);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Hub: errors                                                             */
+/* ---------------------------------------------------------------------- */
+
+static int
+type_is_subclass_of_attr(PyObject *self, PyObject *type, const char *attr)
+{
+    PyObject *classes = PyObject_GetAttrString(self, attr);
+    if (classes == NULL)
+        return -1;
+    int r = PyObject_IsSubclass(type, classes);
+    Py_DECREF(classes);
+    return r;
+}
+
+/* value given as a str (or None for a class): build the instance */
+static PyObject *
+normalize_value(PyObject *type, PyObject *value)
+{
+    if (PyUnicode_Check(value) && PyType_Check(type))
+        return PyObject_CallOneArg(type, value);
+    return Py_NewRef(value);
+}
+
+static PyObject *
+Hub_handle_error(HubObject *self, PyObject *args)
+{
+    PyObject *context, *type, *value, *tb;
+    if (!PyArg_ParseTuple(args, "OOOO:handle_error", &context, &type, &value, &tb))
+        return NULL;
+    PyObject *t = NULL, *v = NULL, *b = NULL, *res = NULL;
+    if (type == Py_None && value == Py_None && tb == Py_None) {
+        PyErr_GetExcInfo(&t, &v, &b);
+        if (t == NULL)
+            Py_RETURN_NONE;  /* nothing to handle */
+        if (v == NULL)
+            v = Py_NewRef(Py_None);
+        if (b == NULL)
+            b = Py_NewRef(Py_None);
+    }
+    else {
+        t = Py_NewRef(type);
+        v = normalize_value(type, value);
+        b = Py_NewRef(tb);
+        if (v == NULL)
+            goto done;
+    }
+    if (!PyType_Check(t) && PyExceptionInstance_Check(v))
+        Py_SETREF(t, Py_NewRef((PyObject *)Py_TYPE(v)));
+    if (!PyType_Check(t)) {
+        PyErr_Format(PyExc_TypeError, "handle_error: type must be an exception class, not %R", t);
+        goto done;
+    }
+    if (is_hub_destroyed(t)) {
+        PyErr_Restore(Py_NewRef(t), Py_NewRef(v), b == Py_None ? NULL : Py_NewRef(b));
+        goto done;
+    }
+    int not_error = type_is_subclass_of_attr((PyObject *)self, t, "NOT_ERROR");
+    if (not_error < 0)
+        goto done;
+    if (!not_error) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "print_exception", "OOOO",
+                                          context, t, v, b);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    int system = context == Py_None ? 1 : type_is_subclass_of_attr((PyObject *)self, t, "SYSTEM_ERROR");
+    if (system < 0)
+        goto done;
+    if (system) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "handle_system_error", "OOO", t, v, b);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    res = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(b);
+    return res;
+}
+
+static int
+stream_write(PyObject *stream, PyObject *text)
+{
+    PyObject *r = PyObject_CallMethod(stream, "write", "O", text);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static PyObject *
+Hub_print_exception(HubObject *self, PyObject *args)
+{
+    PyObject *context, *type, *value, *tb;
+    if (!PyArg_ParseTuple(args, "OOOO:print_exception", &context, &type, &value, &tb))
+        return NULL;
+    PyObject *stream = Hub_get_exception_stream(self, NULL);
+    if (stream == NULL)
+        return NULL;
+    PyObject *res = NULL, *v = NULL, *ctx = NULL;
+    int truth = PyObject_IsTrue(stream);
+    if (truth <= 0) {
+        res = truth < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    v = normalize_value(type, value);
+    if (v == NULL)
+        goto done;
+    PyObject *name = PyObject_GetAttrString(type, "__name__");
+    if (name == NULL) {
+        PyErr_Clear();
+        name = PyUnicode_FromString("exception");
+        if (name == NULL)
+            goto done;
+    }
+    if (v == Py_None) {
+        PyObject *line = PyUnicode_FromFormat("%U\n", name);
+        int rc = line ? stream_write(stream, line) : -1;
+        Py_XDECREF(line);
+        if (rc < 0) {
+            Py_DECREF(name);
+            goto done;
+        }
+    }
+    else {
+        PyObject *tbmod = PyImport_ImportModule("traceback");
+        PyObject *pe = tbmod ? PyObject_GetAttrString(tbmod, "print_exception") : NULL;
+        Py_XDECREF(tbmod);
+        PyObject *pargs = pe ? PyTuple_Pack(3, type, v, tb) : NULL;
+        PyObject *kw = pargs ? Py_BuildValue("{s:O}", "file", stream) : NULL;
+        PyObject *r = kw ? PyObject_Call(pe, pargs, kw) : NULL;
+        Py_XDECREF(pe);
+        Py_XDECREF(pargs);
+        Py_XDECREF(kw);
+        if (r == NULL) {
+            Py_DECREF(name);
+            goto done;
+        }
+        Py_DECREF(r);
+    }
+    if (context != Py_None) {
+        if (PyUnicode_Check(context))
+            ctx = Py_NewRef(context);
+        else {
+            PyObject *fc = PyObject_GetAttrString((PyObject *)self, "format_context");
+            ctx = fc ? PyObject_CallOneArg(fc, context) : NULL;
+            Py_XDECREF(fc);
+            if (ctx == NULL) {
+                PyErr_Print();  /* shows why formatting failed */
+                ctx = PyObject_Repr(context);
+            }
+            else if (!PyUnicode_Check(ctx))
+                Py_SETREF(ctx, PyObject_Str(ctx));
+        }
+        PyObject *line = ctx ? PyUnicode_FromFormat("%U failed with %U\n\n", ctx, name) : NULL;
+        int rc = line ? stream_write(stream, line) : -1;
+        Py_XDECREF(line);
+        if (rc < 0) {
+            Py_DECREF(name);
+            goto done;
+        }
+    }
+    Py_DECREF(name);
+    res = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(ctx);
+    Py_XDECREF(v);
+    Py_DECREF(stream);
+    return res;
+}
+
+static PyObject *
+Hub_handle_system_error(HubObject *self, PyObject *args)
+{
+    PyObject *type, *value, *tb = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O:handle_system_error", &type, &value, &tb))
+        return NULL;
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
+    if (parent == NULL) {
+        Py_DECREF(cur);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "the hub has no parent greenlet");
+        return NULL;
+    }
+    PyObject *res = NULL, *cb = NULL;
+    int direct = (PyObject *)cur == (PyObject *)self || cur == parent
+                 || self->loop == NULL || self->loop == Py_None;
+    if (!direct) {
+        /* resume the calling greenlet later, if the program survives */
+        PyObject *sw = PyObject_GetAttrString((PyObject *)cur, "switch");
+        cb = sw ? PyObject_CallMethod(self->loop, "run_callback", "O", sw) : NULL;
+        Py_XDECREF(sw);
+        if (cb == NULL)
+            goto done;
+    }
+    res = PyGreenlet_Throw(parent, type, value, tb == Py_None ? NULL : tb);
+    if (cb) {
+        PyObject *t, *v, *b;
+        PyErr_Fetch(&t, &v, &b);
+        PyObject *r = PyObject_CallMethod(cb, "stop", NULL);
+        Py_XDECREF(r);
+        PyErr_Clear();
+        PyErr_Restore(t, v, b);
+    }
+    if (res) {
+        Py_DECREF(res);
+        res = Py_NewRef(Py_None);
+    }
+done:
+    Py_XDECREF(cb);
+    Py_DECREF(cur);
+    Py_DECREF(parent);
+    return res;
+}
+
+static PyMethodDef Hub_methods[] = {
+    {"switch", (PyCFunction)Hub_switch, METH_NOARGS,
+     "Call the current greenlet's switch_out() if any, then switch into the hub."},
+    {"switch_out", (PyCFunction)Hub_switch_out, METH_NOARGS,
+     "Raises BlockingSwitchOutError: blocking calls are not allowed in the hub."},
+    {"run", (PyCFunction)Hub_run, METH_NOARGS,
+     "The hub greenlet's body: run the loop; throw LoopExit into the parent "
+     "when nothing is left to run."},
+    {"wait", (PyCFunction)Hub_wait, METH_O,
+     "wait(watcher): start watcher and block the current greenlet until it fires."},
+    {"cancel_wait", (PyCFunction)(void (*)(void))Hub_cancel_wait, METH_VARARGS | METH_KEYWORDS,
+     "cancel_wait(watcher, error, close_watcher=False): raise error in the "
+     "greenlet waiting on watcher."},
+    {"_cancel_wait", (PyCFunction)Hub__cancel_wait, METH_VARARGS, NULL},
+    {"join", (PyCFunction)(void (*)(void))Hub_join, METH_VARARGS | METH_KEYWORDS,
+     "join(timeout=None, event=None) -> bool: wait for the loop to run out of "
+     "work (True), or for the timeout or the event (False)."},
+    {"destroy", (PyCFunction)(void (*)(void))Hub_destroy, METH_VARARGS | METH_KEYWORDS,
+     "destroy(destroy_loop=None): unwind the hub; destroy or keep its loop."},
+    {"handle_error", (PyCFunction)Hub_handle_error, METH_VARARGS,
+     "handle_error(context, type, value, tb): print, and raise system errors "
+     "in the parent."},
+    {"print_exception", (PyCFunction)Hub_print_exception, METH_VARARGS, NULL},
+    {"handle_system_error", (PyCFunction)Hub_handle_system_error, METH_VARARGS, NULL},
+    {NULL}
+};
+
+static PyMemberDef Hub_members[] = {
+    {"loop", T_OBJECT, offsetof(HubObject, loop), 0, "The hub's event loop; None after destroy()."},
+    {"_resolver", T_OBJECT, offsetof(HubObject, resolver), 0, NULL},
+    {"_threadpool", T_OBJECT, offsetof(HubObject, threadpool), 0, NULL},
+    {NULL}
+};
+
+static PyGetSetDef Hub_getset[] = {
+    {"main_hub", (getter)Hub_get_main_hub, NULL, "True for the main thread's hub."},
+    {"exception_stream", (getter)Hub_get_exception_stream, (setter)Hub_set_exception_stream,
+     "Where errors are printed: sys.stderr (read each time) until assigned."},
+    {"resolver", (getter)Hub_get_resolver, (setter)Hub_set_resolver, NULL},
+    {"threadpool", (getter)Hub_get_threadpool, (setter)Hub_set_threadpool, NULL},
+    {NULL}
+};
+
+static PyType_Slot Hub_slots[] = {
+    {Py_tp_doc, "Hub(loop=None, default=None)\n\nA greenlet that runs the event loop."},
+    {Py_tp_init, Hub_init},
+    {Py_tp_dealloc, Hub_dealloc},
+    {Py_tp_traverse, Hub_traverse},
+    {Py_tp_clear, Hub_tp_clear},
+    {Py_tp_repr, Hub_repr},
+    {Py_tp_methods, Hub_methods},
+    {Py_tp_members, Hub_members},
+    {Py_tp_getset, Hub_getset},
+    {0, NULL}
+};
+
+static PyType_Spec Hub_spec = {
+    .name = "gevent_c.hub.Hub",
+    .basicsize = sizeof(HubObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Hub_slots,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Module functions: sleep, spawn_raw, kill                                */
+/* ---------------------------------------------------------------------- */
+
+static PyObject *
+hub_loop_of(PyObject *hub)
+{
+    if (IS_HUB(hub)) {
+        PyObject *loop = ((HubObject *)hub)->loop;
+        if (loop == NULL || loop == Py_None) {
+            PyErr_SetString(PyExc_ValueError, "the hub was destroyed");
+            return NULL;
+        }
+        return Py_NewRef(loop);
+    }
+    return PyObject_GetAttr(hub, str_loop);
+}
+
+static PyObject *
+mod_sleep(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"seconds", "ref", NULL};
+    PyObject *seconds = NULL, *ref = Py_True;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:sleep", kwlist, &seconds, &ref))
+        return NULL;
+    double secs = 0;
+    if (seconds) {
+        if (!PyFloat_Check(seconds) && !PyLong_Check(seconds)) {
+            PyErr_Format(PyExc_TypeError, "sleep() seconds must be a number, not %.200s",
+                         Py_TYPE(seconds)->tp_name);
+            return NULL;
+        }
+        secs = PyFloat_AsDouble(seconds);
+        if (secs == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *hub = get_hub_impl();
+    if (hub == NULL)
+        return NULL;
+    PyObject *loop = hub_loop_of(hub);
+    PyObject *res = NULL;
+    if (loop == NULL)
+        goto done;
+    if (!(secs > 0)) {
+        WaiterObject *waiter = waiter_create(hub);
+        if (waiter == NULL)
+            goto done;
+        CallbackObject *cb = NULL;
+        if (IS_LOOP(loop))
+            cb = loop_queue_callback((LoopObject *)loop, (PyObject *)waiter, NULL, CB_WAITER_SWITCH);
+        else {
+            PyObject *sw = PyObject_GetAttrString((PyObject *)waiter, "switch");
+            cb = sw ? (CallbackObject *)PyObject_CallMethod(loop, "run_callback", "OO", sw, Py_None)
+                    : NULL;
+            Py_XDECREF(sw);
+        }
+        if (cb != NULL) {
+            Py_DECREF(cb);
+            res = waiter_get_impl(waiter);
+        }
+        Py_DECREF(waiter);
+    }
+    else {
+        PyObject *kw = Py_BuildValue("{s:O}", "ref", ref);
+        PyObject *targs = PyTuple_Pack(1, seconds);
+        PyObject *factory = PyObject_GetAttrString(loop, "timer");
+        PyObject *timer = (kw && targs && factory) ? PyObject_Call(factory, targs, kw) : NULL;
+        Py_XDECREF(kw);
+        Py_XDECREF(targs);
+        Py_XDECREF(factory);
+        if (timer != NULL) {
+            res = hub_wait_impl(hub, timer);
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            if (PyObject_TypeCheck(timer, &WatcherType))
+                watcher_close_impl((WatcherObject *)timer);
+            else {
+                PyObject *r = PyObject_CallMethod(timer, "close", NULL);
+                Py_XDECREF(r);
+                PyErr_Clear();
+            }
+            PyErr_Restore(t, v, tb);
+            Py_DECREF(timer);
+        }
+    }
+    if (res) {
+        Py_DECREF(res);
+        res = Py_NewRef(Py_None);
+    }
+done:
+    Py_XDECREF(loop);
+    Py_DECREF(hub);
+    return res;
+}
+
+static PyObject *
+mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "spawn_raw() missing required argument 'function'");
+        return NULL;
+    }
+    PyObject *function = PyTuple_GET_ITEM(args, 0);
+    if (!PyCallable_Check(function)) {
+        PyErr_SetString(PyExc_TypeError, "function must be callable");
+        return NULL;
+    }
+    PyObject *hub = get_hub_impl();
+    if (hub == NULL)
+        return NULL;
+    PyObject *loop = hub_loop_of(hub);
+    PyObject *rest = loop ? PyTuple_GetSlice(args, 1, n) : NULL;
+    PyObject *run = NULL, *g = NULL, *cb = NULL;
+    if (rest == NULL)
+        goto done;
+    if (kwds && PyDict_GET_SIZE(kwds)) {
+        /* greenlet.switch cannot pass kwargs to run on the first switch
+         * together with the loop's callback: bind them in a partial */
+        PyObject *functools = PyImport_ImportModule("functools");
+        PyObject *partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
+        Py_XDECREF(functools);
+        run = partial ? PyObject_Call(partial, args, kwds) : NULL;
+        Py_XDECREF(partial);
+        Py_SETREF(rest, PyTuple_New(0));
+        if (run == NULL || rest == NULL)
+            goto done;
+    }
+    else
+        run = Py_NewRef(function);
+    if (!PyGreenlet_Check(hub)) {
+        PyErr_SetString(PyExc_TypeError, "the current hub is not a greenlet");
+        goto done;
+    }
+    g = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)hub);
+    if (g == NULL)
+        goto done;
+    if (PyObject_SetAttr(g, str_loop, loop) < 0)
+        goto done;
+    if (IS_LOOP(loop))
+        cb = (PyObject *)loop_queue_callback((LoopObject *)loop, g, rest, CB_GREENLET_SWITCH);
+    else {
+        PyObject *sw = PyObject_GetAttrString(g, "switch");
+        PyObject *head = sw ? PyTuple_Pack(1, sw) : NULL;
+        PyObject *full = head ? PySequence_Concat(head, rest) : NULL;
+        PyObject *rc = full ? PyObject_GetAttrString(loop, "run_callback") : NULL;
+        cb = rc ? PyObject_Call(rc, full, NULL) : NULL;
+        Py_XDECREF(rc);
+        Py_XDECREF(sw);
+        Py_XDECREF(head);
+        Py_XDECREF(full);
+    }
+    if (cb == NULL)
+        Py_CLEAR(g);
+done:
+    Py_XDECREF(cb);
+    Py_XDECREF(run);
+    Py_XDECREF(rest);
+    Py_XDECREF(loop);
+    Py_DECREF(hub);
+    return g;
+}
+
+static PyObject *
+mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"greenlet", "exception", NULL};
+    PyObject *greenlet, *exception = PyExc_GreenletExit;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:kill", kwlist, &greenlet, &exception))
+        return NULL;
+    PyObject *dead = PyObject_GetAttrString(greenlet, "dead");
+    if (dead == NULL)
+        return NULL;
+    int is_dead = PyObject_IsTrue(dead);
+    Py_DECREF(dead);
+    if (is_dead < 0)
+        return NULL;
+    if (is_dead)
+        Py_RETURN_NONE;
+    PyObject *kill = NULL;
+    if (gevc_lookup_attr(greenlet, str_kill, &kill) < 0)
+        return NULL;
+    if (kill != NULL) {
+        /* a gevent-style Greenlet: let it kill itself */
+        PyObject *kw = Py_BuildValue("{s:O,s:O}", "exception", exception, "block", Py_False);
+        PyObject *noargs = PyTuple_New(0);
+        PyObject *r = (kw && noargs) ? PyObject_Call(kill, noargs, kw) : NULL;
+        Py_XDECREF(kw);
+        Py_XDECREF(noargs);
+        Py_DECREF(kill);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
+    PyObject *hub = get_hub_impl();
+    PyObject *loop = hub ? hub_loop_of(hub) : NULL;
+    PyObject *throw = loop ? PyObject_GetAttrString(greenlet, "throw") : NULL;
+    PyObject *cb = throw ? PyObject_CallMethod(loop, "run_callback", "OO", throw, exception) : NULL;
+    Py_XDECREF(throw);
+    Py_XDECREF(loop);
+    Py_XDECREF(hub);
+    if (cb == NULL)
+        return NULL;
+    Py_DECREF(cb);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_getcurrent(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return (PyObject *)PyGreenlet_GetCurrent();
+}
+
+static PyObject *
+mod_get_version(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromFormat("libuv-%s", uv_version_string());
+}
+
+static PyObject *
+mod_get_header_version(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromFormat("libuv-%d.%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR,
+                                UV_VERSION_PATCH);
+}
+
+static PyMethodDef module_methods[] = {
+    {"get_hub", (PyCFunction)(void (*)(void))mod_get_hub, METH_VARARGS | METH_KEYWORDS,
+     "get_hub(*args, **kwargs): this thread's hub, created (with the arguments) if needed."},
+    {"_get_hub", (PyCFunction)mod_get_hub_if_exists, METH_NOARGS,
+     "This thread's hub, or None.  Never creates one."},
+    {"get_hub_if_exists", (PyCFunction)mod_get_hub_if_exists, METH_NOARGS,
+     "This thread's hub, or None.  Never creates one."},
+    {"get_hub_class", (PyCFunction)mod_get_hub_class, METH_NOARGS,
+     "The hub type for this thread (_threadlocal.Hub, default Hub)."},
+    {"set_hub", (PyCFunction)mod_set_hub, METH_O, "set_hub(hub): store this thread's hub."},
+    {"sleep", (PyCFunction)(void (*)(void))mod_sleep, METH_VARARGS | METH_KEYWORDS,
+     "sleep(seconds=0, ref=True): block the current greenlet; seconds <= 0 only yields."},
+    {"spawn_raw", (PyCFunction)(void (*)(void))mod_spawn_raw, METH_VARARGS | METH_KEYWORDS,
+     "spawn_raw(function, *args, **kwargs): a raw greenlet (parent: the hub) "
+     "started at the hub's next callback pass."},
+    {"kill", (PyCFunction)(void (*)(void))mod_kill, METH_VARARGS | METH_KEYWORDS,
+     "kill(greenlet, exception=GreenletExit): raise exception in greenlet, asynchronously."},
+    {"getcurrent", (PyCFunction)mod_getcurrent, METH_NOARGS, NULL},
+    {"get_version", (PyCFunction)mod_get_version, METH_NOARGS, "The runtime libuv version."},
+    {"get_header_version", (PyCFunction)mod_get_header_version, METH_NOARGS,
+     "The libuv version gevent_c was compiled against."},
+    {NULL}
+};
+
+static struct PyModuleDef hubmodule = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gevent_c._hub",
+    .m_doc = "C core of gevent_c: Hub, Waiter, the libuv loop and its watchers.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static PyObject *
+import_attr(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL)
+        return NULL;
+    PyObject *r = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return r;
+}
+
+#define INTERN(var, text) do { if (!((var) = PyUnicode_InternFromString(text))) return NULL; } while (0)
+
+PyMODINIT_FUNC
+PyInit__hub(void)
+{
+    PyGreenlet_Import();
+    if (_PyGreenlet_API == NULL)
+        return NULL;
+    if (PyGreenlet_Type.tp_basicsize != (Py_ssize_t)sizeof(PyGreenlet)) {
+        PyErr_Format(PyExc_ImportError,
+                     "greenlet.greenlet size changed (%zd, compiled against %zd): "
+                     "rebuild gevent_c against the installed greenlet",
+                     PyGreenlet_Type.tp_basicsize, (Py_ssize_t)sizeof(PyGreenlet));
+        return NULL;
+    }
+    INTERN(str_switch_out, "switch_out");
+    INTERN(str_hub, "hub");
+    INTERN(str_Hub, "Hub");
+    INTERN(str_loop, "loop");
+    INTERN(str_run, "run");
+    INTERN(str___self__, "__self__");
+    INTERN(str_kill, "kill");
+    INTERN(str_handle_error, "handle_error");
+
+    if (!(threadlocal = import_attr("gevent_c._hub_local", "_threadlocal")))
+        return NULL;
+    if (!(config_import = import_attr("gevent_c._config", "_import")))
+        return NULL;
+    if (!(LoopExit = import_attr("gevent_c.exceptions", "LoopExit"))
+        || !(BlockingSwitchOutError = import_attr("gevent_c.exceptions", "BlockingSwitchOutError"))
+        || !(InvalidSwitchError = import_attr("gevent_c.exceptions", "InvalidSwitchError"))
+        || !(ConcurrentObjectUseError = import_attr("gevent_c.exceptions", "ConcurrentObjectUseError"))
+        || !(HubDestroyed = import_attr("gevent_c.exceptions", "HubDestroyed")))
+        return NULL;
+
+    if (PyType_Ready(&CallbackType) < 0 || PyType_Ready(&LoopType) < 0
+        || PyType_Ready(&WatcherType) < 0 || PyType_Ready(&TimerType) < 0
+        || PyType_Ready(&WaiterType) < 0)
+        return NULL;
+    PyObject *bases = PyTuple_Pack(1, (PyObject *)&PyGreenlet_Type);
+    if (bases == NULL)
+        return NULL;
+    HubType = (PyTypeObject *)PyType_FromSpecWithBases(&Hub_spec, bases);
+    Py_DECREF(bases);
+    if (HubType == NULL)
+        return NULL;
+
+    PyObject *configure = import_attr("gevent_c._config", "_configure_hub");
+    PyObject *r = configure ? PyObject_CallOneArg(configure, (PyObject *)HubType) : NULL;
+    Py_XDECREF(configure);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+
+    PyObject *m = PyModule_Create(&hubmodule);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Hub", (PyObject *)HubType) < 0
+        || PyModule_AddObjectRef(m, "Waiter", (PyObject *)&WaiterType) < 0
+        || PyModule_AddObjectRef(m, "loop", (PyObject *)&LoopType) < 0
+        || PyModule_AddObjectRef(m, "callback", (PyObject *)&CallbackType) < 0
+        || PyModule_AddObjectRef(m, "watcher", (PyObject *)&WatcherType) < 0
+        || PyModule_AddObjectRef(m, "timer", (PyObject *)&TimerType) < 0
+        || PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
+        || PyModule_AddIntConstant(m, "WRITE", UV_WRITABLE) < 0
+        || PyModule_AddIntConstant(m, "READWRITE", UV_READABLE | UV_WRITABLE) < 0
+        || PyModule_AddIntConstant(m, "MAXPRI", GEVC_MAXPRI) < 0
+        || PyModule_AddIntConstant(m, "MINPRI", GEVC_MINPRI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

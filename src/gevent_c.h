@@ -1,0 +1,131 @@
+/*
+ * gevent_c.h -- the one internal header of gevent_c.
+ *
+ * The extension is a unity build: _hub.c #includes every other .c file of
+ * src/, so all functions can be static and greenlet's C API table (which
+ * greenlet.h declares static, one per translation unit) is imported once.
+ *
+ * Ownership rules (see docs/design.md for the full map):
+ *   - A loop owns its queued callbacks (one reference each) and the events
+ *     recorded by libuv's C callbacks until they are dispatched.
+ *   - A watcher owns a strong reference to its loop, and to itself while it
+ *     is active (self_ref).  Its libuv handle is malloc'd apart from the
+ *     Python object and freed only in the close callback.
+ *   - handle->data points (borrowed) at the watcher; it is NULLed before the
+ *     handle is closed, so libuv never calls back into a dead object.
+ */
+#ifndef GEVENT_C_H
+#define GEVENT_C_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <uv.h>
+#include "greenlet.h"
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define gevc_lookup_attr(obj, name, result) PyObject_GetOptionalAttr(obj, name, result)
+#else
+#define gevc_lookup_attr(obj, name, result) _PyObject_LookupAttr(obj, name, result)
+#endif
+
+typedef struct LoopObject LoopObject;
+typedef struct WatcherObject WatcherObject;
+typedef struct CallbackObject CallbackObject;
+
+/* ---- callback (loop.run_callback) ------------------------------------ */
+
+enum { CB_PENDING = 0, CB_RUNNING = 1, CB_DONE = 2 };
+enum { CB_CALL = 0, CB_WAITER_SWITCH = 1, CB_GREENLET_SWITCH = 2 };
+
+struct CallbackObject {
+    PyObject_HEAD
+    PyObject *callback;        /* NULL once stopped or run */
+    PyObject *args;            /* tuple, NULL once stopped or run */
+    CallbackObject *next;      /* intrusive FIFO link while queued */
+    LoopObject *loop;          /* borrowed, non-NULL only while pending */
+    int state;
+    int kind;                  /* CB_*_SWITCH: callback is a Waiter/greenlet */
+};
+
+/* ---- loop ------------------------------------------------------------ */
+
+struct LoopObject {
+    PyObject_HEAD
+    uv_loop_t *uv;             /* NULL once destroyed */
+    int is_default;
+    PyObject *error_handler;
+    /* run_callback FIFO: the loop owns one reference per queued callback */
+    CallbackObject *cb_head, *cb_tail;
+    Py_ssize_t ncallbacks;     /* queued and not stopped */
+    /* events recorded by libuv C callbacks, dispatched after uv_run */
+    WatcherObject **pend;
+    Py_ssize_t npend, pend_cap, pend_pos;
+    Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
+    Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
+    Py_ssize_t depth;
+    unsigned long iteration;
+    int break_flag;
+    /* wake-up fd for Python signal handlers (main thread's default loop) */
+    uv_poll_t *sig_poll;
+    int sig_fds[2];
+    PyObject *weakreflist;
+};
+
+/* ---- watchers -------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    /* (re)arm the native handle; 0 or a libuv error (negative) */
+    int (*native_start)(WatcherObject *w);
+    void (*native_stop)(WatcherObject *w);
+    /* repr details after the type name, may be NULL */
+    PyObject *(*details)(WatcherObject *w);
+    /* called before the callback runs; a one-shot timer deactivates here */
+    void (*fired)(WatcherObject *w);
+    int stop_on_error;         /* io: a failing callback stops the watcher */
+} WatcherOps;
+
+struct WatcherObject {
+    PyObject_HEAD
+    LoopObject *loop;          /* strong; NULL after close */
+    uv_handle_t *handle;       /* malloc'd; NULL after close or loop destroy */
+    const WatcherOps *ops;
+    PyObject *callback;
+    PyObject *args;
+    PyObject *weakreflist;
+    int priority;
+    unsigned active : 1;
+    unsigned pending : 1;
+    unsigned ref : 1;
+    unsigned self_ref : 1;     /* we hold a reference to ourselves */
+    unsigned closed : 1;
+    unsigned oneshot_fired : 1;
+};
+
+typedef struct {
+    WatcherObject base;
+    double after;
+    double repeat;
+} TimerObject;
+
+/* ---- Waiter / Hub ---------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *hub;
+    PyObject *greenlet;        /* the greenlet blocked in get(), or NULL */
+    PyObject *value;
+    PyObject *exc_info;        /* tuple of throw() args, or NULL */
+    int has_result;
+} WaiterObject;
+
+typedef struct {
+    PyGreenlet base;
+    PyObject *loop;
+    PyObject *resolver;
+    PyObject *threadpool;
+    PyObject *exception_stream;  /* NULL: sys.stderr at the time of reading */
+} HubObject;
+
+#endif /* GEVENT_C_H */

@@ -1,0 +1,1185 @@
+/*
+ * loop_uv.c -- gevent_c.core.loop on libuv, the run_callback queue and the
+ * callback object.  Included by _hub.c (unity build).
+ *
+ * Flow of one loop iteration (loop_run_impl):
+ *   1. run queued callbacks in FIFO order, time-boxed by the switch interval;
+ *   2. uv_run(NOWAIT) if callbacks are still queued, else uv_run(ONCE),
+ *      with the GIL released only when that can block;
+ *   3. libuv's C callbacks only append the watcher to loop->pend;
+ *   4. after uv_run returns, the recorded watchers are dispatched to Python.
+ */
+#include "gevent_c.h"
+#include <math.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static PyTypeObject LoopType;
+static PyTypeObject CallbackType;
+static PyTypeObject WatcherType;
+static LoopObject *default_loop_obj = NULL;   /* borrowed */
+
+static PyObject *str_handle_error = NULL;   /* interned in module init */
+
+/* One place maps libuv error codes to Python exceptions. */
+static PyObject *
+gevc_uv_error(int err)
+{
+    PyObject *exc_type = PyExc_OSError;
+    if (err == UV_EINVAL)
+        exc_type = PyExc_ValueError;
+    else if (err == UV_ENOMEM) {
+        return PyErr_NoMemory();
+    }
+    /* OSError(errno, strerror) maps errno to the right subclass */
+    PyObject *v = Py_BuildValue("(is)", -err, uv_strerror(err));
+    if (v) {
+        PyErr_SetObject(exc_type, v);
+        Py_DECREF(v);
+    }
+    return NULL;
+}
+
+static int
+loop_check_alive(LoopObject *self)
+{
+    if (self->uv == NULL) {
+        PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Recording events from libuv (no Python, maybe no GIL)                   */
+/* ---------------------------------------------------------------------- */
+
+static void
+loop_record(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (w->pending || loop == NULL)
+        return;
+    if (loop->npend == loop->pend_cap) {
+        Py_ssize_t cap = loop->pend_cap ? loop->pend_cap * 2 : 64;
+        WatcherObject **p = realloc(loop->pend, (size_t)cap * sizeof(*p));
+        if (p == NULL)
+            return;  /* the event is lost; level-triggered sources re-fire */
+        loop->pend = p;
+        loop->pend_cap = cap;
+    }
+    w->pending = 1;
+    loop->pend[loop->npend++] = w;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Error handling                                                          */
+/* ---------------------------------------------------------------------- */
+
+static int is_hub_destroyed(PyObject *type);
+
+/* Report the current exception through loop.error_handler.  Returns -1
+ * (with the exception set) only when the exception must keep unwinding the
+ * loop: HubDestroyed. */
+static int
+loop_handle_error(LoopObject *self, PyObject *context)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL)
+        return 0;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    if (is_hub_destroyed(t)) {
+        PyErr_Restore(t, v, tb);
+        return -1;
+    }
+    PyObject *handler = self->error_handler;
+    PyObject *res = NULL;
+    if (context == NULL)
+        context = Py_None;
+    if (handler == NULL || handler == Py_None) {
+        /* default: print and make the current run() return */
+        PyErr_Display(t, v ? v : Py_None, tb);
+        self->break_flag = 1;
+        Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+        return 0;
+    }
+    Py_INCREF(handler);
+    PyObject *meth = NULL;
+    if (gevc_lookup_attr(handler, str_handle_error, &meth) < 0) {
+        PyErr_Clear();
+        meth = NULL;
+    }
+    if (meth == NULL && PyCallable_Check(handler))
+        meth = Py_NewRef(handler);
+    if (meth != NULL) {
+        res = PyObject_CallFunctionObjArgs(meth, context, t, v ? v : Py_None,
+                                           tb ? tb : Py_None, NULL);
+        Py_DECREF(meth);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "error_handler %R has no handle_error and is not callable",
+                     handler);
+    }
+    Py_DECREF(handler);
+    Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+    if (res != NULL) {
+        Py_DECREF(res);
+        return 0;
+    }
+    /* The handler itself failed. */
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (is_hub_destroyed(t2)) {
+        PyErr_Restore(t2, v2, tb2);
+        return -1;
+    }
+    PySys_WriteStderr("Exception while handling another error:\n");
+    PyErr_Display(t2, v2 ? v2 : Py_None, tb2);
+    Py_XDECREF(t2); Py_XDECREF(v2); Py_XDECREF(tb2);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* callback object                                                         */
+/* ---------------------------------------------------------------------- */
+
+static void
+callback_clear_fields(CallbackObject *self)
+{
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->args);
+}
+
+static PyObject *
+callback_stop(CallbackObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->state == CB_PENDING && self->callback != NULL) {
+        if (self->loop)
+            self->loop->ncallbacks--;
+        self->loop = NULL;
+        self->state = CB_DONE;
+        callback_clear_fields(self);
+    }
+    else if (self->state == CB_RUNNING) {
+        /* stopping a running callback only drops what it will not need */
+        self->loop = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+callback_bool(CallbackObject *self)
+{
+    return self->state != CB_DONE;
+}
+
+static PyObject *
+callback_get_pending(CallbackObject *self, void *c)
+{
+    return PyBool_FromLong(self->state == CB_PENDING && self->callback != NULL);
+}
+
+static PyObject *
+callback_get_callback(CallbackObject *self, void *c)
+{
+    if (self->callback == NULL || self->state == CB_DONE)
+        Py_RETURN_NONE;
+    if (self->kind != CB_CALL)
+        return PyObject_GetAttrString(self->callback, "switch");
+    return Py_NewRef(self->callback);
+}
+
+static PyObject *
+callback_get_args(CallbackObject *self, void *c)
+{
+    if (self->state == CB_DONE)
+        Py_RETURN_NONE;
+    if (self->args == NULL)
+        return PyTuple_New(0);
+    return Py_NewRef(self->args);
+}
+
+static PyObject *
+callback_repr(CallbackObject *self)
+{
+    PyObject *args = callback_get_args(self, NULL);
+    if (args == NULL)
+        return NULL;
+    PyObject *res;
+    if (self->state == CB_DONE)
+        res = PyUnicode_FromFormat("<callback at %p stopped>", self);
+    else if (self->state == CB_RUNNING)
+        res = PyUnicode_FromFormat("<callback at %p args=%R>", self, args);
+    else {
+        PyObject *cb = callback_get_callback(self, NULL);
+        res = cb ? PyUnicode_FromFormat("<callback at %p pending callback=%R args=%R>",
+                                        self, cb, args) : NULL;
+        Py_XDECREF(cb);
+    }
+    Py_DECREF(args);
+    return res;
+}
+
+static int
+callback_traverse(CallbackObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->callback);
+    Py_VISIT(self->args);
+    return 0;
+}
+
+static int
+callback_tp_clear(CallbackObject *self)
+{
+    if (self->state == CB_PENDING && self->callback && self->loop)
+        self->loop->ncallbacks--;
+    self->loop = NULL;
+    self->state = CB_DONE;
+    callback_clear_fields(self);
+    return 0;
+}
+
+static void
+callback_dealloc(CallbackObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    callback_clear_fields(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef callback_methods[] = {
+    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet."},
+    {"close", (PyCFunction)callback_stop, METH_NOARGS, "Alias of stop()."},
+    {NULL}
+};
+
+static PyGetSetDef callback_getset[] = {
+    {"pending", (getter)callback_get_pending, NULL, "True until the callback runs or is stopped."},
+    {"callback", (getter)callback_get_callback, NULL, NULL},
+    {"args", (getter)callback_get_args, NULL, NULL},
+    {NULL}
+};
+
+static PyNumberMethods callback_as_number = {
+    .nb_bool = (inquiry)callback_bool,
+};
+
+static PyTypeObject CallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c.core.callback",
+    .tp_basicsize = sizeof(CallbackObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A function queued with loop.run_callback().",
+    .tp_dealloc = (destructor)callback_dealloc,
+    .tp_traverse = (traverseproc)callback_traverse,
+    .tp_clear = (inquiry)callback_tp_clear,
+    .tp_repr = (reprfunc)callback_repr,
+    .tp_as_number = &callback_as_number,
+    .tp_methods = callback_methods,
+    .tp_getset = callback_getset,
+};
+
+/* Queue a callback; steals nothing.  kind CB_WAITER_SWITCH calls
+ * waiter_switch_impl(callback, None) without building a bound method. */
+static CallbackObject *
+loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int kind)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    CallbackObject *cb = PyObject_GC_New(CallbackObject, &CallbackType);
+    if (cb == NULL)
+        return NULL;
+    cb->callback = Py_NewRef(callback);
+    cb->args = args ? Py_NewRef(args) : NULL;
+    cb->next = NULL;
+    cb->loop = self;
+    cb->state = CB_PENDING;
+    cb->kind = kind;
+    PyObject_GC_Track(cb);
+    /* the queue's reference */
+    Py_INCREF(cb);
+    if (self->cb_tail)
+        self->cb_tail->next = cb;
+    else
+        self->cb_head = cb;
+    self->cb_tail = cb;
+    self->ncallbacks++;
+    return cb;
+}
+
+static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
+
+/* Run queued callbacks (including those they queue) until the queue is
+ * empty or a switch interval has passed.  -1 only for HubDestroyed. */
+static int
+loop_run_callbacks(LoopObject *self)
+{
+    uint64_t start = 0;
+    unsigned count = 0;
+    while (self->cb_head != NULL) {
+        CallbackObject *cb = self->cb_head;
+        self->cb_head = cb->next;
+        if (self->cb_head == NULL)
+            self->cb_tail = NULL;
+        cb->next = NULL;
+        if (cb->callback == NULL || cb->state != CB_PENDING) {
+            Py_DECREF(cb);  /* stopped while queued */
+            continue;
+        }
+        self->ncallbacks--;
+        cb->loop = NULL;
+        cb->state = CB_RUNNING;
+        PyObject *callback = Py_NewRef(cb->callback);
+        PyObject *args = cb->args ? Py_NewRef(cb->args) : NULL;
+        PyObject *res;
+        if (cb->kind == CB_WAITER_SWITCH)
+            res = waiter_switch_impl(callback, Py_None);
+        else if (cb->kind == CB_GREENLET_SWITCH)
+            res = PyGreenlet_Switch((PyGreenlet *)callback, args, NULL);
+        else if (args)
+            res = PyObject_Call(callback, args, NULL);
+        else
+            res = PyObject_CallNoArgs(callback);
+        Py_DECREF(callback);
+        Py_XDECREF(args);
+        int rc = 0;
+        if (res == NULL)
+            rc = loop_handle_error(self, (PyObject *)cb);
+        else
+            Py_DECREF(res);
+        cb->state = CB_DONE;
+        callback_clear_fields(cb);
+        Py_DECREF(cb);
+        if (rc < 0)
+            return -1;
+        if ((++count & 63) == 0) {
+            uint64_t now = uv_hrtime();
+            if (start == 0)
+                start = now;
+            else {
+                double interval = 0.005;
+                PyObject *sw = PySys_GetObject("getswitchinterval");
+                if (sw) {
+                    PyObject *r = PyObject_CallNoArgs(sw);
+                    if (r) {
+                        interval = PyFloat_AsDouble(r);
+                        Py_DECREF(r);
+                    }
+                    PyErr_Clear();
+                }
+                if ((double)(now - start) / 1e9 >= interval)
+                    break;
+            }
+        }
+    }
+    return 0;
+}
+
+static void
+loop_drop_callbacks(LoopObject *self)
+{
+    while (self->cb_head) {
+        CallbackObject *cb = self->cb_head;
+        self->cb_head = cb->next;
+        cb->next = NULL;
+        if (cb->state == CB_PENDING) {
+            cb->state = CB_DONE;
+            cb->loop = NULL;
+            callback_clear_fields(cb);
+        }
+        Py_DECREF(cb);
+    }
+    self->cb_tail = NULL;
+    self->ncallbacks = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dispatching recorded watcher events                                     */
+/* ---------------------------------------------------------------------- */
+
+static int watcher_dispatch(WatcherObject *w);
+
+static void
+loop_drop_pending(LoopObject *self, int owned)
+{
+    for (Py_ssize_t i = self->pend_pos; i < self->npend; i++) {
+        WatcherObject *w = self->pend[i];
+        w->pending = 0;
+        if (owned)
+            Py_DECREF(w);
+    }
+    self->npend = self->pend_pos = 0;
+}
+
+static int
+loop_dispatch_pending(LoopObject *self)
+{
+    Py_ssize_t n = self->npend;
+    if (n == 0)
+        return 0;
+    /* Own every recorded watcher before any Python code can drop it. */
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_INCREF(self->pend[i]);
+    self->pend_pos = 0;
+    while (self->pend_pos < self->npend) {
+        WatcherObject *w = self->pend[self->pend_pos++];
+        int rc = 0;
+        if (w->pending) {
+            w->pending = 0;
+            rc = watcher_dispatch(w);
+        }
+        Py_DECREF(w);
+        if (rc < 0) {
+            loop_drop_pending(self, 1);
+            return -1;
+        }
+    }
+    self->npend = self->pend_pos = 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Signal wake-up: Python's C-level signal handler writes to a socket the   */
+/* loop polls, so a pending Python signal wakes uv_run at once.            */
+/* ---------------------------------------------------------------------- */
+
+static void
+sig_poll_close_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+sig_poll_cb(uv_poll_t *h, int status, int events)
+{
+    LoopObject *self = (LoopObject *)h->data;
+    char buf[256];
+    if (self == NULL)
+        return;
+    while (read(self->sig_fds[0], buf, sizeof(buf)) > 0)
+        ;
+    /* nothing else: the loop calls PyErr_CheckSignals after uv_run */
+}
+
+static PyObject *
+call_set_wakeup_fd(int fd)
+{
+    PyObject *mod = PyImport_ImportModule("signal");
+    if (mod == NULL)
+        return NULL;
+    PyObject *func = PyObject_GetAttrString(mod, "set_wakeup_fd");
+    Py_DECREF(mod);
+    if (func == NULL)
+        return NULL;
+    PyObject *args = Py_BuildValue("(i)", fd);
+    PyObject *kw = Py_BuildValue("{s:O}", "warn_on_full_buffer", Py_False);
+    PyObject *res = (args && kw) ? PyObject_Call(func, args, kw) : NULL;
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    Py_DECREF(func);
+    return res;
+}
+
+/* Called for the default loop on the main thread.  Takes the wake-up fd
+ * only when nobody else (asyncio, another library) holds it. */
+static void
+loop_install_signal_wakeup(LoopObject *self)
+{
+    self->sig_fds[0] = self->sig_fds[1] = -1;
+    PyObject *old = call_set_wakeup_fd(-1);
+    if (old == NULL) {
+        PyErr_Clear();  /* not the main thread */
+        return;
+    }
+    long oldfd = PyLong_AsLong(old);
+    Py_DECREF(old);
+    if (oldfd != -1) {
+        /* someone else owns it: give it back, leave signals to them */
+        PyObject *r = call_set_wakeup_fd((int)oldfd);
+        Py_XDECREF(r);
+        PyErr_Clear();
+        return;
+    }
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        return;
+    uv_poll_t *p = malloc(sizeof(*p));
+    if (p == NULL || uv_poll_init(self->uv, p, fds[0]) != 0) {
+        free(p);
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    p->data = self;
+    uv_poll_start(p, UV_READABLE, sig_poll_cb);
+    uv_unref((uv_handle_t *)p);
+    PyObject *r = call_set_wakeup_fd(fds[1]);
+    if (r == NULL) {
+        PyErr_Clear();
+        p->data = NULL;
+        uv_close((uv_handle_t *)p, sig_poll_close_cb);
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    Py_DECREF(r);
+    self->sig_poll = p;
+    self->sig_fds[0] = fds[0];
+    self->sig_fds[1] = fds[1];
+}
+
+static void
+loop_remove_signal_wakeup(LoopObject *self)
+{
+    if (self->sig_poll == NULL)
+        return;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyObject *r = call_set_wakeup_fd(-1);
+    if (r) {
+        /* someone replaced ours meanwhile: put theirs back */
+        long cur = PyLong_AsLong(r);
+        if (cur != -1 && cur != self->sig_fds[1]) {
+            PyObject *r2 = call_set_wakeup_fd((int)cur);
+            Py_XDECREF(r2);
+        }
+        Py_DECREF(r);
+    }
+    PyErr_Clear();
+    PyErr_Restore(t, v, tb);
+    self->sig_poll->data = NULL;
+    uv_close((uv_handle_t *)self->sig_poll, sig_poll_close_cb);
+    self->sig_poll = NULL;
+    close(self->sig_fds[0]);
+    close(self->sig_fds[1]);
+    self->sig_fds[0] = self->sig_fds[1] = -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* loop: construction and destruction                                      */
+/* ---------------------------------------------------------------------- */
+
+static const char *const known_flags[] = {
+    "noenv", "forkcheck", "noinotify", "signalfd", "nosigmask", NULL
+};
+static const char *const unsupported_backends[] = {
+    "select", "poll", "kqueue", "port", "linux_aio", "linux_iouring", "devpoll", NULL
+};
+
+static int
+check_one_flag(PyObject *word)
+{
+    PyObject *stripped = PyObject_CallMethod(word, "strip", NULL);
+    if (stripped == NULL)
+        return -1;
+    PyObject *low = PyObject_CallMethod(stripped, "lower", NULL);
+    Py_DECREF(stripped);
+    if (low == NULL)
+        return -1;
+    const char *s = PyUnicode_AsUTF8(low);
+    int rc = -1;
+    if (s == NULL)
+        goto done;
+    if (*s == '\0' || strcmp(s, "default") == 0 || strcmp(s, "epoll") == 0) {
+        rc = 0;
+        goto done;
+    }
+    for (int i = 0; known_flags[i]; i++)
+        if (strcmp(s, known_flags[i]) == 0) {
+            rc = 0;
+            goto done;
+        }
+    for (int i = 0; unsupported_backends[i]; i++)
+        if (strcmp(s, unsupported_backends[i]) == 0) {
+            PyErr_Format(PyExc_ValueError, "Unsupported backend: %s", s);
+            goto done;
+        }
+    PyErr_Format(PyExc_ValueError,
+                 "Invalid backend or flag: %R\nPossible values: default, epoll, "
+                 "noenv, forkcheck, noinotify, signalfd, nosigmask", low);
+done:
+    Py_DECREF(low);
+    return rc;
+}
+
+/* flags: None, 0, '' or a list/str of backend names and libev flags.
+ * libev's tuning flags are accepted and have no effect under libuv. */
+static int
+loop_validate_flags(PyObject *flags)
+{
+    if (flags == NULL || flags == Py_None)
+        return 0;
+    if (PyLong_Check(flags)) {
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(flags, &overflow);
+        if (v == 0 && !overflow)
+            return 0;
+        if (PyErr_Occurred())
+            return -1;
+        PyErr_Format(PyExc_ValueError, "Invalid backend or flag: %R", flags);
+        return -1;
+    }
+    PyObject *items;
+    if (PyUnicode_Check(flags)) {
+        PyObject *comma = PyUnicode_FromString(",");
+        items = comma ? PyUnicode_Split(flags, comma, -1) : NULL;
+        Py_XDECREF(comma);
+        if (items == NULL)
+            return -1;
+    }
+    else if (PyList_Check(flags) || PyTuple_Check(flags)) {
+        items = PySequence_List(flags);
+        if (items == NULL)
+            return -1;
+    }
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "loop flags must be None, a string or a list of strings, not %.200s",
+                     Py_TYPE(flags)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PyList_GET_ITEM(items, i);
+        if (!PyUnicode_Check(word)) {
+            PyErr_Format(PyExc_TypeError, "loop flags must be strings, not %.200s",
+                         Py_TYPE(word)->tp_name);
+            Py_DECREF(items);
+            return -1;
+        }
+        if (check_one_flag(word) < 0) {
+            Py_DECREF(items);
+            return -1;
+        }
+    }
+    Py_DECREF(items);
+    return 0;
+}
+
+static int
+is_main_thread(void)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (main == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (ident == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    unsigned long id = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    PyErr_Clear();
+    return id == PyThread_get_thread_ident();
+}
+
+static PyObject *
+loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"flags", "default", NULL};
+    PyObject *flags = Py_None, *dflt = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:loop", kwlist, &flags, &dflt))
+        return NULL;
+    if (loop_validate_flags(flags) < 0)
+        return NULL;
+    int want_default = (dflt == Py_None) ? 1 : PyObject_IsTrue(dflt);
+    if (want_default < 0)
+        return NULL;
+    if (want_default && default_loop_obj != NULL && default_loop_obj->uv != NULL
+            && Py_TYPE(default_loop_obj) == type)
+        return Py_NewRef((PyObject *)default_loop_obj);
+
+    LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->sig_fds[0] = self->sig_fds[1] = -1;
+    self->error_handler = Py_NewRef(Py_None);
+    if (want_default) {
+        self->uv = uv_default_loop();
+        if (self->uv == NULL) {
+            Py_DECREF(self);
+            return PyErr_NoMemory();
+        }
+        self->is_default = 1;
+        self->uv->data = self;
+        default_loop_obj = self;
+        if (is_main_thread())
+            loop_install_signal_wakeup(self);
+    }
+    else {
+        uv_loop_t *uv = malloc(sizeof(*uv));
+        if (uv == NULL) {
+            Py_DECREF(self);
+            return PyErr_NoMemory();
+        }
+        int err = uv_loop_init(uv);
+        if (err < 0) {
+            free(uv);
+            Py_DECREF(self);
+            return gevc_uv_error(err);
+        }
+        uv->data = self;
+        self->uv = uv;
+    }
+    return (PyObject *)self;
+}
+
+static void
+destroy_walk_cb(uv_handle_t *h, void *arg)
+{
+    PyObject *detached = (PyObject *)arg;
+    if (uv_is_closing(h))
+        return;
+    WatcherObject *w = (WatcherObject *)h->data;
+    if (w != NULL && h != (uv_handle_t *)((LoopObject *)w->loop)->sig_poll) {
+        /* detach the watcher; its self reference is dropped after the walk */
+        h->data = NULL;
+        w->handle = NULL;
+        if (w->active && w->ref && w->loop)
+            w->loop->nactive_ref--;
+        w->active = 0;
+        w->pending = 0;
+        if (w->self_ref) {
+            w->self_ref = 0;
+            if (PyList_Append(detached, (PyObject *)w) == 0)
+                Py_DECREF(w);  /* the list now holds the reference */
+        }
+        uv_close(h, (uv_close_cb)free);
+    }
+}
+
+static void
+leftover_walk_cb(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        h->data = NULL;
+        uv_close(h, NULL);  /* not ours: its owner frees it */
+    }
+}
+
+/* Close every handle, wait for the close callbacks, close the native loop. */
+static int
+loop_destroy_impl(LoopObject *self)
+{
+    if (self->uv == NULL)
+        return 0;
+    if (self->depth > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot destroy a loop while it is running");
+        return -1;
+    }
+    uv_loop_t *uv = self->uv;
+    loop_drop_callbacks(self);
+    loop_drop_pending(self, 0);
+    loop_remove_signal_wakeup(self);
+    PyObject *detached = PyList_New(0);
+    if (detached == NULL)
+        return -1;
+    uv_walk(uv, destroy_walk_cb, detached);
+    uv_walk(uv, leftover_walk_cb, NULL);
+    for (int i = 0; i < 1000 && uv_loop_close(uv) == UV_EBUSY; i++)
+        uv_run(uv, UV_RUN_NOWAIT);
+    self->uv = NULL;
+    self->nactive_ref = 0;
+    if (self->is_default) {
+        if (default_loop_obj == self)
+            default_loop_obj = NULL;
+        self->is_default = 0;
+    }
+    else {
+        free(uv);
+    }
+    free(self->pend);
+    self->pend = NULL;
+    self->pend_cap = 0;
+    Py_DECREF(detached);  /* may run arbitrary code: do it last */
+    return 0;
+}
+
+static PyObject *
+loop_destroy(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_destroy_impl(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+loop_traverse(LoopObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->error_handler);
+    for (CallbackObject *cb = self->cb_head; cb; cb = cb->next)
+        Py_VISIT(cb);
+    return 0;
+}
+
+static int
+loop_tp_clear(LoopObject *self)
+{
+    Py_CLEAR(self->error_handler);
+    loop_drop_callbacks(self);
+    return 0;
+}
+
+static void
+loop_dealloc(LoopObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    self->depth = 0;
+    if (loop_destroy_impl(self) < 0)
+        PyErr_WriteUnraisable((PyObject *)self);
+    Py_CLEAR(self->error_handler);
+    if (default_loop_obj == self)
+        default_loop_obj = NULL;
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---------------------------------------------------------------------- */
+/* loop: running                                                           */
+/* ---------------------------------------------------------------------- */
+
+static Py_ssize_t
+loop_activecnt_value(LoopObject *self)
+{
+    return self->nactive_ref + self->ncallbacks + self->user_ref;
+}
+
+static int
+loop_check_signals(LoopObject *self)
+{
+    if (PyErr_CheckSignals() < 0)
+        return loop_handle_error(self, NULL);
+    return 0;
+}
+
+static int
+loop_uv_run(LoopObject *self, uv_run_mode mode)
+{
+    if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        uv_run(self->uv, mode);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        uv_run(self->uv, mode);
+    }
+    self->iteration++;
+    return loop_dispatch_pending(self);
+}
+
+/* The body of loop.run().  -1 with an exception set: HubDestroyed (or a
+ * usage error).  The loop may be destroyed by a callback: re-check uv. */
+static int
+loop_run_impl(LoopObject *self, int nowait, int once)
+{
+    if (loop_check_alive(self) < 0)
+        return -1;
+    if (self->depth > 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "loop.run() is already running (re-entrant run is not allowed)");
+        return -1;
+    }
+    self->depth++;
+    self->break_flag = 0;
+    int rc = 0;
+    for (;;) {
+        if ((rc = loop_check_signals(self)) < 0)
+            break;
+        if ((rc = loop_run_callbacks(self)) < 0)
+            break;
+        if (self->uv == NULL || self->break_flag)
+            break;
+        if (!nowait && !once && loop_activecnt_value(self) <= 0)
+            break;
+        uv_run_mode mode = (nowait || self->cb_head) ? UV_RUN_NOWAIT : UV_RUN_ONCE;
+        if ((rc = loop_uv_run(self, mode)) < 0)
+            break;
+        if (self->uv == NULL || self->break_flag || nowait || once)
+            break;
+    }
+    if (rc == 0 && self->uv != NULL && (nowait || once))
+        rc = loop_check_signals(self);
+    self->depth--;
+    self->break_flag = 0;
+    return rc;
+}
+
+static PyObject *
+loop_run(LoopObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"nowait", "once", NULL};
+    int nowait = 0, once = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pp:run", kwlist, &nowait, &once))
+        return NULL;
+    if (loop_run_impl(self, nowait, once) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_run_callback(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "run_callback() takes at least 1 argument (func)");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "Expected callable, not %R", args[0]);
+        return NULL;
+    }
+    PyObject *tuple = NULL;
+    if (nargs > 1) {
+        tuple = PyTuple_New(nargs - 1);
+        if (tuple == NULL)
+            return NULL;
+        for (Py_ssize_t i = 1; i < nargs; i++)
+            PyTuple_SET_ITEM(tuple, i - 1, Py_NewRef(args[i]));
+    }
+    CallbackObject *cb = loop_queue_callback(self, args[0], tuple, CB_CALL);
+    Py_XDECREF(tuple);
+    return (PyObject *)cb;
+}
+
+static PyObject *
+loop_now(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyFloat_FromDouble((double)uv_now(self->uv) / 1000.0);
+}
+
+static PyObject *
+loop_update_now(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    uv_update_time(self->uv);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_break(LoopObject *self, PyObject *args)
+{
+    int how = 1;
+    if (!PyArg_ParseTuple(args, "|i:break_", &how))
+        return NULL;
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    self->break_flag = 1;
+    uv_stop(self->uv);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    self->user_ref++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_unref(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    self->user_ref--;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_verify(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_fileno(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->uv == NULL)
+        Py_RETURN_NONE;
+    int fd = uv_backend_fd(self->uv);
+    if (fd < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *
+loop_format(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->uv == NULL)
+        return PyUnicode_FromString("destroyed");
+    return PyUnicode_FromFormat("epoll%s pending=%zd ref=%zd fileno=%d",
+                                self->is_default ? " default" : "",
+                                self->npend - self->pend_pos,
+                                loop_activecnt_value(self),
+                                uv_backend_fd(self->uv));
+}
+
+static PyObject *
+loop_repr(LoopObject *self)
+{
+    PyObject *fmt = loop_format(self, NULL);
+    if (fmt == NULL)
+        return NULL;
+    PyObject *r = PyUnicode_FromFormat("<%s at %p %U>", Py_TYPE(self)->tp_name, self, fmt);
+    Py_DECREF(fmt);
+    return r;
+}
+
+static PyObject *
+loop_get_default(LoopObject *self, void *c)
+{
+    return PyBool_FromLong(self->uv != NULL && self->is_default);
+}
+
+static PyObject *
+loop_get_iteration(LoopObject *self, void *c)
+{
+    return PyLong_FromUnsignedLong(self->iteration);
+}
+
+static PyObject *
+loop_get_depth(LoopObject *self, void *c)
+{
+    return PyLong_FromSsize_t(self->depth);
+}
+
+static PyObject *
+loop_get_backend(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyUnicode_FromString("epoll");
+}
+
+static PyObject *
+loop_get_activecnt(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(loop_activecnt_value(self));
+}
+
+static PyObject *
+loop_get_pendingcnt(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(self->npend - self->pend_pos);
+}
+
+static PyObject *
+loop_get_ptr(LoopObject *self, void *c)
+{
+    return PyLong_FromVoidPtr(self->uv);
+}
+
+static PyObject *
+loop_get_error_handler(LoopObject *self, void *c)
+{
+    return Py_NewRef(self->error_handler ? self->error_handler : Py_None);
+}
+
+static int
+loop_set_error_handler(LoopObject *self, PyObject *value, void *c)
+{
+    Py_XSETREF(self->error_handler, Py_NewRef(value ? value : Py_None));
+    return 0;
+}
+
+/* loop.handle_error(context, type, value, tb): dispatch to error_handler */
+static PyObject *
+loop_handle_error_meth(LoopObject *self, PyObject *args)
+{
+    PyObject *context, *t, *v, *tb;
+    if (!PyArg_ParseTuple(args, "OOOO:handle_error", &context, &t, &v, &tb))
+        return NULL;
+    if (v == Py_None || !PyExceptionInstance_Check(v)) {
+        PyObject *inst = v == Py_None ? PyObject_CallNoArgs(t)
+                                      : PyObject_CallOneArg(t, v);
+        if (inst == NULL)
+            return NULL;
+        PyErr_SetObject(t, inst);
+        Py_DECREF(inst);
+    }
+    else {
+        PyErr_Restore(Py_NewRef(t), Py_NewRef(v), tb == Py_None ? NULL : Py_NewRef(tb));
+    }
+    if (loop_handle_error(self, context) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+static PyMethodDef loop_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))loop_run, METH_VARARGS | METH_KEYWORDS,
+     "run(nowait=False, once=False): run until no active watcher or callback is left."},
+    {"run_callback", (PyCFunction)(void (*)(void))loop_run_callback, METH_FASTCALL,
+     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO."},
+    {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
+    {"update_now", (PyCFunction)loop_update_now, METH_NOARGS, "Refresh the cached time."},
+    {"update", (PyCFunction)loop_update_now, METH_NOARGS, "Alias of update_now() (gevent 1.0)."},
+    {"break_", (PyCFunction)loop_break, METH_VARARGS, "Make the running run() return."},
+    {"ref", (PyCFunction)loop_ref, METH_NOARGS, NULL},
+    {"unref", (PyCFunction)loop_unref, METH_NOARGS, NULL},
+    {"verify", (PyCFunction)loop_verify, METH_NOARGS, "Does nothing (libev compatibility)."},
+    {"fileno", (PyCFunction)loop_fileno, METH_NOARGS, NULL},
+    {"_format", (PyCFunction)loop_format, METH_NOARGS, NULL},
+    {"destroy", (PyCFunction)loop_destroy, METH_NOARGS,
+     "Close every handle and the native loop.  Idempotent."},
+    {"handle_error", (PyCFunction)loop_handle_error_meth, METH_VARARGS, NULL},
+    {"timer", (PyCFunction)(void (*)(void))timer_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "timer(after, repeat=0.0, ref=True, priority=None)"},
+    {NULL}
+};
+
+static PyGetSetDef loop_getset[] = {
+    {"default", (getter)loop_get_default, NULL, NULL},
+    {"iteration", (getter)loop_get_iteration, NULL, NULL},
+    {"depth", (getter)loop_get_depth, NULL, NULL},
+    {"backend", (getter)loop_get_backend, NULL, NULL},
+    {"activecnt", (getter)loop_get_activecnt, NULL, NULL},
+    {"pendingcnt", (getter)loop_get_pendingcnt, NULL, NULL},
+    {"ptr", (getter)loop_get_ptr, NULL, NULL},
+    {"error_handler", (getter)loop_get_error_handler, (setter)loop_set_error_handler, NULL},
+    {NULL}
+};
+
+static PyTypeObject LoopType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c.core.loop",
+    .tp_basicsize = sizeof(LoopObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "loop(flags=None, default=None): an event loop on libuv.\n\n"
+              "flags selects the backend: None/'default'/'epoll'.  libev's tuning\n"
+              "flags (noenv, forkcheck, noinotify, signalfd, nosigmask) are accepted\n"
+              "and have no effect under libuv.  default=True (or None) wraps libuv's\n"
+              "default loop; there is one Python object per native loop.",
+    .tp_new = loop_new,
+    .tp_dealloc = (destructor)loop_dealloc,
+    .tp_traverse = (traverseproc)loop_traverse,
+    .tp_clear = (inquiry)loop_tp_clear,
+    .tp_repr = (reprfunc)loop_repr,
+    .tp_methods = loop_methods,
+    .tp_getset = loop_getset,
+    .tp_weaklistoffset = offsetof(LoopObject, weakreflist),
+};

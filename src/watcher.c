@@ -1,0 +1,484 @@
+/*
+ * watcher.c -- the common watcher contract (spec 6.6) shared by every
+ * watcher type: start/stop/close, callback/args/ref/priority/active/pending,
+ * context manager, repr, GC, and dispatch of recorded events.
+ * Included by _hub.c (unity build).
+ */
+#include "gevent_c.h"
+
+#define GEVC_MAXPRI 2
+#define GEVC_MINPRI (-2)
+
+static int
+watcher_check_usable(WatcherObject *w)
+{
+    if (w->closed) {
+        PyErr_SetString(PyExc_ValueError, "operation on closed watcher");
+        return -1;
+    }
+    if (w->loop == NULL || w->loop->uv == NULL || w->handle == NULL) {
+        PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
+        return -1;
+    }
+    return 0;
+}
+
+/* Common part of a constructor: the handle must be allocated and
+ * initialised by the caller afterwards (watcher_attach_handle). */
+static int
+watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
+                    PyObject *ref, PyObject *priority)
+{
+    if (!PyObject_TypeCheck((PyObject *)loop, &LoopType)) {
+        PyErr_Format(PyExc_TypeError, "expected a gevent_c.core.loop, not %.200s",
+                     Py_TYPE(loop)->tp_name);
+        return -1;
+    }
+    if (loop_check_alive(loop) < 0)
+        return -1;
+    w->ops = ops;
+    w->loop = (LoopObject *)Py_NewRef((PyObject *)loop);
+    int r = ref ? PyObject_IsTrue(ref) : 1;
+    if (r < 0)
+        return -1;
+    w->ref = r ? 1 : 0;
+    if (priority && priority != Py_None) {
+        long p = PyLong_AsLong(priority);
+        if (p == -1 && PyErr_Occurred())
+            return -1;
+        w->priority = (int)(p < GEVC_MINPRI ? GEVC_MINPRI : p > GEVC_MAXPRI ? GEVC_MAXPRI : p);
+    }
+    return 0;
+}
+
+static void
+watcher_attach_handle(WatcherObject *w, uv_handle_t *h)
+{
+    h->data = w;
+    w->handle = h;
+    if (!w->ref)
+        uv_unref(h);
+}
+
+/* Mark inactive and release the self reference (may deallocate w, so the
+ * caller must hold its own reference if it keeps using w). */
+static void
+watcher_deactivate(WatcherObject *w)
+{
+    if (w->active) {
+        w->active = 0;
+        if (w->ref && w->loop)
+            w->loop->nactive_ref--;
+    }
+    w->pending = 0;
+    if (w->self_ref) {
+        w->self_ref = 0;
+        Py_DECREF(w);
+    }
+}
+
+static void
+watcher_stop_impl(WatcherObject *w)
+{
+    Py_INCREF(w);
+    if (w->active && w->handle && w->loop && w->loop->uv)
+        w->ops->native_stop(w);
+    Py_CLEAR(w->callback);
+    Py_CLEAR(w->args);
+    watcher_deactivate(w);
+    Py_DECREF(w);
+}
+
+static void
+watcher_close_handle(WatcherObject *w)
+{
+    uv_handle_t *h = w->handle;
+    w->handle = NULL;
+    if (h == NULL)
+        return;
+    h->data = NULL;
+    if (w->loop && w->loop->uv && !uv_is_closing(h))
+        uv_close(h, (uv_close_cb)free);
+    /* else: the loop was destroyed and closed (and freed) the handle */
+}
+
+static void
+watcher_close_impl(WatcherObject *w)
+{
+    if (w->closed)
+        return;
+    Py_INCREF(w);
+    watcher_stop_impl(w);
+    watcher_close_handle(w);
+    w->closed = 1;
+    Py_CLEAR(w->loop);
+    Py_DECREF(w);
+}
+
+static int
+check_callable(PyObject *cb)
+{
+    if (cb == NULL || !PyCallable_Check(cb)) {
+        PyErr_Format(PyExc_TypeError, "Expected callable, not %R", cb ? cb : Py_None);
+        return -1;
+    }
+    return 0;
+}
+
+/* Store callback and args, (re)arm the native handle, take the self ref. */
+static int
+watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
+{
+    if (watcher_check_usable(w) < 0 || check_callable(callback) < 0)
+        return -1;
+    Py_INCREF(callback);
+    Py_XINCREF(args);
+    Py_XSETREF(w->callback, callback);
+    Py_XSETREF(w->args, args);
+    int err = w->ops->native_start(w);
+    if (err < 0) {
+        Py_CLEAR(w->callback);
+        Py_CLEAR(w->args);
+        gevc_uv_error(err);
+        return -1;
+    }
+    if (!w->active) {
+        w->active = 1;
+        if (w->ref)
+            w->loop->nactive_ref++;
+    }
+    if (!w->self_ref) {
+        w->self_ref = 1;
+        Py_INCREF(w);
+    }
+    return 0;
+}
+
+/* args[0] is the callback, the rest its arguments */
+static PyObject *
+args_tail(PyObject *args, PyObject **callback)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "start() missing required argument 'callback'");
+        return NULL;
+    }
+    *callback = PyTuple_GET_ITEM(args, 0);
+    return PyTuple_GetSlice(args, 1, n);
+}
+
+static PyObject *
+watcher_start(WatcherObject *w, PyObject *args, PyObject *kwds)
+{
+    if (kwds && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "start() takes no keyword arguments");
+        return NULL;
+    }
+    PyObject *callback;
+    PyObject *tail = args_tail(args, &callback);
+    if (tail == NULL)
+        return NULL;
+    int rc = watcher_start_impl(w, callback, tail);
+    Py_DECREF(tail);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+watcher_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored))
+{
+    watcher_stop_impl(w);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+watcher_close(WatcherObject *w, PyObject *Py_UNUSED(ignored))
+{
+    watcher_close_impl(w);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+watcher_enter(WatcherObject *w, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef((PyObject *)w);
+}
+
+static PyObject *
+watcher_exit(WatcherObject *w, PyObject *args)
+{
+    watcher_close_impl(w);
+    Py_RETURN_FALSE;
+}
+
+/* Called by the loop for a recorded event; the loop holds a reference. */
+static int
+watcher_dispatch(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (w->callback == NULL || loop == NULL)
+        return 0;
+    if (loop_check_signals(loop) < 0)
+        return -1;
+    if (w->callback == NULL)
+        return 0;
+    if (w->ops->fired)
+        w->ops->fired(w);
+    PyObject *callback = Py_NewRef(w->callback);
+    PyObject *args = w->args ? Py_NewRef(w->args) : NULL;
+    Py_INCREF(loop);
+    PyObject *res = args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
+    Py_DECREF(callback);
+    Py_XDECREF(args);
+    int rc = 0;
+    if (res == NULL) {
+        rc = loop_handle_error(loop, (PyObject *)w);
+        if (w->ops->stop_on_error)
+            watcher_stop_impl(w);
+    }
+    else {
+        Py_DECREF(res);
+    }
+    Py_DECREF(loop);
+    return rc;
+}
+
+/* ---- attributes ---- */
+
+static PyObject *
+watcher_get_callback(WatcherObject *w, void *c)
+{
+    return Py_NewRef(w->callback ? w->callback : Py_None);
+}
+
+static int
+watcher_set_callback(WatcherObject *w, PyObject *value, void *c)
+{
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(w->callback);
+        return 0;
+    }
+    if (check_callable(value) < 0)
+        return -1;
+    Py_XSETREF(w->callback, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+watcher_get_args(WatcherObject *w, void *c)
+{
+    return Py_NewRef(w->args ? w->args : Py_None);
+}
+
+static int
+watcher_set_args(WatcherObject *w, PyObject *value, void *c)
+{
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(w->args);
+        return 0;
+    }
+    if (!PyTuple_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "args must be a tuple or None, not %.200s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_XSETREF(w->args, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+watcher_get_active(WatcherObject *w, void *c)
+{
+    return PyBool_FromLong(w->active);
+}
+
+static PyObject *
+watcher_get_pending(WatcherObject *w, void *c)
+{
+    return PyBool_FromLong(w->pending);
+}
+
+static PyObject *
+watcher_get_ref(WatcherObject *w, void *c)
+{
+    return PyBool_FromLong(w->ref);
+}
+
+static int
+watcher_set_ref(WatcherObject *w, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete ref");
+        return -1;
+    }
+    int r = PyObject_IsTrue(value);
+    if (r < 0)
+        return -1;
+    if (r == w->ref)
+        return 0;
+    w->ref = r;
+    if (w->active && w->loop)
+        w->loop->nactive_ref += r ? 1 : -1;
+    if (w->handle) {
+        if (r)
+            uv_ref(w->handle);
+        else
+            uv_unref(w->handle);
+    }
+    return 0;
+}
+
+static PyObject *
+watcher_get_priority(WatcherObject *w, void *c)
+{
+    return PyLong_FromLong(w->priority);
+}
+
+static int
+watcher_set_priority(WatcherObject *w, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete priority");
+        return -1;
+    }
+    if (w->active) {
+        PyErr_SetString(PyExc_AttributeError, "Cannot set priority of an active watcher");
+        return -1;
+    }
+    long p = PyLong_AsLong(value);
+    if (p == -1 && PyErr_Occurred())
+        return -1;
+    w->priority = (int)(p < GEVC_MINPRI ? GEVC_MINPRI : p > GEVC_MAXPRI ? GEVC_MAXPRI : p);
+    return 0;
+}
+
+static PyObject *
+watcher_get_loop(WatcherObject *w, void *c)
+{
+    return Py_NewRef(w->loop ? (PyObject *)w->loop : Py_None);
+}
+
+static PyObject *
+watcher_repr(WatcherObject *w)
+{
+    PyObject *parts = PyUnicode_FromFormat("<%s at %p", Py_TYPE(w)->tp_name, w);
+    if (parts == NULL)
+        return NULL;
+#define APPEND(expr) do { \
+        PyObject *_piece = (expr); \
+        if (_piece == NULL) { Py_DECREF(parts); return NULL; } \
+        PyUnicode_AppendAndDel(&parts, _piece); \
+        if (parts == NULL) return NULL; \
+    } while (0)
+    if (w->ops->details) {
+        PyObject *d = w->ops->details(w);
+        if (d == NULL) {
+            Py_DECREF(parts);
+            return NULL;
+        }
+        APPEND(PyUnicode_FromFormat(" %U", d));
+        Py_DECREF(d);
+    }
+    if (w->closed)
+        APPEND(PyUnicode_FromString(" closed"));
+    if (w->active)
+        APPEND(PyUnicode_FromString(" active"));
+    if (w->pending)
+        APPEND(PyUnicode_FromString(" pending"));
+    if (w->callback)
+        APPEND(PyUnicode_FromFormat(" callback=%R", w->callback));
+    if (w->args)
+        APPEND(PyUnicode_FromFormat(" args=%R", w->args));
+    APPEND(PyUnicode_FromString(">"));
+#undef APPEND
+    return parts;
+}
+
+static int
+watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
+{
+    Py_VISIT(w->loop);
+    Py_VISIT(w->callback);
+    Py_VISIT(w->args);
+    return 0;
+}
+
+static int
+watcher_tp_clear(WatcherObject *w)
+{
+    Py_CLEAR(w->callback);
+    Py_CLEAR(w->args);
+    watcher_close_handle(w);
+    Py_CLEAR(w->loop);
+    return 0;
+}
+
+static void
+watcher_dealloc(WatcherObject *w)
+{
+    PyObject_GC_UnTrack(w);
+    if (w->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)w);
+    /* an active watcher holds itself, so here it is inactive */
+    watcher_tp_clear(w);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static PyMethodDef watcher_methods[] = {
+    {"start", (PyCFunction)(void (*)(void))watcher_start, METH_VARARGS | METH_KEYWORDS,
+     "start(callback, *args): activate; an active watcher keeps itself alive."},
+    {"stop", (PyCFunction)watcher_stop, METH_NOARGS,
+     "Deactivate; callback and args become None.  Idempotent."},
+    {"close", (PyCFunction)watcher_close, METH_NOARGS,
+     "Stop and release the native handle.  Idempotent; start() afterwards raises."},
+    {"__enter__", (PyCFunction)watcher_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)watcher_exit, METH_VARARGS, NULL},
+    {NULL}
+};
+
+static PyGetSetDef watcher_getset[] = {
+    {"callback", (getter)watcher_get_callback, (setter)watcher_set_callback, NULL},
+    {"args", (getter)watcher_get_args, (setter)watcher_set_args, NULL},
+    {"active", (getter)watcher_get_active, NULL, NULL},
+    {"pending", (getter)watcher_get_pending, NULL, NULL},
+    {"ref", (getter)watcher_get_ref, (setter)watcher_set_ref, NULL},
+    {"priority", (getter)watcher_get_priority, (setter)watcher_set_priority,
+     "Stored and clamped to [MINPRI, MAXPRI]; under libuv it does not change "
+     "dispatch order."},
+    {"loop", (getter)watcher_get_loop, NULL, NULL},
+    {NULL}
+};
+
+static PyTypeObject WatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c.core.watcher",
+    .tp_basicsize = sizeof(WatcherObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Base class of every watcher type.",
+    .tp_dealloc = (destructor)watcher_dealloc,
+    .tp_traverse = (traverseproc)watcher_traverse,
+    .tp_clear = (inquiry)watcher_tp_clear,
+    .tp_repr = (reprfunc)watcher_repr,
+    .tp_methods = watcher_methods,
+    .tp_getset = watcher_getset,
+    .tp_weaklistoffset = offsetof(WatcherObject, weakreflist),
+};
+
+/* loop.<factory>(*args, **kw) == type(loop, *args, **kw) */
+static PyObject *
+loop_make_watcher(PyTypeObject *type, LoopObject *loop, PyObject *args, PyObject *kwds)
+{
+    if (loop_check_alive(loop) < 0)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *full = PyTuple_New(n + 1);
+    if (full == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(full, 0, Py_NewRef((PyObject *)loop));
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(full, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+    PyObject *res = PyObject_Call((PyObject *)type, full, kwds);
+    Py_DECREF(full);
+    return res;
+}
