@@ -11,7 +11,7 @@ from greenlet import greenlet, getcurrent, GreenletExit
 
 from gevent_c import _hub
 from gevent_c._hub import (  # noqa: F401
-    Hub, Waiter, get_hub, get_hub_class, set_hub, _get_hub, get_hub_if_exists,
+    Hub, Waiter, get_hub, get_hub_class, set_hub, get_hub_if_exists,
     sleep, spawn_raw, kill,
 )
 from gevent_c._hub_local import _threadlocal  # noqa: F401
@@ -48,6 +48,7 @@ class _NONE(object):
 
 _NONE = _NONE()
 del _hub
+_get_hub = get_hub_if_exists
 
 
 def signal(signalnum, handler, *args, **kwargs):

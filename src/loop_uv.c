@@ -868,10 +868,21 @@ loop_check_signals(LoopObject *self)
     return 0;
 }
 
+/* One uv_run pass.  The GIL is released only when the pass can block.
+ * uv_backend_timeout() is 0 both when nothing blocks and when io watcher
+ * changes are still queued for epoll_ctl; in the second case a NOWAIT pass
+ * applies them first, then we know. */
 static int
 loop_uv_run(LoopObject *self, uv_run_mode mode)
 {
-    if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) != 0) {
+    if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) == 0) {
+        uv_run(self->uv, UV_RUN_NOWAIT);
+        self->iteration++;
+        if (self->npend > 0 || self->cb_head != NULL || self->break_flag
+                || uv_backend_timeout(self->uv) == 0)
+            return loop_dispatch_pending(self);
+    }
+    if (mode == UV_RUN_ONCE) {
         Py_BEGIN_ALLOW_THREADS
         uv_run(self->uv, mode);
         Py_END_ALLOW_THREADS
@@ -1039,7 +1050,7 @@ loop_repr(LoopObject *self)
     PyObject *fmt = loop_format(self, NULL);
     if (fmt == NULL)
         return NULL;
-    PyObject *r = PyUnicode_FromFormat("<%s at %p %U>", Py_TYPE(self)->tp_name, self, fmt);
+    PyObject *r = PyUnicode_FromFormat("<%s at %p %U>", _PyType_Name(Py_TYPE(self)), self, fmt);
     Py_DECREF(fmt);
     return r;
 }

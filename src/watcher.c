@@ -362,7 +362,7 @@ watcher_get_loop(WatcherObject *w, void *c)
 static PyObject *
 watcher_repr(WatcherObject *w)
 {
-    PyObject *parts = PyUnicode_FromFormat("<%s at %p", Py_TYPE(w)->tp_name, w);
+    PyObject *parts = PyUnicode_FromFormat("<%s at %p", _PyType_Name(Py_TYPE(w)), w);
     if (parts == NULL)
         return NULL;
 #define APPEND(expr) do { \
