@@ -1,0 +1,45 @@
+"""Helpers shared by the gevent_c test suite (importable as ``_util``)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _clean_env(env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith('GEVENT')}
+    e['PYTHONPATH'] = REPO + (os.pathsep + e['PYTHONPATH'] if e.get('PYTHONPATH') else '')
+    if env:
+        e.update(env)
+    return e
+
+
+def run_py(code, env=None, timeout=30):
+    """Run ``code`` (dedented) in a fresh ``sys.executable -c`` interpreter.
+
+    The working directory is the repository root, ``GEVENT_*`` variables are
+    removed from the environment unless given in ``env``. Returns the
+    ``subprocess.CompletedProcess`` (text mode, stdout/stderr captured). A hang
+    raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds.
+    """
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        cwd=REPO, env=_clean_env(env), capture_output=True, text=True,
+        timeout=timeout)
+
+
+def check_py(code, env=None, timeout=30):
+    """Like run_py, but assert the child exited 0; return its stdout."""
+    p = run_py(code, env=env, timeout=timeout)
+    assert p.returncode == 0, (
+        'child exited %r\n--- stdout ---\n%s\n--- stderr ---\n%s'
+        % (p.returncode, p.stdout, p.stderr))
+    return p.stdout
+
+
+def last_line(stream):
+    """Last non-empty line of a StringIO (or str)."""
+    text = stream if isinstance(stream, str) else stream.getvalue()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ''

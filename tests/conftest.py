@@ -1,0 +1,109 @@
+"""Shared fixtures for the gevent_c test suite.
+
+Fixtures:
+  hub     -- ``gevent_c.hub.get_hub()``; instance overrides made by a test
+             (handle_error, print_exception, NOT_ERROR, format_context, ...)
+             are removed afterwards.
+  loop    -- ``hub.loop``.
+  stream  -- an ``io.StringIO`` assigned to ``hub.exception_stream``; removed
+             afterwards with ``del hub.exception_stream``.
+  run_py  -- the ``_util.run_py(code, env=None, timeout=30)`` helper: runs code
+             in a fresh interpreter and returns the CompletedProcess.
+  check_py -- same, asserting exit status 0 and returning stdout.
+"""
+import io
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _util  # noqa: E402
+
+if _util.REPO not in sys.path:
+    sys.path.insert(0, _util.REPO)
+
+try:
+    import pytest_timeout  # noqa: F401
+    HAVE_TIMEOUT = True
+except ImportError:
+    HAVE_TIMEOUT = False
+
+DEFAULT_TIMEOUT = 20
+_MISSING = object()
+
+
+def pytest_configure(config):
+    if not HAVE_TIMEOUT:
+        config.addinivalue_line(
+            'markers', 'timeout(seconds): per-test timeout (needs pytest-timeout)')
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test gets a timeout so a blocked loop cannot hang the suite. The
+    # thread method is used because a hang inside uv_run may never return to
+    # Python code where a SIGALRM-based timeout could fire.
+    if not HAVE_TIMEOUT:
+        return
+    for item in items:
+        if item.get_closest_marker('timeout') is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT, method='thread'))
+
+
+@pytest.fixture
+def hub():
+    import gevent_c.hub as H
+    h = H.get_hub()
+    d = getattr(h, '__dict__', None)
+    before = dict(d) if d is not None else {}
+    saved = {}
+    for name in ('NOT_ERROR', 'SYSTEM_ERROR', 'name'):
+        try:
+            saved[name] = getattr(h, name)
+        except AttributeError:
+            pass
+    yield h
+    # Undo instance-level overrides made by the test (handle_error = f, ...).
+    d = getattr(h, '__dict__', None)
+    if d is not None:
+        for k in list(d):
+            if k not in before:
+                try:
+                    delattr(h, k)
+                except (AttributeError, TypeError):
+                    pass
+        for k, v in before.items():
+            if d.get(k, _MISSING) is not v:
+                try:
+                    setattr(h, k, v)
+                except (AttributeError, TypeError):
+                    pass
+    for name, value in saved.items():
+        try:
+            if getattr(h, name) != value:
+                setattr(h, name, value)
+        except (AttributeError, TypeError):
+            pass
+
+
+@pytest.fixture
+def loop(hub):
+    return hub.loop
+
+
+@pytest.fixture
+def stream(hub):
+    s = io.StringIO()
+    hub.exception_stream = s
+    yield s
+    del hub.exception_stream
+
+
+@pytest.fixture
+def run_py():
+    return _util.run_py
+
+
+@pytest.fixture
+def check_py():
+    return _util.check_py

@@ -1,0 +1,140 @@
+"""§1 (import has no side effect) and §3.9 hub lookup; §4.12 hubs per thread."""
+import threading
+
+import gevent_c.hub as H
+
+
+def test_import_creates_no_hub_and_no_gevent(check_py):
+    out = check_py('''
+        import sys
+        import gevent_c.hub as H
+        assert H._get_hub() is None
+        assert H.get_hub_if_exists() is None
+        assert 'gevent' not in sys.modules
+        assert not [m for m in sys.modules if m == 'gevent' or m.startswith('gevent.')]
+        print('ok')
+    ''')
+    assert out.strip() == 'ok'
+
+
+def test_lookup_functions_fresh(check_py):
+    check_py('''
+        import gevent_c.hub as H
+        assert H._get_hub() is None
+        assert H.get_hub_if_exists() is None
+        h = H.get_hub()
+        assert isinstance(h, H.Hub)
+        assert H.get_hub() is h
+        assert H._get_hub() is h
+        assert H.get_hub_if_exists() is h
+        assert H.get_hub_class() is H.Hub
+    ''')
+
+
+def test_get_hub_if_exists_is_get_hub():
+    # §3.9: "_get_hub() and get_hub_if_exists() are the same function"
+    assert H._get_hub is H.get_hub_if_exists
+
+
+def test_lookup_in_process(hub):
+    assert H.get_hub() is hub
+    assert H._get_hub() is hub
+    assert H.get_hub_if_exists() is hub
+    assert H.get_hub_class() is H.Hub
+
+
+def test_get_hub_args_ignored_when_hub_exists(hub):
+    assert H.get_hub(None, False) is hub
+    assert hub.loop.default is True
+
+
+def test_set_hub_none_then_new_hub(check_py):
+    check_py('''
+        import gevent_c.hub as H
+        h = H.get_hub()
+        H.set_hub(None)
+        assert H._get_hub() is None
+        h2 = H.get_hub()
+        assert h2 is not h
+        assert isinstance(h2, H.Hub)
+    ''')
+
+
+def test_set_hub_subclass_instance(check_py):
+    check_py('''
+        import gevent_c.hub as H
+        class My(H.Hub):
+            pass
+        H.set_hub(My())
+        assert type(H.get_hub()) is My
+        assert type(H._get_hub()) is My
+        H.sleep(0.001)            # the subclass instance works as the hub
+    ''')
+
+
+def test_set_hub_any_object(check_py):
+    check_py('''
+        import gevent_c.hub as H
+        marker = object()
+        H.set_hub(marker)
+        assert H._get_hub() is marker
+        assert H.get_hub() is marker
+        H.set_hub(None)
+        assert H._get_hub() is None
+    ''')
+
+
+def test_get_hub_args_used_on_creation(check_py):
+    check_py('''
+        import gevent_c.hub as H
+        h = H.get_hub(None, False)
+        assert h.loop.default is False
+        assert H.get_hub(None, True) is h
+        assert h.loop.default is False
+    ''')
+
+
+def test_one_hub_per_thread(hub):
+    res = {}
+
+    def target():
+        res['before'] = H._get_hub()
+        h = H.get_hub()
+        res['hub'] = h
+        res['again'] = H.get_hub()
+        res['default'] = h.loop.default
+        res['main_hub'] = h.main_hub
+        res['thread_ident'] = h.thread_ident == threading.get_ident()
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
+    assert res['before'] is None
+    assert res['hub'] is not hub
+    assert isinstance(res['hub'], H.Hub)
+    assert res['again'] is res['hub']
+    assert res['default'] is False
+    assert res['main_hub'] is False
+    assert res['thread_ident'] is True
+    # main's hub is unaffected
+    assert H.get_hub() is hub
+    assert hub.loop.default
+    assert hub.main_hub
+
+
+def test_thread_sleep_creates_thread_hub(hub):
+    res = {}
+
+    def target():
+        res['before'] = H._get_hub()
+        H.sleep(0.01)
+        res['after'] = H._get_hub()
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
+    assert res['before'] is None
+    assert res['after'] is not None
+    assert res['after'] is not hub
