@@ -17,6 +17,10 @@ static PyObject *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str__
 #include "loop_uv.c"
 #include "watcher.c"
 #include "timer.c"
+#include "io.c"
+#include "signal.c"
+#include "misc_watchers.c"
+#include "stat.c"
 #include "waiter.c"
 
 #define IS_HUB(o) (HubType != NULL && PyObject_TypeCheck((o), HubType))
@@ -472,7 +476,7 @@ static void
 debug_walk_cb(uv_handle_t *h, void *arg)
 {
     WatcherObject *w = (WatcherObject *)h->data;
-    if (w == NULL || w->handle != h || !w->active)
+    if (w == NULL || uv_handle_get_type(h) == UV_POLL || w->handle != h || !w->active)
         return;
     PyObject *r = PyObject_Repr((PyObject *)w);
     if (r == NULL || PyList_Append((PyObject *)arg, r) < 0)
@@ -1452,6 +1456,11 @@ PyInit__hub(void)
 
     if (PyType_Ready(&CallbackType) < 0 || PyType_Ready(&LoopType) < 0
         || PyType_Ready(&WatcherType) < 0 || PyType_Ready(&TimerType) < 0
+        || PyType_Ready(&IoType) < 0 || PyType_Ready(&SignalType) < 0
+        || PyType_Ready(&ChildType) < 0 || PyType_Ready(&IdleType) < 0
+        || PyType_Ready(&PrepareType) < 0 || PyType_Ready(&CheckType) < 0
+        || PyType_Ready(&ForkType) < 0 || PyType_Ready(&AsyncType) < 0
+        || PyType_Ready(&StatType) < 0
         || PyType_Ready(&WaiterType) < 0)
         return NULL;
     PyObject *bases = PyTuple_Pack(1, (PyObject *)&PyGreenlet_Type);
@@ -1478,6 +1487,15 @@ PyInit__hub(void)
         || PyModule_AddObjectRef(m, "callback", (PyObject *)&CallbackType) < 0
         || PyModule_AddObjectRef(m, "watcher", (PyObject *)&WatcherType) < 0
         || PyModule_AddObjectRef(m, "timer", (PyObject *)&TimerType) < 0
+        || PyModule_AddObjectRef(m, "io", (PyObject *)&IoType) < 0
+        || PyModule_AddObjectRef(m, "signal", (PyObject *)&SignalType) < 0
+        || PyModule_AddObjectRef(m, "child", (PyObject *)&ChildType) < 0
+        || PyModule_AddObjectRef(m, "idle", (PyObject *)&IdleType) < 0
+        || PyModule_AddObjectRef(m, "prepare", (PyObject *)&PrepareType) < 0
+        || PyModule_AddObjectRef(m, "check", (PyObject *)&CheckType) < 0
+        || PyModule_AddObjectRef(m, "fork", (PyObject *)&ForkType) < 0
+        || PyModule_AddObjectRef(m, "async_", (PyObject *)&AsyncType) < 0
+        || PyModule_AddObjectRef(m, "stat", (PyObject *)&StatType) < 0
         || PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
         || PyModule_AddIntConstant(m, "WRITE", UV_WRITABLE) < 0
         || PyModule_AddIntConstant(m, "READWRITE", UV_READABLE | UV_WRITABLE) < 0

@@ -22,6 +22,7 @@
 #include <structmember.h>
 #include <uv.h>
 #include "greenlet.h"
+#include <sys/types.h>
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define gevc_lookup_attr(obj, name, result) PyObject_GetOptionalAttr(obj, name, result)
@@ -30,6 +31,7 @@
 #endif
 
 typedef struct LoopObject LoopObject;
+typedef struct FdPoll FdPoll;
 typedef struct WatcherObject WatcherObject;
 typedef struct CallbackObject CallbackObject;
 
@@ -50,6 +52,13 @@ struct CallbackObject {
 
 /* ---- loop ------------------------------------------------------------ */
 
+/* A growable array of borrowed watcher pointers (members are active, so
+ * their self reference keeps them alive while listed). */
+typedef struct {
+    WatcherObject **items;
+    Py_ssize_t n, cap;
+} WatcherList;
+
 struct LoopObject {
     PyObject_HEAD
     uv_loop_t *uv;             /* NULL once destroyed */
@@ -69,6 +78,17 @@ struct LoopObject {
     /* wake-up fd for Python signal handlers (main thread's default loop) */
     uv_poll_t *sig_poll;
     int sig_fds[2];
+    /* io: one native poll per fd, multiplexed between io watchers */
+    FdPoll **fdpolls;
+    int nfdpolls;
+    FdPoll *dirty_polls;       /* polls whose armed events must be recomputed */
+    /* watchers run by the loop itself rather than by a libuv handle */
+    WatcherList prepares, forks, children, signals;
+    uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
+    uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
+    int sig_slot;              /* index in the process-wide signal registry */
+    long pid;                  /* getpid() when created / last reinit */
+    int check_children;
     PyObject *weakreflist;
 };
 
@@ -84,6 +104,10 @@ typedef struct {
     /* called before the callback runs; a one-shot timer deactivates here */
     void (*fired)(WatcherObject *w);
     int stop_on_error;         /* io: a failing callback stops the watcher */
+    /* optional: call the Python callback (io passes revents) */
+    PyObject *(*call)(WatcherObject *w, PyObject *callback, PyObject *args);
+    /* optional: release the native resources (default: uv_close(handle)) */
+    void (*native_close)(WatcherObject *w);
 } WatcherOps;
 
 struct WatcherObject {
@@ -100,7 +124,7 @@ struct WatcherObject {
     unsigned ref : 1;
     unsigned self_ref : 1;     /* we hold a reference to ourselves */
     unsigned closed : 1;
-    unsigned oneshot_fired : 1;
+    unsigned detached : 1;     /* the loop was destroyed under it */
 };
 
 typedef struct {
@@ -108,6 +132,57 @@ typedef struct {
     double after;
     double repeat;
 } TimerObject;
+
+struct FdPoll {
+    uv_poll_t *poll;           /* NULL while closed; replaced if the fd changes */
+    LoopObject *loop;          /* borrowed: the loop frees its FdPolls */
+    int fd;
+    int armed;                 /* events the native poll is started with */
+    int nwatchers;             /* io watchers attached (alive, not closed) */
+    int dirty;
+    FdPoll *next_dirty;
+    dev_t dev;
+    ino_t ino;
+    struct IoObject *first;    /* attached io watchers */
+};
+
+typedef struct IoObject {
+    WatcherObject base;
+    FdPoll *fdp;               /* NULL when detached */
+    struct IoObject *next_on_fd;
+    int fd;
+    int events;
+    int revents;
+    int pass_events;
+} IoObject;
+
+typedef struct {
+    WatcherObject base;
+    int signum;
+    unsigned long seen;        /* delivery count already reported */
+} SignalObject;
+
+typedef struct {
+    WatcherObject base;
+    long pid;
+    int trace;
+    long rpid;
+    int rstatus;
+} ChildObject;
+
+typedef struct {
+    WatcherObject base;
+    int async_pending;
+} AsyncObject;
+
+typedef struct {
+    WatcherObject base;
+    PyObject *path;            /* as given: str, bytes or PathLike */
+    PyObject *fspath;          /* bytes */
+    double interval;
+    uv_stat_t attr, prev;
+    int has_attr, has_prev;
+} StatObject;
 
 /* ---- Waiter / Hub ---------------------------------------------------- */
 

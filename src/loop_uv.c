@@ -78,6 +78,14 @@ loop_record(WatcherObject *w)
 /* ---------------------------------------------------------------------- */
 
 static int is_hub_destroyed(PyObject *type);
+static void loop_flush_polls(LoopObject *loop);
+static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
+static void wlist_record_all(WatcherList *l);
+static void wlist_detach_all(WatcherList *l, PyObject *detached);
+static void loop_scan_signals(LoopObject *loop);
+static void loop_unregister_signals(LoopObject *loop);
+static void fdpoll_mark_dirty(FdPoll *p);
+static int loop_reinit_impl(LoopObject *self);
 
 /* Report the current exception through loop.error_handler.  Returns -1
  * (with the exception set) only when the exception must keep unwinding the
@@ -688,6 +696,64 @@ is_main_thread(void)
     return id == PyThread_get_thread_ident();
 }
 
+static void
+noop_prepare_cb(uv_prepare_t *h)
+{
+}
+
+/* Wake-ups from other threads (run_callback_threadsafe) and from signal
+ * handlers land here. */
+static void
+loop_wake_cb(uv_async_t *h)
+{
+    LoopObject *self = (LoopObject *)h->data;
+    if (self != NULL)
+        loop_scan_signals(self);
+}
+
+/* Internal handles: the wake-up async, and a keep-alive prepare so that
+ * uv_run(ONCE) blocks whenever we ask it to: when to stop is decided by
+ * the loop's own activecnt, never by libuv's handle refcounts. */
+static int
+loop_init_internal(LoopObject *self)
+{
+    self->sig_slot = -1;
+    self->pid = (long)getpid();
+    self->wake_async = malloc(sizeof(uv_async_t));
+    self->keepalive = malloc(sizeof(uv_prepare_t));
+    if (self->wake_async == NULL || self->keepalive == NULL) {
+        free(self->wake_async);
+        free(self->keepalive);
+        self->wake_async = NULL;
+        self->keepalive = NULL;
+        PyErr_NoMemory();
+        return -1;
+    }
+    int err = uv_async_init(self->uv, self->wake_async, loop_wake_cb);
+    if (err < 0) {
+        free(self->wake_async);
+        free(self->keepalive);
+        self->wake_async = NULL;
+        self->keepalive = NULL;
+        gevc_uv_error(err);
+        return -1;
+    }
+    self->wake_async->data = self;
+    uv_prepare_init(self->uv, self->keepalive);
+    uv_prepare_start(self->keepalive, noop_prepare_cb);
+    self->keepalive->data = NULL;
+    return 0;
+}
+
+static void
+close_internal_handle(uv_handle_t *h)
+{
+    if (h != NULL && !uv_is_closing(h)) {
+        h->data = NULL;
+        uv_close(h, (uv_close_cb)free);
+    }
+}
+
 static PyObject *
 loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -736,6 +802,10 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         uv->data = self;
         self->uv = uv;
     }
+    if (loop_init_internal(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -746,7 +816,7 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
     if (uv_is_closing(h))
         return;
     WatcherObject *w = (WatcherObject *)h->data;
-    if (w != NULL && h != (uv_handle_t *)((LoopObject *)w->loop)->sig_poll) {
+    if (w != NULL && uv_handle_get_type(h) != UV_POLL) {
         /* detach the watcher; its self reference is dropped after the walk */
         h->data = NULL;
         w->handle = NULL;
@@ -789,6 +859,16 @@ loop_destroy_impl(LoopObject *self)
     PyObject *detached = PyList_New(0);
     if (detached == NULL)
         return -1;
+    loop_drop_fdpolls(self, detached);
+    wlist_detach_all(&self->prepares, detached);
+    wlist_detach_all(&self->forks, detached);
+    wlist_detach_all(&self->signals, detached);
+    wlist_detach_all(&self->children, detached);
+    loop_unregister_signals(self);
+    close_internal_handle((uv_handle_t *)self->wake_async);
+    close_internal_handle((uv_handle_t *)self->keepalive);
+    self->wake_async = NULL;
+    self->keepalive = NULL;
     uv_walk(uv, destroy_walk_cb, detached);
     uv_walk(uv, leftover_walk_cb, NULL);
     for (int i = 0; i < 1000 && uv_loop_close(uv) == UV_EBUSY; i++)
@@ -875,6 +955,7 @@ loop_check_signals(LoopObject *self)
 static int
 loop_uv_run(LoopObject *self, uv_run_mode mode)
 {
+    loop_flush_polls(self);
     if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) == 0) {
         uv_run(self->uv, UV_RUN_NOWAIT);
         self->iteration++;
@@ -906,6 +987,8 @@ loop_run_impl(LoopObject *self, int nowait, int once)
                         "loop.run() is already running (re-entrant run is not allowed)");
         return -1;
     }
+    if ((long)getpid() != self->pid && loop_reinit_impl(self) < 0)
+        return -1;
     self->depth++;
     self->break_flag = 0;
     int rc = 0;
@@ -918,7 +1001,15 @@ loop_run_impl(LoopObject *self, int nowait, int once)
             break;
         if (!nowait && !once && loop_activecnt_value(self) <= 0)
             break;
-        uv_run_mode mode = (nowait || self->cb_head) ? UV_RUN_NOWAIT : UV_RUN_ONCE;
+        if (self->prepares.n) {
+            wlist_record_all(&self->prepares);
+            if ((rc = loop_dispatch_pending(self)) < 0)
+                break;
+            if (self->uv == NULL)
+                break;
+        }
+        uv_run_mode mode = (nowait || self->cb_head || loop_activecnt_value(self) <= 0)
+                           ? UV_RUN_NOWAIT : UV_RUN_ONCE;
         if ((rc = loop_uv_run(self, mode)) < 0)
             break;
         if (self->uv == NULL || self->break_flag || nowait || once)
@@ -965,6 +1056,52 @@ loop_run_callback(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
     CallbackObject *cb = loop_queue_callback(self, args[0], tuple, CB_CALL);
     Py_XDECREF(tuple);
     return (PyObject *)cb;
+}
+
+/* run_callback_threadsafe(func, *args): callable from any thread (the
+ * queue is only touched with the GIL held); wakes the loop's poll. */
+static PyObject *
+loop_run_callback_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *cb = loop_run_callback(self, args, nargs);
+    if (cb != NULL && self->wake_async != NULL)
+        uv_async_send(self->wake_async);
+    return cb;
+}
+
+/* After fork(), in the child: let libuv re-create its kernel state, then
+ * run the fork watchers. */
+static int
+loop_reinit_impl(LoopObject *self)
+{
+    if (loop_check_alive(self) < 0)
+        return -1;
+    if (self->depth > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reinit a running loop");
+        return -1;
+    }
+    int err = uv_loop_fork(self->uv);
+    if (err < 0) {
+        gevc_uv_error(err);
+        return -1;
+    }
+    self->pid = (long)getpid();
+    /* every native poll must be re-armed in the new epoll set */
+    for (int fd = 0; fd < self->nfdpolls; fd++)
+        if (self->fdpolls[fd]) {
+            self->fdpolls[fd]->armed = -1;
+            fdpoll_mark_dirty(self->fdpolls[fd]);
+        }
+    wlist_record_all(&self->forks);
+    return 0;
+}
+
+static PyObject *
+loop_reinit(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_reinit_impl(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1140,6 +1277,18 @@ loop_handle_error_meth(LoopObject *self, PyObject *args)
 }
 
 static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *idle_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *prepare_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *check_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
+static void fdpoll_mark_dirty(FdPoll *p);
+static int loop_reinit_impl(LoopObject *self);
 
 static PyMethodDef loop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))loop_run, METH_VARARGS | METH_KEYWORDS,
@@ -1160,6 +1309,32 @@ static PyMethodDef loop_methods[] = {
     {"handle_error", (PyCFunction)loop_handle_error_meth, METH_VARARGS, NULL},
     {"timer", (PyCFunction)(void (*)(void))timer_new_from_loop, METH_VARARGS | METH_KEYWORDS,
      "timer(after, repeat=0.0, ref=True, priority=None)"},
+    {"io", (PyCFunction)(void (*)(void))io_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "io(fd, events, ref=True, priority=None)"},
+    {"signal", (PyCFunction)(void (*)(void))signal_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "signal(signalnum, ref=True, priority=None)"},
+    {"idle", (PyCFunction)(void (*)(void))idle_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "idle(ref=True, priority=None)"},
+    {"prepare", (PyCFunction)(void (*)(void))prepare_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "prepare(ref=True, priority=None)"},
+    {"check", (PyCFunction)(void (*)(void))check_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "check(ref=True, priority=None)"},
+    {"fork", (PyCFunction)(void (*)(void))fork_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "fork(ref=True, priority=None)"},
+    {"async_", (PyCFunction)(void (*)(void))async_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "async_(ref=True, priority=None)"},
+    {"async", (PyCFunction)(void (*)(void))async_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "Alias of async_ (gevent 1.0)."},
+    {"child", (PyCFunction)(void (*)(void))child_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "child(pid, trace=False, ref=True)"},
+    {"stat", (PyCFunction)(void (*)(void))stat_new_from_loop, METH_VARARGS | METH_KEYWORDS,
+     "stat(path, interval=0.0, ref=True, priority=None)"},
+    {"closing_fd", (PyCFunction)loop_closing_fd, METH_O,
+     "closing_fd(fd) -> bool: wake the io watchers of an fd about to be closed."},
+    {"run_callback_threadsafe", (PyCFunction)(void (*)(void))loop_run_callback_threadsafe,
+     METH_FASTCALL, "run_callback(), callable from any thread; wakes the loop."},
+    {"reinit", (PyCFunction)loop_reinit, METH_NOARGS,
+     "Prepare the loop for use in a forked child (uv_loop_fork); runs fork watchers."},
     {NULL}
 };
 

@@ -16,7 +16,7 @@ watcher_check_usable(WatcherObject *w)
         PyErr_SetString(PyExc_ValueError, "operation on closed watcher");
         return -1;
     }
-    if (w->loop == NULL || w->loop->uv == NULL || w->handle == NULL) {
+    if (w->loop == NULL || w->loop->uv == NULL || w->detached) {
         PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
         return -1;
     }
@@ -56,8 +56,6 @@ watcher_attach_handle(WatcherObject *w, uv_handle_t *h)
 {
     h->data = w;
     w->handle = h;
-    if (!w->ref)
-        uv_unref(h);
 }
 
 /* Mark inactive and release the self reference (may deallocate w, so the
@@ -81,7 +79,7 @@ static void
 watcher_stop_impl(WatcherObject *w)
 {
     Py_INCREF(w);
-    if (w->active && w->handle && w->loop && w->loop->uv)
+    if (w->active && !w->detached && w->loop && w->loop->uv)
         w->ops->native_stop(w);
     Py_CLEAR(w->callback);
     Py_CLEAR(w->args);
@@ -92,6 +90,10 @@ watcher_stop_impl(WatcherObject *w)
 static void
 watcher_close_handle(WatcherObject *w)
 {
+    if (w->ops && w->ops->native_close) {
+        w->ops->native_close(w);
+        return;
+    }
     uv_handle_t *h = w->handle;
     w->handle = NULL;
     if (h == NULL)
@@ -135,11 +137,13 @@ watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
     Py_XINCREF(args);
     Py_XSETREF(w->callback, callback);
     Py_XSETREF(w->args, args);
+    /* 0, or a libuv error code, or -1 with a Python exception set */
     int err = w->ops->native_start(w);
     if (err < 0) {
         Py_CLEAR(w->callback);
         Py_CLEAR(w->args);
-        gevc_uv_error(err);
+        if (!PyErr_Occurred())
+            gevc_uv_error(err);
         return -1;
     }
     if (!w->active) {
@@ -228,7 +232,11 @@ watcher_dispatch(WatcherObject *w)
     PyObject *callback = Py_NewRef(w->callback);
     PyObject *args = w->args ? Py_NewRef(w->args) : NULL;
     Py_INCREF(loop);
-    PyObject *res = args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
+    PyObject *res;
+    if (w->ops->call)
+        res = w->ops->call(w, callback, args);
+    else
+        res = args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
     Py_DECREF(callback);
     Py_XDECREF(args);
     int rc = 0;
@@ -320,12 +328,6 @@ watcher_set_ref(WatcherObject *w, PyObject *value, void *c)
     w->ref = r;
     if (w->active && w->loop)
         w->loop->nactive_ref += r ? 1 : -1;
-    if (w->handle) {
-        if (r)
-            uv_ref(w->handle);
-        else
-            uv_unref(w->handle);
-    }
     return 0;
 }
 
@@ -415,14 +417,20 @@ watcher_tp_clear(WatcherObject *w)
 }
 
 static void
-watcher_dealloc(WatcherObject *w)
+watcher_dealloc_body(WatcherObject *w)
 {
-    PyObject_GC_UnTrack(w);
     if (w->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)w);
     /* an active watcher holds itself, so here it is inactive */
     watcher_tp_clear(w);
     Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static void
+watcher_dealloc(WatcherObject *w)
+{
+    PyObject_GC_UnTrack(w);
+    watcher_dealloc_body(w);
 }
 
 static PyMethodDef watcher_methods[] = {
@@ -464,6 +472,83 @@ static PyTypeObject WatcherType = {
     .tp_getset = watcher_getset,
     .tp_weaklistoffset = offsetof(WatcherObject, weakreflist),
 };
+
+/* ---- lists of active watchers run by the loop itself ---- */
+
+static int
+wlist_add(WatcherList *l, WatcherObject *w)
+{
+    if (l->n == l->cap) {
+        Py_ssize_t cap = l->cap ? l->cap * 2 : 8;
+        WatcherObject **items = PyMem_Realloc(l->items, (size_t)cap * sizeof(*items));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = w;
+    return 0;
+}
+
+static void
+wlist_remove(WatcherList *l, WatcherObject *w)
+{
+    for (Py_ssize_t i = 0; i < l->n; i++)
+        if (l->items[i] == w) {
+            memmove(&l->items[i], &l->items[i + 1], (size_t)(l->n - i - 1) * sizeof(*l->items));
+            l->n--;
+            return;
+        }
+}
+
+static int
+wlist_contains(WatcherList *l, WatcherObject *w)
+{
+    for (Py_ssize_t i = 0; i < l->n; i++)
+        if (l->items[i] == w)
+            return 1;
+    return 0;
+}
+
+/* Record every listed watcher (prepare before a poll, fork after reinit). */
+static void
+wlist_record_all(WatcherList *l)
+{
+    for (Py_ssize_t i = 0; i < l->n; i++)
+        loop_record(l->items[i]);
+}
+
+/* Loop destroyed: detach every listed watcher; their self references
+ * move to `detached` (a list) and are dropped by the caller. */
+static void
+wlist_detach_all(WatcherList *l, PyObject *detached)
+{
+    for (Py_ssize_t i = 0; i < l->n; i++) {
+        WatcherObject *w = l->items[i];
+        w->detached = 1;
+        if (w->active && w->ref && w->loop)
+            w->loop->nactive_ref--;
+        w->active = 0;
+        w->pending = 0;
+        if (w->self_ref) {
+            w->self_ref = 0;
+            if (PyList_Append(detached, (PyObject *)w) == 0)
+                Py_DECREF(w);
+        }
+    }
+    PyMem_Free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+/* Software watchers have no libuv handle: ref counts only in activecnt. */
+static void
+soft_native_close(WatcherObject *w)
+{
+    w->handle = NULL;
+}
 
 /* loop.<factory>(*args, **kw) == type(loop, *args, **kw) */
 static PyObject *

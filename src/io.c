@@ -1,0 +1,601 @@
+/*
+ * io.c -- gevent_c.core.io: any number of io watchers per fd, multiplexed
+ * on one native uv_poll_t per fd (libuv allows only one).  Included by
+ * _hub.c.
+ *
+ * Guards against libuv's abort()s: the fd is checked (fcntl) before every
+ * uv_poll_start, and its identity (st_dev, st_ino) too: if the fd number
+ * now names another file, the old native poll is closed and a new one
+ * initialised (uv_poll_init validates that the fd can be polled).
+ * Stopping is lazy: the native poll is re-armed or stopped once per loop
+ * iteration (loop_flush_polls), so a wait/wake/wait cycle on the same fd
+ * costs no epoll_ctl.
+ */
+#include "gevent_c.h"
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <errno.h>
+
+static PyTypeObject IoType;
+static PyObject *EVENTS_sentinel = NULL;  /* gevent_c.core.EVENTS, set lazily */
+
+#define IO(w) ((IoObject *)(w))
+#define IO_MASK (UV_READABLE | UV_WRITABLE)
+
+static int
+fd_check_open(int fd)
+{
+    if (fcntl(fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+fdpoll_cb(uv_poll_t *h, int status, int events)
+{
+    FdPoll *p = (FdPoll *)h->data;
+    if (p == NULL)
+        return;
+    for (IoObject *io = p->first; io; io = io->next_on_fd) {
+        WatcherObject *w = (WatcherObject *)io;
+        if (!w->active)
+            continue;
+        int rev = status < 0 ? io->events : (events & io->events);
+        if (rev) {
+            io->revents |= rev;
+            loop_record(w);
+        }
+    }
+}
+
+static void
+fdpoll_close_native(FdPoll *p)
+{
+    if (p->poll) {
+        p->poll->data = NULL;
+        if (p->loop->uv && !uv_is_closing((uv_handle_t *)p->poll))
+            uv_close((uv_handle_t *)p->poll, (uv_close_cb)free);
+        p->poll = NULL;
+    }
+    p->armed = 0;
+}
+
+/* (Re)initialise the native poll for p->fd; -1 with OSError set. */
+static int
+fdpoll_open_native(FdPoll *p)
+{
+    struct stat st;
+    if (fstat(p->fd, &st) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    uv_poll_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int err = uv_poll_init(p->loop->uv, h, p->fd);
+    if (err < 0) {
+        free(h);
+        gevc_uv_error(err);
+        return -1;
+    }
+    h->data = p;
+    p->poll = h;
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->armed = 0;
+    return 0;
+}
+
+/* Make sure the native poll still watches the file the fd names now. */
+static int
+fdpoll_validate(FdPoll *p)
+{
+    struct stat st;
+    if (fstat(p->fd, &st) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (p->poll && st.st_dev == p->dev && st.st_ino == p->ino)
+        return 0;
+    fdpoll_close_native(p);
+    return fdpoll_open_native(p);
+}
+
+static FdPoll *
+loop_get_fdpoll(LoopObject *loop, int fd)
+{
+    if (fd >= loop->nfdpolls) {
+        int n = loop->nfdpolls ? loop->nfdpolls : 64;
+        while (n <= fd)
+            n *= 2;
+        FdPoll **arr = PyMem_Realloc(loop->fdpolls, (size_t)n * sizeof(*arr));
+        if (arr == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        memset(arr + loop->nfdpolls, 0, (size_t)(n - loop->nfdpolls) * sizeof(*arr));
+        loop->fdpolls = arr;
+        loop->nfdpolls = n;
+    }
+    FdPoll *p = loop->fdpolls[fd];
+    if (p != NULL) {
+        if (fdpoll_validate(p) < 0)
+            return NULL;
+        return p;
+    }
+    p = PyMem_Calloc(1, sizeof(*p));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p->loop = loop;
+    p->fd = fd;
+    if (fdpoll_open_native(p) < 0) {
+        PyMem_Free(p);
+        return NULL;
+    }
+    loop->fdpolls[fd] = p;
+    return p;
+}
+
+static void
+fdpoll_mark_dirty(FdPoll *p)
+{
+    if (!p->dirty) {
+        p->dirty = 1;
+        p->next_dirty = p->loop->dirty_polls;
+        p->loop->dirty_polls = p;
+    }
+}
+
+static int
+fdpoll_wanted(FdPoll *p)
+{
+    int want = 0;
+    for (IoObject *io = p->first; io; io = io->next_on_fd)
+        if (((WatcherObject *)io)->active)
+            want |= io->events;
+    return want;
+}
+
+/* Free an FdPoll with no watchers left. */
+static void
+fdpoll_release(FdPoll *p)
+{
+    LoopObject *loop = p->loop;
+    if (p->nwatchers > 0 || p->dirty)
+        return;
+    fdpoll_close_native(p);
+    if (p->fd < loop->nfdpolls && loop->fdpolls[p->fd] == p)
+        loop->fdpolls[p->fd] = NULL;
+    PyMem_Free(p);
+}
+
+/* Once per iteration, before polling: arm each changed poll with the union
+ * of its active watchers' events, or stop it. */
+static void
+loop_flush_polls(LoopObject *loop)
+{
+    FdPoll *p = loop->dirty_polls;
+    loop->dirty_polls = NULL;
+    while (p) {
+        FdPoll *next = p->next_dirty;
+        p->dirty = 0;
+        p->next_dirty = NULL;
+        int want = fdpoll_wanted(p);
+        if (p->poll && want != p->armed) {
+            if (want == 0) {
+                uv_poll_stop(p->poll);
+                p->armed = 0;
+            }
+            else if (fcntl(p->fd, F_GETFD) >= 0) {
+                if (uv_poll_start(p->poll, want, fdpoll_cb) == 0)
+                    p->armed = want;
+            }
+            else {
+                /* closed under active watchers: wake them, never arm */
+                uv_poll_stop(p->poll);
+                p->armed = 0;
+                for (IoObject *io = p->first; io; io = io->next_on_fd)
+                    if (((WatcherObject *)io)->active) {
+                        io->revents |= io->events;
+                        loop_record((WatcherObject *)io);
+                    }
+            }
+        }
+        if (p->nwatchers == 0)
+            fdpoll_release(p);
+        p = next;
+    }
+}
+
+static void
+io_detach(IoObject *io)
+{
+    FdPoll *p = io->fdp;
+    if (p == NULL)
+        return;
+    for (IoObject **pp = &p->first; *pp; pp = &(*pp)->next_on_fd)
+        if (*pp == io) {
+            *pp = io->next_on_fd;
+            break;
+        }
+    io->next_on_fd = NULL;
+    io->fdp = NULL;
+    p->nwatchers--;
+    if (p->loop->uv)
+        fdpoll_mark_dirty(p);
+}
+
+static int
+io_attach(IoObject *io, LoopObject *loop, int fd)
+{
+    FdPoll *p = loop_get_fdpoll(loop, fd);
+    if (p == NULL)
+        return -1;
+    io->fdp = p;
+    io->fd = fd;
+    io->next_on_fd = p->first;
+    p->first = io;
+    p->nwatchers++;
+    return 0;
+}
+
+static int
+io_native_start(WatcherObject *w)
+{
+    IoObject *io = IO(w);
+    if (io->fdp == NULL) {
+        if (io_attach(io, w->loop, io->fd) < 0)
+            return -1;
+    }
+    else if (fdpoll_validate(io->fdp) < 0)
+        return -1;
+    io->revents = 0;
+    fdpoll_mark_dirty(io->fdp);
+    return 0;
+}
+
+static void
+io_native_stop(WatcherObject *w)
+{
+    if (IO(w)->fdp)
+        fdpoll_mark_dirty(IO(w)->fdp);
+}
+
+static void
+io_native_close(WatcherObject *w)
+{
+    io_detach(IO(w));
+}
+
+static PyObject *
+events_str(int events)
+{
+    if (events == UV_READABLE)
+        return PyUnicode_FromString("READ");
+    if (events == UV_WRITABLE)
+        return PyUnicode_FromString("WRITE");
+    if (events == IO_MASK)
+        return PyUnicode_FromString("READ|WRITE");
+    return PyUnicode_FromString("");
+}
+
+static PyObject *
+io_details(WatcherObject *w)
+{
+    PyObject *es = events_str(IO(w)->events);
+    PyObject *r = es ? PyUnicode_FromFormat("fd=%d events=%U", IO(w)->fd, es) : NULL;
+    Py_XDECREF(es);
+    return r;
+}
+
+static PyObject *
+get_events_sentinel(void)
+{
+    if (EVENTS_sentinel == NULL) {
+        PyObject *core = PyImport_ImportModule("gevent_c.core");
+        if (core == NULL)
+            return NULL;
+        EVENTS_sentinel = PyObject_GetAttrString(core, "EVENTS");
+        Py_DECREF(core);
+    }
+    return EVENTS_sentinel;
+}
+
+/* callback(revents, *args) with pass_events; args[0] is EVENTS → revents */
+static PyObject *
+io_call(WatcherObject *w, PyObject *callback, PyObject *args)
+{
+    IoObject *io = IO(w);
+    int rev = io->revents;
+    io->revents = 0;
+    Py_ssize_t n = args ? PyTuple_GET_SIZE(args) : 0;
+    PyObject *sentinel = n ? get_events_sentinel() : NULL;
+    if (n && sentinel == NULL)
+        return NULL;
+    int replace = n && PyTuple_GET_ITEM(args, 0) == sentinel;
+    if (!io->pass_events && !replace)
+        return args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
+    PyObject *revo = PyLong_FromLong(rev);
+    if (revo == NULL)
+        return NULL;
+    Py_ssize_t extra = io->pass_events ? 1 : 0;
+    PyObject *full = PyTuple_New(n + extra);
+    if (full == NULL) {
+        Py_DECREF(revo);
+        return NULL;
+    }
+    if (extra)
+        PyTuple_SET_ITEM(full, 0, Py_NewRef(revo));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = (i == 0 && replace) ? revo : PyTuple_GET_ITEM(args, i);
+        PyTuple_SET_ITEM(full, i + extra, Py_NewRef(item));
+    }
+    Py_DECREF(revo);
+    PyObject *res = PyObject_Call(callback, full, NULL);
+    Py_DECREF(full);
+    return res;
+}
+
+static const WatcherOps io_ops = {
+    .name = "io",
+    .native_start = io_native_start,
+    .native_stop = io_native_stop,
+    .details = io_details,
+    .stop_on_error = 1,
+    .call = io_call,
+    .native_close = io_native_close,
+};
+
+static int
+io_check_fd(PyObject *fd_o, int *fd)
+{
+    long v = PyLong_AsLong(fd_o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0) {
+        PyErr_Format(PyExc_ValueError, "fd must be non-negative: %ld", v);
+        return -1;
+    }
+    if (v > INT_MAX) {
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    *fd = (int)v;
+    return fd_check_open(*fd);
+}
+
+static int
+io_check_events(PyObject *ev_o, int *events)
+{
+    long v = PyLong_AsLong(ev_o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v & ~(long)IO_MASK || v < 0) {
+        PyErr_Format(PyExc_ValueError, "illegal event mask: %ld", v);
+        return -1;
+    }
+    *events = (int)v;
+    return 0;
+}
+
+static PyObject *
+io_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "fd", "events", "ref", "priority", NULL};
+    PyObject *loop, *fd_o, *ev_o, *ref = NULL, *priority = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:io", kwlist,
+                                     &loop, &fd_o, &ev_o, &ref, &priority))
+        return NULL;
+    int fd, events;
+    if (io_check_fd(fd_o, &fd) < 0 || io_check_events(ev_o, &events) < 0)
+        return NULL;
+    IoObject *self = (IoObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->fd = fd;
+    self->events = events;
+    WatcherObject *w = (WatcherObject *)self;
+    if (watcher_init_common(w, (LoopObject *)loop, &io_ops, ref, priority) < 0
+            || io_attach(self, w->loop, fd) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* start(callback, *args, pass_events=False) */
+static PyObject *
+io_start(WatcherObject *w, PyObject *args, PyObject *kwds)
+{
+    int pass_events = 0;
+    if (kwds && PyDict_GET_SIZE(kwds)) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(kwds, &pos, &key, &value)) {
+            if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "pass_events")) {
+                PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", key);
+                return NULL;
+            }
+            if ((pass_events = PyObject_IsTrue(value)) < 0)
+                return NULL;
+        }
+    }
+    PyObject *callback;
+    PyObject *tail = args_tail(args, &callback);
+    if (tail == NULL)
+        return NULL;
+    if (!w->closed && !w->detached && fd_check_open(IO(w)->fd) < 0) {
+        Py_DECREF(tail);
+        return NULL;
+    }
+    IO(w)->pass_events = pass_events;
+    int rc = watcher_start_impl(w, callback, tail);
+    Py_DECREF(tail);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+io_get_fd(WatcherObject *w, void *c)
+{
+    return PyLong_FromLong(IO(w)->fd);
+}
+
+static int
+io_readonly_while_active(WatcherObject *w, const char *name)
+{
+    if (w->active) {
+        PyErr_Format(PyExc_AttributeError,
+                     "'io' watcher attribute '%s' is read-only while watcher is active", name);
+        return -1;
+    }
+    if (w->closed || w->detached || w->loop == NULL || w->loop->uv == NULL) {
+        PyErr_SetString(PyExc_ValueError, "operation on closed watcher");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+io_set_fd(WatcherObject *w, PyObject *value, void *c)
+{
+    int fd;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete fd");
+        return -1;
+    }
+    if (io_readonly_while_active(w, "fd") < 0 || io_check_fd(value, &fd) < 0)
+        return -1;
+    if (fd == IO(w)->fd)
+        return 0;
+    io_detach(IO(w));
+    IO(w)->fd = fd;
+    return io_attach(IO(w), w->loop, fd);
+}
+
+static PyObject *
+io_get_events(WatcherObject *w, void *c)
+{
+    return PyLong_FromLong(IO(w)->events);
+}
+
+static int
+io_set_events(WatcherObject *w, PyObject *value, void *c)
+{
+    int events;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete events");
+        return -1;
+    }
+    if (io_readonly_while_active(w, "events") < 0 || io_check_events(value, &events) < 0)
+        return -1;
+    IO(w)->events = events;
+    return 0;
+}
+
+static PyObject *
+io_get_events_str(WatcherObject *w, void *c)
+{
+    return events_str(IO(w)->events);
+}
+
+static PyMethodDef io_methods[] = {
+    {"start", (PyCFunction)(void (*)(void))io_start, METH_VARARGS | METH_KEYWORDS,
+     "start(callback, *args, pass_events=False): call callback when the fd is "
+     "ready (level-triggered)."},
+    {NULL}
+};
+
+static PyGetSetDef io_getset[] = {
+    {"fd", (getter)io_get_fd, (setter)io_set_fd, NULL},
+    {"events", (getter)io_get_events, (setter)io_set_events, NULL},
+    {"events_str", (getter)io_get_events_str, NULL, NULL},
+    {NULL}
+};
+
+static PyTypeObject IoType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c.core.io",
+    .tp_basicsize = sizeof(IoObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "io(loop, fd, events, ref=True, priority=None): READ (1) / WRITE (2)\n"
+              "readiness of fd.  Any number of io watchers may watch one fd.",
+    .tp_base = &WatcherType,
+    .tp_new = io_new,
+    .tp_methods = io_methods,
+    .tp_getset = io_getset,
+};
+
+/* loop.closing_fd(fd): the fd is about to be closed.  Wakes the active io
+ * watchers on it (their callbacks run once) and stops the native poll.
+ * Returns True if there were watchers: the caller should let them run
+ * before closing. */
+static PyObject *
+loop_closing_fd(LoopObject *loop, PyObject *fd_o)
+{
+    long fd = PyLong_AsLong(fd_o);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (loop_check_alive(loop) < 0)
+        return NULL;
+    if (fd < 0 || fd >= loop->nfdpolls || loop->fdpolls[fd] == NULL)
+        Py_RETURN_FALSE;
+    FdPoll *p = loop->fdpolls[fd];
+    int woke = 0;
+    for (IoObject *io = p->first; io; io = io->next_on_fd)
+        if (((WatcherObject *)io)->active) {
+            io->revents |= io->events;
+            loop_record((WatcherObject *)io);
+            woke = 1;
+        }
+    fdpoll_close_native(p);
+    return PyBool_FromLong(woke);
+}
+
+/* Loop destroyed: free every FdPoll and detach its watchers. */
+static void
+loop_drop_fdpolls(LoopObject *loop, PyObject *detached)
+{
+    for (int fd = 0; fd < loop->nfdpolls; fd++) {
+        FdPoll *p = loop->fdpolls[fd];
+        if (p == NULL)
+            continue;
+        for (IoObject *io = p->first; io;) {
+            IoObject *next = io->next_on_fd;
+            WatcherObject *w = (WatcherObject *)io;
+            io->fdp = NULL;
+            io->next_on_fd = NULL;
+            w->detached = 1;
+            if (w->active && w->ref)
+                loop->nactive_ref--;
+            w->active = 0;
+            w->pending = 0;
+            if (w->self_ref) {
+                w->self_ref = 0;
+                if (PyList_Append(detached, (PyObject *)w) == 0)
+                    Py_DECREF(w);
+            }
+            io = next;
+        }
+        fdpoll_close_native(p);
+        PyMem_Free(p);
+    }
+    PyMem_Free(loop->fdpolls);
+    loop->fdpolls = NULL;
+    loop->nfdpolls = 0;
+    loop->dirty_polls = NULL;
+}
+
+static PyObject *
+io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
+{
+    return loop_make_watcher(&IoType, loop, args, kwds);
+}

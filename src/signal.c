@@ -1,0 +1,339 @@
+/*
+ * signal.c -- gevent_c.core.signal and gevent_c.core.child.  Included by
+ * _hub.c.
+ *
+ * libuv's uv_signal replaces the process-wide disposition and resets it to
+ * SIG_DFL when its last handle stops, discarding Python's handler.  So
+ * signal watchers use their own small mechanism instead:
+ *   - the first active watcher for a signal installs a C handler with
+ *     sigaction(), saving the previous action; the last one to stop
+ *     restores it exactly;
+ *   - the handler counts the delivery, chains to the previous handler (so
+ *     Python's own handler keeps working), and wakes every loop that has
+ *     signal watchers with uv_async_send (async-signal-safe);
+ *   - each loop, on wake-up, records the watchers whose signal count moved.
+ * child watchers ride on the same mechanism with SIGCHLD and reap with
+ * waitpid(WNOHANG).
+ */
+#include "gevent_c.h"
+#include <signal.h>
+#include <errno.h>
+#include <sys/wait.h>
+
+static PyTypeObject SignalType, ChildType;
+
+#define MAX_SIG_LOOPS 64
+
+static volatile unsigned long sig_counts[NSIG];
+static int sig_users[NSIG];                   /* active watchers, all loops */
+static struct sigaction sig_saved[NSIG];
+static uv_async_t *volatile sig_loops[MAX_SIG_LOOPS];
+
+static void
+gevc_signal_handler(int signum, siginfo_t *info, void *ctx)
+{
+    int saved_errno = errno;
+    __atomic_add_fetch(&sig_counts[signum], 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < MAX_SIG_LOOPS; i++) {
+        uv_async_t *a = sig_loops[i];
+        if (a != NULL)
+            uv_async_send(a);
+    }
+    struct sigaction *old = &sig_saved[signum];
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction)
+            old->sa_sigaction(signum, info, ctx);
+    }
+    else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN && old->sa_handler)
+        old->sa_handler(signum);
+    errno = saved_errno;
+}
+
+static int
+sig_acquire(int signum)
+{
+    if (sig_users[signum]++ > 0)
+        return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = gevc_signal_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(signum, &sa, &sig_saved[signum]) < 0) {
+        sig_users[signum]--;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+sig_release(int signum)
+{
+    if (--sig_users[signum] > 0)
+        return;
+    sig_users[signum] = 0;
+    sigaction(signum, &sig_saved[signum], NULL);
+}
+
+/* The loop's wake-up async: drains signal deliveries. */
+static void loop_wake_cb(uv_async_t *h);
+
+static int
+loop_register_signals(LoopObject *loop)
+{
+    if (loop->sig_slot >= 0)
+        return 0;
+    for (int i = 0; i < MAX_SIG_LOOPS; i++)
+        if (sig_loops[i] == NULL) {
+            sig_loops[i] = loop->wake_async;
+            loop->sig_slot = i;
+            return 0;
+        }
+    PyErr_SetString(PyExc_RuntimeError, "too many loops with signal watchers");
+    return -1;
+}
+
+static void
+loop_unregister_signals(LoopObject *loop)
+{
+    if (loop->sig_slot >= 0 && loop->signals.n == 0 && loop->children.n == 0) {
+        sig_loops[loop->sig_slot] = NULL;
+        loop->sig_slot = -1;
+    }
+}
+
+/* Called on the loop thread after a wake-up: record moved signals and
+ * reap children. */
+static void
+loop_scan_signals(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < loop->signals.n; i++) {
+        SignalObject *s = (SignalObject *)loop->signals.items[i];
+        unsigned long c = __atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST);
+        if (c != s->seen) {
+            s->seen = c;
+            loop_record((WatcherObject *)s);
+        }
+    }
+    if (loop->children.n == 0)
+        return;
+    static unsigned long chld_seen = 0;
+    unsigned long c = __atomic_load_n(&sig_counts[SIGCHLD], __ATOMIC_SEQ_CST);
+    if (c == chld_seen && !loop->check_children)
+        return;
+    chld_seen = c;
+    loop->check_children = 0;
+    for (Py_ssize_t i = 0; i < loop->children.n; i++) {
+        ChildObject *ch = (ChildObject *)loop->children.items[i];
+        int status = 0;
+        int flags = WNOHANG | (ch->trace ? (WUNTRACED | WCONTINUED) : 0);
+        pid_t r = waitpid(ch->pid ? (pid_t)ch->pid : -1, &status, flags);
+        if (r > 0) {
+            ch->rpid = r;
+            ch->rstatus = status;
+            loop_record((WatcherObject *)ch);
+        }
+    }
+}
+
+/* ---- signal ---- */
+
+static int
+signal_native_start(WatcherObject *w)
+{
+    SignalObject *s = (SignalObject *)w;
+    LoopObject *loop = w->loop;
+    if (wlist_contains(&loop->signals, w))
+        return 0;
+    if (loop_register_signals(loop) < 0)
+        return -1;
+    if (sig_acquire(s->signum) < 0)
+        return -1;
+    if (wlist_add(&loop->signals, w) < 0) {
+        sig_release(s->signum);
+        return -1;
+    }
+    s->seen = __atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void
+signal_native_stop(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (!wlist_contains(&loop->signals, w))
+        return;
+    wlist_remove(&loop->signals, w);
+    sig_release(((SignalObject *)w)->signum);
+    loop_unregister_signals(loop);
+}
+
+static PyObject *
+signal_details(WatcherObject *w)
+{
+    return PyUnicode_FromFormat("signum=%d", ((SignalObject *)w)->signum);
+}
+
+static const WatcherOps signal_ops = {
+    .name = "signal", .native_start = signal_native_start,
+    .native_stop = signal_native_stop, .details = signal_details,
+    .native_close = soft_native_close,
+};
+
+static PyObject *
+signal_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "signalnum", "ref", "priority", NULL};
+    PyObject *loop, *ref = NULL, *priority = NULL;
+    long signum;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ol|OO:signal", kwlist,
+                                     &loop, &signum, &ref, &priority))
+        return NULL;
+    if (signum < 1 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP) {
+        PyErr_Format(PyExc_ValueError, "illegal signal number: %ld", signum);
+        return NULL;
+    }
+    SignalObject *self = (SignalObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->signum = (int)signum;
+    if (watcher_init_common((WatcherObject *)self, (LoopObject *)loop, &signal_ops,
+                            ref, priority) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+signal_get_signum(WatcherObject *w, void *c)
+{
+    return PyLong_FromLong(((SignalObject *)w)->signum);
+}
+
+static PyGetSetDef signal_getset[] = {
+    {"signum", (getter)signal_get_signum, NULL, NULL},
+    {NULL}
+};
+
+static PyTypeObject SignalType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c.core.signal",
+    .tp_basicsize = sizeof(SignalObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "signal(loop, signalnum, ref=True, priority=None): runs the callback in\n"
+              "the loop after the signal is delivered.  Python's own handler for the\n"
+              "signal keeps running, and is restored when the last watcher stops.",
+    .tp_base = &WatcherType,
+    .tp_new = signal_new,
+    .tp_getset = signal_getset,
+};
+
+/* ---- child ---- */
+
+static int
+child_native_start(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (wlist_contains(&loop->children, w))
+        return 0;
+    if (loop_register_signals(loop) < 0)
+        return -1;
+    if (sig_acquire(SIGCHLD) < 0)
+        return -1;
+    if (wlist_add(&loop->children, w) < 0) {
+        sig_release(SIGCHLD);
+        return -1;
+    }
+    /* the child may have changed state before we watched: look now */
+    loop->check_children = 1;
+    uv_async_send(loop->wake_async);
+    return 0;
+}
+
+static void
+child_native_stop(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (!wlist_contains(&loop->children, w))
+        return;
+    wlist_remove(&loop->children, w);
+    sig_release(SIGCHLD);
+    loop_unregister_signals(loop);
+}
+
+static PyObject *
+child_details(WatcherObject *w)
+{
+    ChildObject *c = (ChildObject *)w;
+    return PyUnicode_FromFormat("pid=%ld rstatus=%d", c->pid, c->rstatus);
+}
+
+static const WatcherOps child_ops = {
+    .name = "child", .native_start = child_native_start,
+    .native_stop = child_native_stop, .details = child_details,
+    .native_close = soft_native_close,
+};
+
+static PyObject *
+child_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "pid", "trace", "ref", NULL};
+    PyObject *loop, *ref = NULL;
+    long pid;
+    int trace = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ol|pO:child", kwlist,
+                                     &loop, &pid, &trace, &ref))
+        return NULL;
+    if (PyObject_TypeCheck(loop, &LoopType) && !((LoopObject *)loop)->is_default) {
+        PyErr_SetString(PyExc_TypeError, "child watchers are only available on the default loop");
+        return NULL;
+    }
+    if (pid < 0) {
+        PyErr_Format(PyExc_ValueError, "pid must be non-negative: %ld", pid);
+        return NULL;
+    }
+    ChildObject *self = (ChildObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->pid = pid;
+    self->trace = trace;
+    if (watcher_init_common((WatcherObject *)self, (LoopObject *)loop, &child_ops, ref, NULL) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyMemberDef child_members[] = {
+    {"pid", T_LONG, offsetof(ChildObject, pid), READONLY, NULL},
+    {"rpid", T_LONG, offsetof(ChildObject, rpid), 0, NULL},
+    {"rstatus", T_INT, offsetof(ChildObject, rstatus), 0, NULL},
+    {NULL}
+};
+
+static PyTypeObject ChildType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c.core.child",
+    .tp_basicsize = sizeof(ChildObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "child(loop, pid, trace=False, ref=True): fires when process pid (0: any\n"
+              "child) changes state; rpid and rstatus say which and how.  Default loop\n"
+              "only.  Code calling os.waitpid itself races with it.",
+    .tp_base = &WatcherType,
+    .tp_new = child_new,
+    .tp_members = child_members,
+};
+
+static PyObject *
+signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
+{
+    return loop_make_watcher(&SignalType, loop, args, kwds);
+}
+
+static PyObject *
+child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
+{
+    return loop_make_watcher(&ChildType, loop, args, kwds);
+}
