@@ -4,6 +4,7 @@ The hub is a greenlet (implemented in C) that runs a libuv event loop;
 there is one per OS thread.  Importing this module creates neither a hub
 nor a loop: the first ``get_hub()`` does.
 """
+import sys
 from _thread import get_ident
 from _thread import _local as threadlocal
 
@@ -51,11 +52,86 @@ del _hub
 _get_hub = get_hub_if_exists
 
 
-def signal(signalnum, handler, *args, **kwargs):
-    """Not in gevent_c yet: arrives with the signal watcher (issue 3/4)."""
-    raise NotImplementedError('gevent_c.hub.signal is not implemented yet')
+
+def idle(priority=0):
+    """Block the current greenlet until the loop is idle."""
+    hub = get_hub()
+    watcher = hub.loop.idle()
+    if priority:
+        watcher.priority = priority
+    try:
+        hub.wait(watcher)
+    finally:
+        watcher.close()
+
+
+class signal(object):
+    """signal(signalnum, handler, *args, **kwargs): call ``handler`` in a new
+    greenlet each time ``signalnum`` is delivered.
+
+    The watcher is unreferenced: it never keeps the loop alive.  An exception
+    from the handler is reported with ``hub.handle_error(None, ...)``, so it
+    is raised in the main greenlet.
+    """
+
+    greenlet_class = greenlet
+
+    def __init__(self, signalnum, handler, *args, **kwargs):
+        if not callable(handler):
+            raise TypeError('signal handler must be callable.')
+        self.hub = get_hub()
+        self.watcher = self.hub.loop.signal(signalnum, ref=False)
+        self.handler = handler
+        self.args = args
+        self.kwargs = kwargs
+        self.watcher.start(self._start)
+
+    @property
+    def ref(self):
+        return self.watcher.ref
+
+    @ref.setter
+    def ref(self, value):
+        self.watcher.ref = value
+
+    def cancel(self):
+        """Stop and close the watcher and drop the references.  Idempotent."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher.close()
+            self.watcher = None
+            self.handler = self.args = self.kwargs = None
+
+    def _start(self):
+        # runs in the hub
+        try:
+            self.greenlet_class(self.handle).switch()
+        except:  # noqa: E722  (everything goes to the hub, like gevent)
+            self.hub.handle_error(None, *sys.exc_info())
+
+    def handle(self):
+        try:
+            self.handler(*self.args, **self.kwargs)
+        except:  # noqa: E722
+            self.hub.handle_error(None, *sys.exc_info())
 
 
 def reinit(hub=None):
-    """Not in gevent_c yet: arrives with loop.reinit() (issue 3/4)."""
-    raise NotImplementedError('gevent_c.hub.reinit is not implemented yet')
+    """Prepare ``hub`` (default: this thread's, if any) for use in a forked
+    child: reinitialise its loop, then let its threadpool and resolver
+    recover (their ``_on_fork``).  Call it in the child right after fork()."""
+    if hub is None:
+        hub = _get_hub()
+    if hub is None:
+        return
+    hub.loop.reinit()
+    for obj in (hub._threadpool, hub._resolver):
+        on_fork = getattr(obj, '_on_fork', None)
+        if on_fork is not None:
+            on_fork()
+
+
+def linkproxy(callback, obj):
+    """Calling the result with any arguments calls ``callback(obj)`` once."""
+    from gevent_c._wait import linkproxy as _linkproxy
+    return _linkproxy(callback, obj)

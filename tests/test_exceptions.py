@@ -63,8 +63,6 @@ def test_skeleton_names_present(name):
 
 
 def test_all():
-    if not (hasattr(H, 'signal') and hasattr(H, 'reinit')):
-        pytest.skip('signal/reinit are not part of the walking skeleton yet')
     assert H.__all__ == ['getcurrent', 'GreenletExit', 'spawn_raw', 'sleep', 'kill',
                          'signal', 'reinit', 'get_hub', 'Hub', 'Waiter']
 
