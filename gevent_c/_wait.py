@@ -73,7 +73,11 @@ class _WaitIterator(object):
             if self._count <= 0:
                 self._cleanup()
                 raise StopIteration
-            self._begin()
+            try:
+                self._begin()
+            except:  # noqa: E722 -- e.g. an object without rawlink
+                self._cleanup()
+                raise
         collector = self._collector
         items = collector.items
         try:

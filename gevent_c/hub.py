@@ -17,6 +17,7 @@ from gevent_c._hub import (  # noqa: F401
 )
 from gevent_c._hub_local import _threadlocal  # noqa: F401
 from gevent_c._config import _import, config, resolver_config, _resolvers  # noqa: F401
+from gevent_c._wait import iwait, wait, linkproxy  # noqa: F401
 from gevent_c.exceptions import (  # noqa: F401
     LoopExit, BlockingSwitchOutError, InvalidSwitchError, ConcurrentObjectUseError,
     InvalidThreadUseError, HubDestroyed,
@@ -130,8 +131,3 @@ def reinit(hub=None):
         if on_fork is not None:
             on_fork()
 
-
-def linkproxy(callback, obj):
-    """Calling the result with any arguments calls ``callback(obj)`` once."""
-    from gevent_c._wait import linkproxy as _linkproxy
-    return _linkproxy(callback, obj)

@@ -292,3 +292,10 @@ def test_iwait_leaks():
     gc.collect()
     n1 = len(gc.get_objects())
     assert n1 - n0 < 50, (n0, n1)
+
+
+def test_iwait_bad_object_unlinks_the_others():
+    a = Event()
+    with pytest.raises(AttributeError):
+        wait([a, object()])
+    assert a.linkcount() == 0
