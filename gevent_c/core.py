@@ -2,13 +2,15 @@
 import time as _time
 
 from gevent_c._hub import (  # noqa: F401
-    loop, callback, watcher, timer,
+    loop, callback, watcher, timer, io, signal, child, idle, prepare, check, fork,
+    async_, stat,
     READ, WRITE, READWRITE, MAXPRI, MINPRI,
     get_version, get_header_version,
 )
 
 __all__ = [
-    'loop', 'callback', 'watcher', 'timer', 'READ', 'WRITE', 'READWRITE',
+    'loop', 'callback', 'watcher', 'timer', 'io', 'signal', 'child', 'idle',
+    'prepare', 'check', 'fork', 'async_', 'stat', 'READ', 'WRITE', 'READWRITE',
     'MAXPRI', 'MINPRI', 'EVENTS', 'get_version', 'get_header_version',
     'supported_backends', 'recommended_backends', 'time',
 ]
