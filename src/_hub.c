@@ -12,7 +12,7 @@ static PyTypeObject *HubType = NULL;         /* heap type, base set at run time 
 static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
 static PyObject *config_import = NULL;       /* gevent_c._config._import */
 static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
-static PyObject *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
+static PyObject *str_tls_hub, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
 
 #include "loop_uv.c"
 #include "watcher.c"
@@ -64,14 +64,45 @@ get_hub_class_impl(void)
     return cls;
 }
 
+/* The thread's hub lives in the thread state dict (strong reference,
+ * released when the thread exits): one dict lookup with an interned key. */
+static PyObject *
+tls_hub_borrowed(void)
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (d == NULL)
+        return NULL;
+    return PyDict_GetItemWithError(d, str_tls_hub);
+}
+
+static int
+tls_set_hub(PyObject *hub)
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (d == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no thread state");
+        return -1;
+    }
+    if (hub == Py_None) {
+        if (PyDict_DelItem(d, str_tls_hub) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError))
+                return -1;
+            PyErr_Clear();
+        }
+        return 0;
+    }
+    return PyDict_SetItem(d, str_tls_hub, hub);
+}
+
 /* The thread's hub, created with (args, kwds) if there is none. */
 static PyObject *
 get_hub_with(PyObject *args, PyObject *kwds)
 {
-    PyObject *hub = PyObject_GetAttr(threadlocal, str_hub);
-    if (hub == NULL || hub != Py_None)
-        return hub;
-    Py_DECREF(hub);
+    PyObject *hub = tls_hub_borrowed();
+    if (hub != NULL)
+        return Py_NewRef(hub);
+    if (PyErr_Occurred())
+        return NULL;
     PyObject *cls = get_hub_class_impl();
     if (cls == NULL)
         return NULL;
@@ -79,7 +110,7 @@ get_hub_with(PyObject *args, PyObject *kwds)
     Py_DECREF(cls);
     if (hub == NULL)
         return NULL;
-    if (PyObject_SetAttr(threadlocal, str_hub, hub) < 0) {
+    if (tls_set_hub(hub) < 0) {
         Py_DECREF(hub);
         return NULL;
     }
@@ -101,7 +132,10 @@ mod_get_hub(PyObject *m, PyObject *args, PyObject *kwds)
 static PyObject *
 mod_get_hub_if_exists(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    return PyObject_GetAttr(threadlocal, str_hub);
+    PyObject *hub = tls_hub_borrowed();
+    if (hub == NULL && PyErr_Occurred())
+        return NULL;
+    return Py_NewRef(hub ? hub : Py_None);
 }
 
 static PyObject *
@@ -113,7 +147,7 @@ mod_get_hub_class(PyObject *m, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mod_set_hub(PyObject *m, PyObject *hub)
 {
-    if (PyObject_SetAttr(threadlocal, str_hub, hub) < 0)
+    if (tls_set_hub(hub) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -150,18 +184,24 @@ call_switch_out(PyGreenlet *cur)
 
 /* hub.switch(): switch_out() the current greenlet, then switch to the hub. */
 static PyObject *
-hub_switch_impl(PyObject *hub)
+hub_switch_from(PyObject *hub, PyGreenlet *cur)
 {
     if (!PyGreenlet_Check(hub))
         return PyObject_CallMethod(hub, "switch", NULL);
+    if (call_switch_out(cur) < 0)
+        return NULL;
+    return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
+}
+
+static PyObject *
+hub_switch_impl(PyObject *hub)
+{
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
-    int rc = call_switch_out(cur);
+    PyObject *res = hub_switch_from(hub, cur);
     Py_DECREF(cur);
-    if (rc < 0)
-        return NULL;
-    return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
+    return res;
 }
 
 static PyObject *
@@ -853,12 +893,10 @@ Hub_destroy(HubObject *self, PyObject *args, PyObject *kwds)
     Py_CLEAR(self->loop);
     self->loop = Py_NewRef(Py_None);
     Py_DECREF(loop);
-    PyObject *h = PyObject_GetAttr(threadlocal, str_hub);
-    if (h == NULL)
+    PyObject *h = tls_hub_borrowed();
+    if (h == NULL && PyErr_Occurred())
         return NULL;
-    int mine = h == (PyObject *)self;
-    Py_DECREF(h);
-    if (mine && PyObject_SetAttr(threadlocal, str_hub, Py_None) < 0)
+    if (h == (PyObject *)self && tls_set_hub(Py_None) < 0)
         return NULL;
     Py_RETURN_NONE;
 error:
@@ -1167,13 +1205,104 @@ hub_loop_of(PyObject *hub)
     return PyObject_GetAttr(hub, str_loop);
 }
 
+/* sleep(0): queue a callback that switches back into this greenlet (the
+ * callback object plays the Waiter: if anything else resumes us first, we
+ * stop it, so it never switches into us later). */
 static PyObject *
-mod_sleep(PyObject *m, PyObject *args, PyObject *kwds)
+sleep_yield(PyObject *hub, PyObject *loop)
 {
-    static char *kwlist[] = {"seconds", "ref", NULL};
-    PyObject *seconds = NULL, *ref = Py_True;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:sleep", kwlist, &seconds, &ref))
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
         return NULL;
+    CallbackObject *cb = NULL;
+    PyObject *res = NULL;
+    if (IS_LOOP(loop) && PyGreenlet_Check(hub)) {
+        cb = loop_queue_callback((LoopObject *)loop, (PyObject *)cur, NULL, CB_SLEEP);
+        if (cb != NULL) {
+            res = hub_switch_from(hub, cur);
+            if (cb->state == CB_PENDING)
+                callback_stop(cb, NULL);
+            Py_DECREF(cb);
+        }
+    }
+    else {
+        WaiterObject *waiter = waiter_create(hub);
+        PyObject *sw = waiter ? PyObject_GetAttrString((PyObject *)waiter, "switch") : NULL;
+        PyObject *c = sw ? PyObject_CallMethod(loop, "run_callback", "OO", sw, Py_None) : NULL;
+        if (c != NULL) {
+            Py_DECREF(c);
+            res = waiter_get_impl(waiter);
+        }
+        Py_XDECREF(sw);
+        Py_XDECREF(waiter);
+    }
+    Py_DECREF(cur);
+    return res;
+}
+
+static PyObject *
+sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
+{
+    PyObject *timer;
+    if (IS_LOOP(loop)) {
+        double after = PyFloat_AsDouble(seconds);
+        if (after == -1.0 && PyErr_Occurred())
+            return NULL;
+        int r = PyObject_IsTrue(ref);
+        if (r < 0)
+            return NULL;
+        timer = (PyObject *)gevc_timer_new((LoopObject *)loop, after, 0.0, r);
+    }
+    else {
+        PyObject *kw = Py_BuildValue("{s:O}", "ref", ref);
+        PyObject *targs = PyTuple_Pack(1, seconds);
+        PyObject *factory = PyObject_GetAttrString(loop, "timer");
+        timer = (kw && targs && factory) ? PyObject_Call(factory, targs, kw) : NULL;
+        Py_XDECREF(kw);
+        Py_XDECREF(targs);
+        Py_XDECREF(factory);
+    }
+    if (timer == NULL)
+        return NULL;
+    PyObject *res = hub_wait_impl(hub, timer);
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (PyObject_TypeCheck(timer, &WatcherType))
+        watcher_close_impl((WatcherObject *)timer);
+    else {
+        PyObject *r = PyObject_CallMethod(timer, "close", NULL);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    PyErr_Restore(t, v, tb);
+    Py_DECREF(timer);
+    return res;
+}
+
+static PyObject *
+mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *seconds = NULL, *ref = Py_True;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "sleep() takes at most 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (nargs > 0)
+        seconds = args[0];
+    if (nargs > 1)
+        ref = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(key, "seconds") == 0 && seconds == NULL)
+            seconds = args[nargs + i];
+        else if (PyUnicode_CompareWithASCIIString(key, "ref") == 0 && nargs < 2)
+            ref = args[nargs + i];
+        else {
+            PyErr_Format(PyExc_TypeError, "sleep() got an unexpected keyword argument %R", key);
+            return NULL;
+        }
+    }
     double secs = 0;
     if (seconds) {
         if (!PyFloat_Check(seconds) && !PyLong_Check(seconds)) {
@@ -1190,57 +1319,15 @@ mod_sleep(PyObject *m, PyObject *args, PyObject *kwds)
         return NULL;
     PyObject *loop = hub_loop_of(hub);
     PyObject *res = NULL;
-    if (loop == NULL)
-        goto done;
-    if (!(secs > 0)) {
-        WaiterObject *waiter = waiter_create(hub);
-        if (waiter == NULL)
-            goto done;
-        CallbackObject *cb = NULL;
-        if (IS_LOOP(loop))
-            cb = loop_queue_callback((LoopObject *)loop, (PyObject *)waiter, NULL, CB_WAITER_SWITCH);
-        else {
-            PyObject *sw = PyObject_GetAttrString((PyObject *)waiter, "switch");
-            cb = sw ? (CallbackObject *)PyObject_CallMethod(loop, "run_callback", "OO", sw, Py_None)
-                    : NULL;
-            Py_XDECREF(sw);
-        }
-        if (cb != NULL) {
-            Py_DECREF(cb);
-            res = waiter_get_impl(waiter);
-        }
-        Py_DECREF(waiter);
+    if (loop != NULL) {
+        res = secs > 0 ? sleep_timer(hub, loop, seconds, ref) : sleep_yield(hub, loop);
+        Py_DECREF(loop);
     }
-    else {
-        PyObject *kw = Py_BuildValue("{s:O}", "ref", ref);
-        PyObject *targs = PyTuple_Pack(1, seconds);
-        PyObject *factory = PyObject_GetAttrString(loop, "timer");
-        PyObject *timer = (kw && targs && factory) ? PyObject_Call(factory, targs, kw) : NULL;
-        Py_XDECREF(kw);
-        Py_XDECREF(targs);
-        Py_XDECREF(factory);
-        if (timer != NULL) {
-            res = hub_wait_impl(hub, timer);
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            if (PyObject_TypeCheck(timer, &WatcherType))
-                watcher_close_impl((WatcherObject *)timer);
-            else {
-                PyObject *r = PyObject_CallMethod(timer, "close", NULL);
-                Py_XDECREF(r);
-                PyErr_Clear();
-            }
-            PyErr_Restore(t, v, tb);
-            Py_DECREF(timer);
-        }
-    }
+    Py_DECREF(hub);
     if (res) {
         Py_DECREF(res);
         res = Py_NewRef(Py_None);
     }
-done:
-    Py_XDECREF(loop);
-    Py_DECREF(hub);
     return res;
 }
 
@@ -1386,7 +1473,7 @@ static PyMethodDef module_methods[] = {
     {"get_hub_class", (PyCFunction)mod_get_hub_class, METH_NOARGS,
      "The hub type for this thread (_threadlocal.Hub, default Hub)."},
     {"set_hub", (PyCFunction)mod_set_hub, METH_O, "set_hub(hub): store this thread's hub."},
-    {"sleep", (PyCFunction)(void (*)(void))mod_sleep, METH_VARARGS | METH_KEYWORDS,
+    {"sleep", (PyCFunction)(void (*)(void))mod_sleep, METH_FASTCALL | METH_KEYWORDS,
      "sleep(seconds=0, ref=True): block the current greenlet; seconds <= 0 only yields."},
     {"spawn_raw", (PyCFunction)(void (*)(void))mod_spawn_raw, METH_VARARGS | METH_KEYWORDS,
      "spawn_raw(function, *args, **kwargs): a raw greenlet (parent: the hub) "
@@ -1436,6 +1523,7 @@ PyInit__hub(void)
     }
     INTERN(str_switch_out, "switch_out");
     INTERN(str_hub, "hub");
+    INTERN(str_tls_hub, "gevent_c.hub");
     INTERN(str_Hub, "Hub");
     INTERN(str_loop, "loop");
     INTERN(str_run, "run");

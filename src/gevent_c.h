@@ -38,7 +38,10 @@ typedef struct CallbackObject CallbackObject;
 /* ---- callback (loop.run_callback) ------------------------------------ */
 
 enum { CB_PENDING = 0, CB_RUNNING = 1, CB_DONE = 2 };
-enum { CB_CALL = 0, CB_WAITER_SWITCH = 1, CB_GREENLET_SWITCH = 2 };
+/* CB_GREENLET_SWITCH: first switch of a spawn_raw greenlet (args passed);
+ * CB_SLEEP: switch back into a greenlet in sleep(0); errors are reported
+ * with the greenlet's bound switch as context, as after a Waiter wake-up */
+enum { CB_CALL = 0, CB_WAITER_SWITCH = 1, CB_GREENLET_SWITCH = 2, CB_SLEEP = 3 };
 
 struct CallbackObject {
     PyObject_HEAD
@@ -69,7 +72,11 @@ struct LoopObject {
     Py_ssize_t ncallbacks;     /* queued and not stopped */
     /* events recorded by libuv C callbacks, dispatched after uv_run */
     WatcherObject **pend;
-    Py_ssize_t npend, pend_cap, pend_pos;
+    Py_ssize_t npend, pend_cap;
+    /* the batch being dispatched is swapped out, so events recorded while
+     * it runs (closing_fd, reinit) go to a fresh array */
+    WatcherObject **spare;
+    Py_ssize_t spare_cap, dispatch_left;
     Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
     Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
     Py_ssize_t depth;

@@ -253,12 +253,38 @@ callback_tp_clear(CallbackObject *self)
     return 0;
 }
 
+/* A small free list: run_callback and sleep(0) allocate one callback each,
+ * and reusing them keeps the GC's allocation counter (and so collections)
+ * out of the hot path. */
+#define CB_FREELIST_MAX 128
+static CallbackObject *cb_freelist = NULL;
+static int cb_freelist_n = 0;
+
 static void
 callback_dealloc(CallbackObject *self)
 {
     PyObject_GC_UnTrack(self);
     callback_clear_fields(self);
+    if (Py_TYPE(self) == &CallbackType && cb_freelist_n < CB_FREELIST_MAX) {
+        self->next = cb_freelist;
+        cb_freelist = self;
+        cb_freelist_n++;
+        return;
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static CallbackObject *
+callback_alloc(void)
+{
+    CallbackObject *cb = cb_freelist;
+    if (cb != NULL) {
+        cb_freelist = cb->next;
+        cb_freelist_n--;
+        _Py_NewReference((PyObject *)cb);
+        return cb;
+    }
+    return PyObject_GC_New(CallbackObject, &CallbackType);
 }
 
 static PyMethodDef callback_methods[] = {
@@ -300,7 +326,7 @@ loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int ki
 {
     if (loop_check_alive(self) < 0)
         return NULL;
-    CallbackObject *cb = PyObject_GC_New(CallbackObject, &CallbackType);
+    CallbackObject *cb = callback_alloc();
     if (cb == NULL)
         return NULL;
     cb->callback = Py_NewRef(callback);
@@ -348,19 +374,29 @@ loop_run_callbacks(LoopObject *self)
         PyObject *res;
         if (cb->kind == CB_WAITER_SWITCH)
             res = waiter_switch_impl(callback, Py_None);
-        else if (cb->kind == CB_GREENLET_SWITCH)
+        else if (cb->kind == CB_GREENLET_SWITCH || cb->kind == CB_SLEEP)
             res = PyGreenlet_Switch((PyGreenlet *)callback, args, NULL);
         else if (args)
             res = PyObject_Call(callback, args, NULL);
         else
             res = PyObject_CallNoArgs(callback);
-        Py_DECREF(callback);
         Py_XDECREF(args);
         int rc = 0;
-        if (res == NULL)
-            rc = loop_handle_error(self, (PyObject *)cb);
+        if (res == NULL) {
+            PyObject *ctx = NULL;
+            if (cb->kind == CB_SLEEP) {
+                PyObject *t, *v, *tb;
+                PyErr_Fetch(&t, &v, &tb);
+                ctx = PyObject_GetAttrString(callback, "switch");
+                PyErr_Clear();
+                PyErr_Restore(t, v, tb);
+            }
+            rc = loop_handle_error(self, ctx ? ctx : (PyObject *)cb);
+            Py_XDECREF(ctx);
+        }
         else
             Py_DECREF(res);
+        Py_DECREF(callback);
         cb->state = CB_DONE;
         callback_clear_fields(cb);
         Py_DECREF(cb);
@@ -413,16 +449,13 @@ loop_drop_callbacks(LoopObject *self)
 
 static int watcher_dispatch(WatcherObject *w);
 
+/* Forget recorded events (loop destroyed): no reference is held on them. */
 static void
-loop_drop_pending(LoopObject *self, int owned)
+loop_drop_pending(LoopObject *self)
 {
-    for (Py_ssize_t i = self->pend_pos; i < self->npend; i++) {
-        WatcherObject *w = self->pend[i];
-        w->pending = 0;
-        if (owned)
-            Py_DECREF(w);
-    }
-    self->npend = self->pend_pos = 0;
+    for (Py_ssize_t i = 0; i < self->npend; i++)
+        self->pend[i]->pending = 0;
+    self->npend = 0;
 }
 
 static int
@@ -431,25 +464,39 @@ loop_dispatch_pending(LoopObject *self)
     Py_ssize_t n = self->npend;
     if (n == 0)
         return 0;
+    WatcherObject **items = self->pend;
+    Py_ssize_t cap = self->pend_cap;
+    self->pend = self->spare;
+    self->pend_cap = self->spare_cap;
+    self->spare = NULL;
+    self->spare_cap = 0;
+    self->npend = 0;
     /* Own every recorded watcher before any Python code can drop it. */
     for (Py_ssize_t i = 0; i < n; i++)
-        Py_INCREF(self->pend[i]);
-    self->pend_pos = 0;
-    while (self->pend_pos < self->npend) {
-        WatcherObject *w = self->pend[self->pend_pos++];
-        int rc = 0;
-        if (w->pending) {
+        Py_INCREF(items[i]);
+    int rc = 0;
+    Py_ssize_t i = 0;
+    for (; i < n; i++) {
+        WatcherObject *w = items[i];
+        self->dispatch_left = n - i - 1;
+        if (rc == 0 && w->pending) {
             w->pending = 0;
             rc = watcher_dispatch(w);
         }
-        Py_DECREF(w);
-        if (rc < 0) {
-            loop_drop_pending(self, 1);
-            return -1;
+        else {
+            w->pending = 0;  /* stopped meanwhile, or unwinding on error */
         }
+        Py_DECREF(w);
     }
-    self->npend = self->pend_pos = 0;
-    return 0;
+    self->dispatch_left = 0;
+    if (self->spare == NULL) {
+        self->spare = items;
+        self->spare_cap = cap;
+    }
+    else {
+        free(items);
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -854,7 +901,7 @@ loop_destroy_impl(LoopObject *self)
     }
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
-    loop_drop_pending(self, 0);
+    loop_drop_pending(self);
     loop_remove_signal_wakeup(self);
     PyObject *detached = PyList_New(0);
     if (detached == NULL)
@@ -884,8 +931,9 @@ loop_destroy_impl(LoopObject *self)
         free(uv);
     }
     free(self->pend);
-    self->pend = NULL;
-    self->pend_cap = 0;
+    free(self->spare);
+    self->pend = self->spare = NULL;
+    self->pend_cap = self->spare_cap = 0;
     Py_DECREF(detached);  /* may run arbitrary code: do it last */
     return 0;
 }
@@ -1176,7 +1224,7 @@ loop_format(LoopObject *self, PyObject *Py_UNUSED(ignored))
         return PyUnicode_FromString("destroyed");
     return PyUnicode_FromFormat("epoll%s pending=%zd ref=%zd fileno=%d",
                                 self->is_default ? " default" : "",
-                                self->npend - self->pend_pos,
+                                self->npend + self->dispatch_left,
                                 loop_activecnt_value(self),
                                 uv_backend_fd(self->uv));
 }
@@ -1201,7 +1249,33 @@ loop_get_default(LoopObject *self, void *c)
 static PyObject *
 loop_get_iteration(LoopObject *self, void *c)
 {
+    if (loop_check_alive(self) < 0)
+        return NULL;
     return PyLong_FromUnsignedLong(self->iteration);
+}
+
+static PyObject *
+loop_get_approx_timer_resolution(LoopObject *self, void *c)
+{
+    return PyFloat_FromDouble(0.001);
+}
+
+static PyObject *
+loop_get_maxpri(LoopObject *self, void *c)
+{
+    return PyLong_FromLong(2);
+}
+
+static PyObject *
+loop_get_minpri(LoopObject *self, void *c)
+{
+    return PyLong_FromLong(-2);
+}
+
+static PyObject *
+loop_get_watcher_type(LoopObject *self, void *c)
+{
+    return Py_NewRef((PyObject *)&WatcherType);
 }
 
 static PyObject *
@@ -1231,7 +1305,7 @@ loop_get_pendingcnt(LoopObject *self, void *c)
 {
     if (loop_check_alive(self) < 0)
         return NULL;
-    return PyLong_FromSsize_t(self->npend - self->pend_pos);
+    return PyLong_FromSsize_t(self->npend + self->dispatch_left);
 }
 
 static PyObject *
@@ -1346,6 +1420,11 @@ static PyGetSetDef loop_getset[] = {
     {"activecnt", (getter)loop_get_activecnt, NULL, NULL},
     {"pendingcnt", (getter)loop_get_pendingcnt, NULL, NULL},
     {"ptr", (getter)loop_get_ptr, NULL, NULL},
+    {"approx_timer_resolution", (getter)loop_get_approx_timer_resolution, NULL,
+     "libuv's timer resolution: delays are rounded up to 1 ms."},
+    {"MAXPRI", (getter)loop_get_maxpri, NULL, NULL},
+    {"MINPRI", (getter)loop_get_minpri, NULL, NULL},
+    {"WatcherType", (getter)loop_get_watcher_type, NULL, "The base class of the watchers."},
     {"error_handler", (getter)loop_get_error_handler, (setter)loop_set_error_handler, NULL},
     {NULL}
 };

@@ -102,14 +102,53 @@ parse_seconds(PyObject *o, const char *what, double *out)
     return 0;
 }
 
-static PyObject *
-timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* Allocate and initialise a timer; after/repeat already validated. */
+static TimerObject *
+timer_alloc(PyTypeObject *type, LoopObject *loop, double after, double repeat,
+            PyObject *ref, PyObject *priority)
 {
-    static char *kwlist[] = {"loop", "after", "repeat", "ref", "priority", NULL};
-    PyObject *loop, *after_o, *repeat_o = NULL, *ref = NULL, *priority = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO:timer", kwlist,
-                                     &loop, &after_o, &repeat_o, &ref, &priority))
+    TimerObject *self = (TimerObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
         return NULL;
+    self->after = after < 0 ? 0.0 : after;
+    self->repeat = repeat;
+    WatcherObject *w = (WatcherObject *)self;
+    if (watcher_init_common(w, loop, &timer_ops, ref, priority) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    uv_timer_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        Py_DECREF(self);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    int err = uv_timer_init(w->loop->uv, h);
+    if (err < 0) {
+        free(h);
+        Py_DECREF(self);
+        gevc_uv_error(err);
+        return NULL;
+    }
+    watcher_attach_handle(w, (uv_handle_t *)h);
+    return self;
+}
+
+/* A one-shot or repeating timer for C callers (sleep). */
+static TimerObject *
+gevc_timer_new(LoopObject *loop, double after, double repeat, int ref)
+{
+    if (isnan(after) || isinf(after)) {
+        PyErr_SetString(PyExc_ValueError, "timer values must be finite numbers");
+        return NULL;
+    }
+    return timer_alloc(&TimerType, loop, after, repeat, ref ? Py_True : Py_False, NULL);
+}
+
+static PyObject *
+timer_parse_and_alloc(PyTypeObject *type, PyObject *loop, PyObject *after_o,
+                      PyObject *repeat_o, PyObject *ref, PyObject *priority)
+{
     double after, repeat = 0.0;
     if (parse_seconds(after_o, "after", &after) < 0)
         return NULL;
@@ -123,29 +162,18 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "timer values must be finite");
         return NULL;
     }
-    TimerObject *self = (TimerObject *)type->tp_alloc(type, 0);
-    if (self == NULL)
+    return (PyObject *)timer_alloc(type, (LoopObject *)loop, after, repeat, ref, priority);
+}
+
+static PyObject *
+timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "after", "repeat", "ref", "priority", NULL};
+    PyObject *loop, *after_o, *repeat_o = NULL, *ref = NULL, *priority = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO:timer", kwlist,
+                                     &loop, &after_o, &repeat_o, &ref, &priority))
         return NULL;
-    self->after = after < 0 ? 0.0 : after;
-    self->repeat = repeat;
-    WatcherObject *w = (WatcherObject *)self;
-    if (watcher_init_common(w, (LoopObject *)loop, &timer_ops, ref, priority) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    uv_timer_t *h = malloc(sizeof(*h));
-    if (h == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    int err = uv_timer_init(w->loop->uv, h);
-    if (err < 0) {
-        free(h);
-        Py_DECREF(self);
-        return gevc_uv_error(err);
-    }
-    watcher_attach_handle(w, (uv_handle_t *)h);
-    return (PyObject *)self;
+    return timer_parse_and_alloc(type, loop, after_o, repeat_o, ref, priority);
 }
 
 static int
@@ -256,8 +284,19 @@ static PyTypeObject TimerType = {
     .tp_getset = timer_getset,
 };
 
+/* loop.timer(after, repeat=0.0, ref=True, priority=None), without the
+ * argument tuple a type call would build */
 static PyObject *
 timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if ((kwds == NULL || PyDict_GET_SIZE(kwds) == 0) && n >= 1 && n <= 4) {
+        if (loop_check_alive(loop) < 0)
+            return NULL;
+        return timer_parse_and_alloc(&TimerType, (PyObject *)loop, PyTuple_GET_ITEM(args, 0),
+                                     n > 1 ? PyTuple_GET_ITEM(args, 1) : NULL,
+                                     n > 2 ? PyTuple_GET_ITEM(args, 2) : NULL,
+                                     n > 3 ? PyTuple_GET_ITEM(args, 3) : NULL);
+    }
     return loop_make_watcher(&TimerType, loop, args, kwds);
 }
