@@ -732,7 +732,7 @@ Hub__cancel_wait(HubObject *self, PyObject *args)
         }
         if (target != NULL && target != Py_None) {
             Py_DECREF(res);
-            res = PyObject_CallMethod(target, "throw", "O", error);
+            res = call_method1(target, "throw", error);
         }
         Py_XDECREF(target);
     }
@@ -773,14 +773,14 @@ Hub_join(HubObject *self, PyObject *args, PyObject *kwds)
     if (sw == NULL)
         goto done;
     if (event != Py_None) {
-        PyObject *r = PyObject_CallMethod(event, "rawlink", "O", sw);
+        PyObject *r = call_method1(event, "rawlink", sw);
         if (r == NULL)
             goto done;
         Py_DECREF(r);
         linked = 1;
     }
     if (timeout != Py_None) {
-        timer = PyObject_CallMethod(self->loop, "timer", "O", timeout);
+        timer = call_method1(self->loop, "timer", timeout);
         if (timer == NULL || PyObject_SetAttrString(timer, "ref", Py_False) < 0)
             goto done;
         PyObject *r = PyObject_CallMethod(timer, "start", "OO", sw, Py_None);
@@ -804,7 +804,7 @@ done:
             Py_XDECREF(r);
         }
         if (linked) {
-            PyObject *r = PyObject_CallMethod(event, "unlink", "O", sw);
+            PyObject *r = call_method1(event, "unlink", sw);
             Py_XDECREF(r);
         }
         PyErr_Clear();
@@ -862,7 +862,7 @@ Hub_destroy(HubObject *self, PyObject *args, PyObject *kwds)
     Py_CLEAR(self->threadpool);
 
     if (PyGreenlet_ACTIVE((PyGreenlet *)self) || !PyGreenlet_STARTED((PyGreenlet *)self)) {
-        PyObject *exc = PyObject_CallFunction(HubDestroyed, "O", destroy_loop ? Py_True : Py_False);
+        PyObject *exc = PyObject_CallOneArg(HubDestroyed, destroy_loop ? Py_True : Py_False);
         if (exc == NULL)
             goto error;
         PyObject *r = PyGreenlet_Throw((PyGreenlet *)self, HubDestroyed, exc, NULL);
@@ -991,7 +991,7 @@ done:
 static int
 stream_write(PyObject *stream, PyObject *text)
 {
-    PyObject *r = PyObject_CallMethod(stream, "write", "O", text);
+    PyObject *r = call_method1(stream, "write", text);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -1444,6 +1444,8 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
+#include "threadpool.c"
+
 static PyObject *
 mod_getcurrent(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
@@ -1539,7 +1541,8 @@ PyInit__hub(void)
         || !(BlockingSwitchOutError = import_attr("gevent_c.exceptions", "BlockingSwitchOutError"))
         || !(InvalidSwitchError = import_attr("gevent_c.exceptions", "InvalidSwitchError"))
         || !(ConcurrentObjectUseError = import_attr("gevent_c.exceptions", "ConcurrentObjectUseError"))
-        || !(HubDestroyed = import_attr("gevent_c.exceptions", "HubDestroyed")))
+        || !(HubDestroyed = import_attr("gevent_c.exceptions", "HubDestroyed"))
+        || !(InvalidThreadUseError = import_attr("gevent_c.exceptions", "InvalidThreadUseError")))
         return NULL;
 
     if (PyType_Ready(&CallbackType) < 0 || PyType_Ready(&LoopType) < 0
@@ -1548,7 +1551,7 @@ PyInit__hub(void)
         || PyType_Ready(&ChildType) < 0 || PyType_Ready(&IdleType) < 0
         || PyType_Ready(&PrepareType) < 0 || PyType_Ready(&CheckType) < 0
         || PyType_Ready(&ForkType) < 0 || PyType_Ready(&AsyncType) < 0
-        || PyType_Ready(&StatType) < 0
+        || PyType_Ready(&StatType) < 0 || PyType_Ready(&PoolType) < 0
         || PyType_Ready(&WaiterType) < 0)
         return NULL;
     PyObject *bases = PyTuple_Pack(1, (PyObject *)&PyGreenlet_Type);
@@ -1559,6 +1562,7 @@ PyInit__hub(void)
     if (HubType == NULL)
         return NULL;
 
+    pthread_atfork(NULL, NULL, pool_atfork_child);
     PyObject *configure = import_attr("gevent_c._config", "_configure_hub");
     PyObject *r = configure ? PyObject_CallOneArg(configure, (PyObject *)HubType) : NULL;
     Py_XDECREF(configure);
@@ -1584,6 +1588,7 @@ PyInit__hub(void)
         || PyModule_AddObjectRef(m, "fork", (PyObject *)&ForkType) < 0
         || PyModule_AddObjectRef(m, "async_", (PyObject *)&AsyncType) < 0
         || PyModule_AddObjectRef(m, "stat", (PyObject *)&StatType) < 0
+        || PyModule_AddObjectRef(m, "ThreadPoolBase", (PyObject *)&PoolType) < 0
         || PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
         || PyModule_AddIntConstant(m, "WRITE", UV_WRITABLE) < 0
         || PyModule_AddIntConstant(m, "READWRITE", UV_READABLE | UV_WRITABLE) < 0

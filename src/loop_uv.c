@@ -22,6 +22,19 @@ static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
 static PyObject *str_handle_error = NULL;   /* interned in module init */
 
+/* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
+ * arg stays one argument. */
+static PyObject *
+call_method1(PyObject *obj, const char *name, PyObject *arg)
+{
+    PyObject *n = PyUnicode_InternFromString(name);
+    if (n == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallMethodOneArg(obj, n, arg);
+    Py_DECREF(n);
+    return r;
+}
+
 /* One place maps libuv error codes to Python exceptions. */
 static PyObject *
 gevc_uv_error(int err)
@@ -84,6 +97,7 @@ static void wlist_record_all(WatcherList *l);
 static void wlist_detach_all(WatcherList *l, PyObject *detached);
 static void loop_scan_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
+static void loop_detach_pools(LoopObject *loop);
 static void fdpoll_mark_dirty(FdPoll *p);
 static int loop_reinit_impl(LoopObject *self);
 
@@ -911,6 +925,7 @@ loop_destroy_impl(LoopObject *self)
     wlist_detach_all(&self->forks, detached);
     wlist_detach_all(&self->signals, detached);
     wlist_detach_all(&self->children, detached);
+    loop_detach_pools(self);
     loop_unregister_signals(self);
     close_internal_handle((uv_handle_t *)self->wake_async);
     close_internal_handle((uv_handle_t *)self->keepalive);
@@ -1122,12 +1137,10 @@ loop_run_callback_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t
 static int
 loop_reinit_impl(LoopObject *self)
 {
+    /* Python code never runs inside uv_run, so this is safe even while a
+     * run() is on the stack (the hub suspended in a callback) */
     if (loop_check_alive(self) < 0)
         return -1;
-    if (self->depth > 0) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot reinit a running loop");
-        return -1;
-    }
     int err = uv_loop_fork(self->uv);
     if (err < 0) {
         gevc_uv_error(err);

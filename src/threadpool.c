@@ -1,0 +1,882 @@
+/*
+ * threadpool.c -- the C core of gevent_c.threadpool.ThreadPool.  Included
+ * by _hub.c.
+ *
+ * Hand-off without Python-level queues or locks:
+ *   hub thread:  spawn() appends a Task to a C queue under a pthread mutex
+ *                and signals a condition variable (starting a worker thread
+ *                if none is idle, up to maxsize);
+ *   worker:      takes the GIL only to run the function, appends the Task to
+ *                the done list, and uv_async_send()s the pool's async
+ *                watcher if the done list was empty (one wake-up per batch);
+ *   hub:         the async watcher's callback drains the whole done list and
+ *                sets each task's AsyncResult.
+ * The async watcher is active (and so keeps the loop alive) exactly while
+ * tasks are outstanding.  Workers only touch the uv_async_t under the mutex
+ * and only while `st->async` is set; the pool clears it before the handle
+ * can go away (pool freed, loop destroyed).
+ */
+#include "gevent_c.h"
+#include <pthread.h>
+#include <time.h>
+#include <errno.h>
+
+typedef struct Task {
+    struct Task *next;
+    PyObject *func, *args, *kwargs;
+    PyObject *result;          /* the AsyncResult */
+    PyObject *expected;        /* apply_e: errors not reported, or NULL */
+    PyObject *value;
+    PyObject *exc_t, *exc_v, *exc_tb;
+    unsigned long worker;
+} Task;
+
+typedef struct PoolState {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    Task *q_head, *q_tail;
+    Py_ssize_t qlen;
+    Task *done_head, *done_tail;
+    int nthreads;              /* running worker threads */
+    int nidle;                 /* of which waiting for a task */
+    int nstarting;             /* of which not yet waiting for the first time */
+    int target;                /* workers above this exit */
+    double idle_timeout;       /* seconds; < 0: never */
+    uv_async_t *async;         /* NULL: results are dropped */
+    int refs;                  /* the pool object + each worker */
+} PoolState;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *hub;
+    PyObject *async_w;         /* the async watcher (AsyncObject) */
+    PyObject *result_class;
+    PyObject *slot_waiters;    /* list of callables: wake when a slot frees */
+    PyObject *join_waiters;    /* list of callables: wake when idle */
+    PyObject *dict;
+    PyObject *weakreflist;
+    PoolState *st;
+    LoopObject *loop;          /* borrowed through async_w */
+    Py_ssize_t maxsize;
+    Py_ssize_t outstanding;    /* spawned, result not yet delivered */
+    unsigned long hub_ident;
+    long fork_gen;
+} PoolObject;
+
+static PyTypeObject PoolType;
+static PyObject *InvalidThreadUseError;
+
+/* Bumped in the child by pthread_atfork: cheaper than getpid() per spawn. */
+static volatile long fork_generation = 0;
+
+static void
+pool_atfork_child(void)
+{
+    fork_generation++;
+}
+static int loop_register_pool(LoopObject *loop, PoolObject *pool);
+static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
+
+static void
+state_decref(PoolState *st)
+{
+    pthread_mutex_lock(&st->mu);
+    int left = --st->refs;
+    pthread_mutex_unlock(&st->mu);
+    if (left == 0) {
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cond);
+        free(st);
+    }
+}
+
+static PoolState *
+state_new(double idle_timeout)
+{
+    PoolState *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    st->idle_timeout = idle_timeout;
+    st->refs = 1;
+    return st;
+}
+
+static void
+task_free(Task *t)
+{
+    Py_XDECREF(t->func);
+    Py_XDECREF(t->args);
+    Py_XDECREF(t->kwargs);
+    Py_XDECREF(t->result);
+    Py_XDECREF(t->expected);
+    Py_XDECREF(t->value);
+    Py_XDECREF(t->exc_t);
+    Py_XDECREF(t->exc_v);
+    Py_XDECREF(t->exc_tb);
+    PyMem_RawFree(t);
+}
+
+/* ---- worker threads ---- */
+
+static void
+worker_destroy_own_hub(void)
+{
+    PyObject *d = PyThreadState_GetDict();
+    PyObject *hub = d ? PyDict_GetItemWithError(d, str_tls_hub) : NULL;
+    if (hub != NULL) {
+        Py_INCREF(hub);
+        PyObject *r = call_method1(hub, "destroy", Py_True);
+        Py_XDECREF(r);
+        Py_DECREF(hub);
+    }
+    PyErr_Clear();
+}
+
+static void
+worker_run_task(Task *t)
+{
+    PyObject *res = PyObject_Call(t->func, t->args, t->kwargs);
+    if (res != NULL)
+        t->value = res;
+    else {
+        PyErr_Fetch(&t->exc_t, &t->exc_v, &t->exc_tb);
+        PyErr_NormalizeException(&t->exc_t, &t->exc_v, &t->exc_tb);
+        if (t->exc_v && t->exc_tb)
+            PyException_SetTraceback(t->exc_v, t->exc_tb);
+    }
+    /* the arguments die in the worker, with the GIL; the function stays
+     * for the error context */
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+}
+
+static void *
+worker_main(void *arg)
+{
+    PoolState *st = (PoolState *)arg;
+    PyGILState_STATE gs = PyGILState_Ensure();
+    unsigned long ident = PyThread_get_thread_ident();
+    PyThreadState *ts = PyEval_SaveThread();
+    pthread_mutex_lock(&st->mu);
+    st->nstarting--;
+    for (;;) {
+        int timed_out = 0;
+        while (st->q_head == NULL && st->nthreads <= st->target && !timed_out) {
+            st->nidle++;
+            if (st->idle_timeout > 0) {
+                struct timespec ts_abs;
+                clock_gettime(CLOCK_REALTIME, &ts_abs);
+                double secs = st->idle_timeout;
+                ts_abs.tv_sec += (time_t)secs;
+                ts_abs.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+                if (ts_abs.tv_nsec >= 1000000000L) {
+                    ts_abs.tv_sec++;
+                    ts_abs.tv_nsec -= 1000000000L;
+                }
+                if (pthread_cond_timedwait(&st->cond, &st->mu, &ts_abs) == ETIMEDOUT)
+                    timed_out = st->q_head == NULL;
+            }
+            else
+                pthread_cond_wait(&st->cond, &st->mu);
+            st->nidle--;
+        }
+        if (st->nthreads > st->target || timed_out)
+            break;
+        Task *t = st->q_head;
+        st->q_head = t->next;
+        if (st->q_head == NULL)
+            st->q_tail = NULL;
+        st->qlen--;
+        t->next = NULL;
+        pthread_mutex_unlock(&st->mu);
+
+        PyEval_RestoreThread(ts);
+        t->worker = ident;
+        worker_run_task(t);
+        ts = PyEval_SaveThread();
+
+        pthread_mutex_lock(&st->mu);
+        if (st->async == NULL) {
+            /* nobody will collect it: the pool or its loop is gone */
+            pthread_mutex_unlock(&st->mu);
+            PyEval_RestoreThread(ts);
+            task_free(t);
+            ts = PyEval_SaveThread();
+            pthread_mutex_lock(&st->mu);
+            continue;
+        }
+        int first = st->done_head == NULL;
+        if (st->done_tail)
+            st->done_tail->next = t;
+        else
+            st->done_head = t;
+        st->done_tail = t;
+        if (first)
+            uv_async_send(st->async);
+    }
+    st->nthreads--;
+    pthread_mutex_unlock(&st->mu);
+    PyEval_RestoreThread(ts);
+    worker_destroy_own_hub();
+    PyGILState_Release(gs);
+    state_decref(st);
+    return NULL;
+}
+
+/* Called with the mutex held. */
+static int
+pool_start_worker_locked(PoolState *st)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    st->refs++;
+    st->nthreads++;
+    st->nstarting++;
+    int err = pthread_create(&tid, &attr, worker_main, st);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        st->refs--;
+        st->nthreads--;
+        st->nstarting--;
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Start workers while queued tasks outnumber idle workers (up to the
+ * target).  Mutex held.  -1 with errno set if a thread cannot start. */
+static int
+pool_grow_locked(PoolState *st)
+{
+    while (st->qlen > st->nidle + st->nstarting && st->nthreads < st->target)
+        if (pool_start_worker_locked(st) < 0)
+            return st->nthreads > 0 ? 0 : -1;
+    return 0;
+}
+
+/* ---- the hub side ---- */
+
+static int
+pool_check_thread(PoolObject *self)
+{
+    if (PyThread_get_thread_ident() != self->hub_ident) {
+        PyErr_SetString(InvalidThreadUseError,
+                        "a ThreadPool may only be used from its hub's thread");
+        return -1;
+    }
+    return 0;
+}
+
+static int pool_set_async_active(PoolObject *self, int active);
+
+/* In a forked child the workers do not exist: start afresh. */
+static int
+pool_after_fork(PoolObject *self)
+{
+    PoolState *old = self->st;
+    PoolState *st = state_new(old->idle_timeout);
+    if (st == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    st->target = old->target;
+    st->async = self->async_w ? (uv_async_t *)((WatcherObject *)self->async_w)->handle : NULL;
+    /* the old state's locks may be held by threads that no longer exist:
+     * leave it (and what it holds) alone */
+    self->st = st;
+    self->outstanding = 0;
+    self->fork_gen = fork_generation;
+    return pool_set_async_active(self, 0);
+}
+
+static PyObject *
+pool_on_fork(PoolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pool_after_fork(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
+
+static int
+pool_set_async_active(PoolObject *self, int active)
+{
+    WatcherObject *w = (WatcherObject *)self->async_w;
+    if (w == NULL)
+        return 0;
+    if (active && !w->active) {
+        PyObject *cb = PyObject_GetAttrString((PyObject *)self, "_drain");
+        if (cb == NULL)
+            return -1;
+        int rc = watcher_start_impl(w, cb, NULL);
+        Py_DECREF(cb);
+        return rc;
+    }
+    if (!active && w->active)
+        watcher_stop_impl(w);
+    return 0;
+}
+
+static int
+wake_all(PyObject *list, PyObject *loop, Py_ssize_t max)
+{
+    while (max-- > 0 && PyList_GET_SIZE(list) > 0) {
+        PyObject *cb = Py_NewRef(PyList_GET_ITEM(list, 0));
+        if (PySequence_DelItem(list, 0) < 0) {
+            Py_DECREF(cb);
+            return -1;
+        }
+        PyObject *r = call_method1(loop, "run_callback", cb);
+        Py_DECREF(cb);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int
+pool_notify(PoolObject *self)
+{
+    PyObject *loop = (PyObject *)self->loop;
+    if (loop == NULL)
+        return 0;
+    Py_ssize_t free_slots = self->maxsize - self->outstanding;
+    if (free_slots > 0 && PyList_GET_SIZE(self->slot_waiters) > 0
+            && wake_all(self->slot_waiters, loop, free_slots) < 0)
+        return -1;
+    if (self->outstanding == 0 && PyList_GET_SIZE(self->join_waiters) > 0
+            && wake_all(self->join_waiters, loop, PY_SSIZE_T_MAX) < 0)
+        return -1;
+    return 0;
+}
+
+/* Deliver one finished task's result in the hub. */
+static int
+pool_deliver(PoolObject *self, Task *t)
+{
+    PyObject *r;
+    if (t->exc_t == NULL) {
+        r = call_method1(t->result, "set", t->value ? t->value : Py_None);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    PyObject *v = t->exc_v ? t->exc_v : Py_None;
+    PyObject *tb = t->exc_tb ? t->exc_tb : Py_None;
+    int expected = t->expected ? PyErr_GivenExceptionMatches(t->exc_t, t->expected) : 0;
+    if (!expected) {
+        PyObject *worker = PyLong_FromUnsignedLong(t->worker);
+        PyObject *ctx = worker ? PyTuple_Pack(2, worker, t->func) : NULL;
+        Py_XDECREF(worker);
+        if (ctx == NULL)
+            return -1;
+        r = PyObject_CallMethod(self->hub, "handle_error", "OOOO", ctx, t->exc_t, v, tb);
+        Py_DECREF(ctx);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    PyObject *info = PyTuple_Pack(3, t->exc_t, v, tb);
+    r = info ? PyObject_CallMethod(t->result, "set_exception", "OO", v, info) : NULL;
+    Py_XDECREF(info);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* The async watcher's callback: drain every finished task. */
+static PyObject *
+pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    /* workers never wait for the GIL while holding the mutex, so taking it
+     * with the GIL held cannot deadlock */
+    PoolState *st = self->st;
+    pthread_mutex_lock(&st->mu);
+    Task *t = st->done_head;
+    st->done_head = st->done_tail = NULL;
+    pthread_mutex_unlock(&st->mu);
+    int rc = 0;
+    while (t) {
+        Task *next = t->next;
+        self->outstanding--;
+        if (rc == 0 && pool_deliver(self, t) < 0)
+            rc = -1;  /* keep draining; report the first error */
+        task_free(t);
+        t = next;
+    }
+    if (self->outstanding <= 0) {
+        self->outstanding = 0;
+        if (pool_set_async_active(self, 0) < 0)
+            rc = -1;
+    }
+    if (pool_notify(self) < 0)
+        rc = -1;
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+get_result_class(PoolObject *self)
+{
+    if (self->result_class == NULL) {
+        PyObject *mod = PyImport_ImportModule("gevent_c.event");
+        if (mod == NULL)
+            return NULL;
+        self->result_class = PyObject_GetAttrString(mod, "AsyncResult");
+        Py_DECREF(mod);
+    }
+    return self->result_class;
+}
+
+/* Queue func(*args, **kwargs); the pool must have a free slot. */
+static PyObject *
+pool_submit(PoolObject *self, PyObject *func, PyObject *args, PyObject *kwargs,
+            PyObject *expected)
+{
+    if (self->fork_gen != fork_generation && pool_after_fork(self) < 0)
+        return NULL;
+    PyObject *cls = get_result_class(self);
+    if (cls == NULL)
+        return NULL;
+    PyObject *result = PyObject_CallNoArgs(cls);
+    if (result == NULL)
+        return NULL;
+    Task *t = PyMem_RawCalloc(1, sizeof(Task));
+    if (t == NULL) {
+        Py_DECREF(result);
+        return PyErr_NoMemory();
+    }
+    t->func = Py_NewRef(func);
+    t->args = Py_NewRef(args);
+    t->kwargs = Py_XNewRef(kwargs);
+    t->result = Py_NewRef(result);
+    t->expected = Py_XNewRef(expected);
+    if (pool_set_async_active(self, 1) < 0) {
+        task_free(t);
+        Py_DECREF(result);
+        return NULL;
+    }
+    PoolState *st = self->st;
+    int err = 0;
+    pthread_mutex_lock(&st->mu);
+    if (st->target < self->maxsize)
+        st->target = (int)self->maxsize;
+    if (st->q_tail)
+        st->q_tail->next = t;
+    else
+        st->q_head = t;
+    st->q_tail = t;
+    st->qlen++;
+    if (pool_grow_locked(st) < 0)
+        err = errno;
+    if (st->nidle > 0)
+        pthread_cond_signal(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    self->outstanding++;
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        /* the task stays queued and runs once a worker exists */
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* _submit(func, args, kwargs, expected=None) -> AsyncResult, or None if
+ * the pool is full (the Python side then waits for a slot). */
+static PyObject *
+pool_submit_meth(PoolObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "_submit(func, args, kwargs[, expected])");
+        return NULL;
+    }
+    if (pool_check_thread(self) < 0)
+        return NULL;
+    if (!PyCallable_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "Expected callable, not %R", args[0]);
+        return NULL;
+    }
+    if (!PyTuple_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "_submit: args must be a tuple, kwargs a dict or None");
+        return NULL;
+    }
+    if (self->outstanding >= self->maxsize)
+        Py_RETURN_NONE;
+    return pool_submit(self, args[0], args[1], args[2] == Py_None ? NULL : args[2],
+                       nargs > 3 && args[3] != Py_None ? args[3] : NULL);
+}
+
+/* spawn(func, *args, **kwargs) fast path: a free slot, our own thread. */
+static PyObject *
+pool_spawn(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "spawn() missing required argument 'func'");
+        return NULL;
+    }
+    if (pool_check_thread(self) < 0)
+        return NULL;
+    PyObject *func = PyTuple_GET_ITEM(args, 0);
+    if (!PyCallable_Check(func)) {
+        PyErr_Format(PyExc_TypeError, "Expected callable, not %R", func);
+        return NULL;
+    }
+    PyObject *rest = PyTuple_GetSlice(args, 1, n);
+    if (rest == NULL)
+        return NULL;
+    PyObject *kw = (kwargs && PyDict_GET_SIZE(kwargs)) ? PyDict_Copy(kwargs) : NULL;
+    PyObject *res = NULL;
+    if (kwargs && PyDict_GET_SIZE(kwargs) && kw == NULL)
+        goto done;
+    while (self->outstanding >= self->maxsize) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "_wait_slot", NULL);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    res = pool_submit(self, func, rest, kw, NULL);
+done:
+    Py_DECREF(rest);
+    Py_XDECREF(kw);
+    return res;
+}
+
+/* ---- construction ---- */
+
+static void
+pool_detach_async(PoolObject *self)
+{
+    if (self->st) {
+        pthread_mutex_lock(&self->st->mu);
+        self->st->async = NULL;
+        pthread_mutex_unlock(&self->st->mu);
+    }
+}
+
+static int
+pool_init(PoolObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"maxsize", "hub", "idle_task_timeout", NULL};
+    PyObject *maxsize_o, *hub = Py_None;
+    double idle = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Od:ThreadPool", kwlist,
+                                     &maxsize_o, &hub, &idle))
+        return -1;
+    if (!PyLong_Check(maxsize_o)) {
+        PyErr_Format(PyExc_TypeError, "maxsize must be integer: %R", maxsize_o);
+        return -1;
+    }
+    Py_ssize_t maxsize = PyLong_AsSsize_t(maxsize_o);
+    if (maxsize == -1 && PyErr_Occurred())
+        return -1;
+    if (maxsize < 0) {
+        PyErr_Format(PyExc_ValueError, "maxsize must not be negative: %R", maxsize_o);
+        return -1;
+    }
+    if (maxsize > 100000) {
+        PyErr_Format(PyExc_ValueError, "maxsize is too large: %R", maxsize_o);
+        return -1;
+    }
+    if (self->st != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ThreadPool.__init__ called twice");
+        return -1;
+    }
+    hub = hub == Py_None ? get_hub_impl() : Py_NewRef(hub);
+    if (hub == NULL)
+        return -1;
+    self->hub = hub;
+    PyObject *loop = hub_loop_of(hub);
+    if (loop == NULL)
+        return -1;
+    if (!IS_LOOP(loop)) {
+        Py_DECREF(loop);
+        PyErr_SetString(PyExc_TypeError, "the hub's loop is not a gevent_c.core.loop");
+        return -1;
+    }
+    self->async_w = PyObject_CallMethod(loop, "async_", NULL);
+    Py_DECREF(loop);
+    if (self->async_w == NULL)
+        return -1;
+    self->loop = ((WatcherObject *)self->async_w)->loop;
+    self->slot_waiters = PyList_New(0);
+    self->join_waiters = PyList_New(0);
+    if (self->slot_waiters == NULL || self->join_waiters == NULL)
+        return -1;
+    self->st = state_new(idle);
+    if (self->st == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->st->async = (uv_async_t *)((WatcherObject *)self->async_w)->handle;
+    self->maxsize = maxsize;
+    self->hub_ident = PyThread_get_thread_ident();
+    self->fork_gen = fork_generation;
+    return loop_register_pool(self->loop, self);
+}
+
+static int
+pool_traverse(PoolObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->hub);
+    Py_VISIT(self->async_w);
+    Py_VISIT(self->result_class);
+    Py_VISIT(self->slot_waiters);
+    Py_VISIT(self->join_waiters);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+pool_tp_clear(PoolObject *self)
+{
+    pool_detach_async(self);
+    if (self->loop)
+        loop_unregister_pool(self->loop, self);
+    self->loop = NULL;
+    if (self->async_w)
+        watcher_close_impl((WatcherObject *)self->async_w);
+    Py_CLEAR(self->async_w);
+    Py_CLEAR(self->hub);
+    Py_CLEAR(self->result_class);
+    Py_CLEAR(self->slot_waiters);
+    Py_CLEAR(self->join_waiters);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+pool_dealloc(PoolObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    pool_tp_clear(self);
+    if (self->st) {
+        /* idle workers exit; busy ones drop their result */
+        pthread_mutex_lock(&self->st->mu);
+        self->st->target = 0;
+        pthread_cond_broadcast(&self->st->cond);
+        pthread_mutex_unlock(&self->st->mu);
+        state_decref(self->st);
+        self->st = NULL;
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- size, maxsize, kill, adjust ---- */
+
+static int
+pool_resize(PoolObject *self, int n)
+{
+    PoolState *st = self->st;
+    int err = 0;
+    pthread_mutex_lock(&st->mu);
+    st->target = n;
+    while (st->nthreads < n && err == 0)
+        if (pool_start_worker_locked(st) < 0)
+            err = errno;
+    pthread_cond_broadcast(&st->cond);  /* surplus idle workers exit */
+    pthread_mutex_unlock(&st->mu);
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+pool_get_size(PoolObject *self, void *c)
+{
+    pthread_mutex_lock(&self->st->mu);
+    int n = self->st->nthreads;
+    int target = self->st->target;
+    pthread_mutex_unlock(&self->st->mu);
+    /* workers asked to exit are on their way out */
+    return PyLong_FromLong(n < target ? n : target);
+}
+
+static int
+pool_set_size(PoolObject *self, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete size");
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(value);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "Size of the pool cannot be negative: %R", value);
+        return -1;
+    }
+    if (n > self->maxsize) {
+        PyErr_Format(PyExc_ValueError, "Size of the pool cannot be bigger than maxsize: %zd > %zd",
+                     n, self->maxsize);
+        return -1;
+    }
+    return pool_resize(self, (int)n);
+}
+
+static PyObject *
+pool_get_maxsize(PoolObject *self, void *c)
+{
+    return PyLong_FromSsize_t(self->maxsize);
+}
+
+static int
+pool_set_maxsize(PoolObject *self, PyObject *value, void *c)
+{
+    if (value == NULL || !PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "maxsize must be integer: %R", value ? value : Py_None);
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(value);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "maxsize must not be negative: %R", value);
+        return -1;
+    }
+    self->maxsize = n;
+    pthread_mutex_lock(&self->st->mu);
+    if (self->st->target > n)
+        self->st->target = (int)n;
+    pthread_cond_broadcast(&self->st->cond);
+    pthread_mutex_unlock(&self->st->mu);
+    return pool_notify(self);
+}
+
+static PyObject *
+pool_kill(PoolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pool_resize(self, 0) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pool_adjust(PoolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PoolState *st = self->st;
+    int err = 0;
+    pthread_mutex_lock(&st->mu);
+    st->target = (int)self->maxsize;
+    if (pool_grow_locked(st) < 0)
+        err = errno;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+pool_len(PoolObject *self)
+{
+    return self->outstanding;
+}
+
+static PyObject *
+pool_get_hub(PoolObject *self, void *c)
+{
+    return Py_NewRef(self->hub ? self->hub : Py_None);
+}
+
+static PyObject *
+pool_get_hub_ident(PoolObject *self, void *c)
+{
+    return PyLong_FromUnsignedLong(self->hub_ident);
+}
+
+static PyMethodDef pool_methods[] = {
+    {"spawn", (PyCFunction)(void (*)(void))pool_spawn, METH_VARARGS | METH_KEYWORDS,
+     "spawn(func, *args, **kwargs) -> AsyncResult: run func in a worker thread.  "
+     "Blocks the calling greenlet while maxsize tasks are outstanding."},
+    {"_submit", (PyCFunction)(void (*)(void))pool_submit_meth, METH_FASTCALL, NULL},
+    {"_drain", (PyCFunction)pool_drain, METH_NOARGS, NULL},
+    {"_on_fork", (PyCFunction)pool_on_fork, METH_NOARGS,
+     "In a forked child: forget the parent's workers and queue."},
+    {"kill", (PyCFunction)pool_kill, METH_NOARGS,
+     "Set size to 0: workers exit after their current task.  The pool stays usable."},
+    {"adjust", (PyCFunction)pool_adjust, METH_NOARGS,
+     "Start workers if tasks outnumber them (up to maxsize)."},
+    {NULL}
+};
+
+static PyMemberDef pool_members[] = {
+    {"_slot_waiters", T_OBJECT, offsetof(PoolObject, slot_waiters), READONLY, NULL},
+    {"_join_waiters", T_OBJECT, offsetof(PoolObject, join_waiters), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(PoolObject, dict), READONLY},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(PoolObject, weakreflist), READONLY},
+    {NULL}
+};
+
+static PyGetSetDef pool_getset[] = {
+    {"size", (getter)pool_get_size, (setter)pool_set_size, "Running worker threads."},
+    {"maxsize", (getter)pool_get_maxsize, (setter)pool_set_maxsize, NULL},
+    {"hub", (getter)pool_get_hub, NULL, NULL},
+    {"_hub_thread_ident", (getter)pool_get_hub_ident, NULL, NULL},
+    {NULL}
+};
+
+static PySequenceMethods pool_as_sequence = {
+    .sq_length = (lenfunc)pool_len,
+};
+
+static PyTypeObject PoolType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c._hub.ThreadPoolBase",
+    .tp_basicsize = sizeof(PoolObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The C core of gevent_c.threadpool.ThreadPool.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)pool_init,
+    .tp_dealloc = (destructor)pool_dealloc,
+    .tp_traverse = (traverseproc)pool_traverse,
+    .tp_clear = (inquiry)pool_tp_clear,
+    .tp_methods = pool_methods,
+    .tp_members = pool_members,
+    .tp_getset = pool_getset,
+    .tp_as_sequence = &pool_as_sequence,
+    .tp_dictoffset = offsetof(PoolObject, dict),
+    .tp_weaklistoffset = offsetof(PoolObject, weakreflist),
+};
+
+/* ---- the loop keeps a list of its pools, to cut them off when it dies ---- */
+
+static int
+loop_register_pool(LoopObject *loop, PoolObject *pool)
+{
+    return wlist_add(&loop->pools, (WatcherObject *)(void *)pool);
+}
+
+static void
+loop_unregister_pool(LoopObject *loop, PoolObject *pool)
+{
+    wlist_remove(&loop->pools, (WatcherObject *)(void *)pool);
+}
+
+static void
+loop_detach_pools(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < loop->pools.n; i++) {
+        PoolObject *pool = (PoolObject *)(void *)loop->pools.items[i];
+        pool_detach_async(pool);
+        pool->loop = NULL;
+    }
+    PyMem_Free(loop->pools.items);
+    loop->pools.items = NULL;
+    loop->pools.n = loop->pools.cap = 0;
+}
