@@ -3,6 +3,7 @@
 The hand-off (queue, wake-ups, result delivery) is in C
 (``gevent_c._hub.ThreadPoolBase``); this module adds the convenience API.
 """
+import sys
 from _thread import get_ident
 
 from gevent_c._hub import ThreadPoolBase, Waiter
@@ -130,7 +131,22 @@ class ThreadPool(ThreadPoolBase):
         return result
 
     def map_async(self, func, iterable, callback=None):
-        return self.apply_async(self.map, (func, iterable), callback=callback)
+        """map() in a new greenlet; returns an AsyncResult at once."""
+        from gevent_c._hub import spawn_raw
+        result = AsyncResult()
+
+        def run():
+            try:
+                value = self.map(func, iterable)
+            except BaseException as ex:  # noqa: BLE001  (delivered to the caller)
+                result.set_exception(ex, sys.exc_info())
+                return
+            result.set(value)
+            if callback is not None:
+                callback(value)
+
+        spawn_raw(run)
+        return result
 
     def imap(self, func, *iterables, **kwargs):
         """Results in input order, as they become available."""

@@ -1562,7 +1562,7 @@ PyInit__hub(void)
     if (HubType == NULL)
         return NULL;
 
-    pthread_atfork(NULL, NULL, pool_atfork_child);
+    pthread_atfork(NULL, NULL, gevc_atfork_child);
     PyObject *configure = import_attr("gevent_c._config", "_configure_hub");
     PyObject *r = configure ? PyObject_CallOneArg(configure, (PyObject *)HubType) : NULL;
     Py_XDECREF(configure);

@@ -20,6 +20,15 @@ static PyTypeObject CallbackType;
 static PyTypeObject WatcherType;
 static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
+/* Bumped in a forked child by pthread_atfork (cheaper than getpid()). */
+static volatile long fork_generation = 0;
+
+static void
+gevc_atfork_child(void)
+{
+    fork_generation++;
+}
+
 static PyObject *str_handle_error = NULL;   /* interned in module init */
 
 /* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
@@ -779,7 +788,7 @@ static int
 loop_init_internal(LoopObject *self)
 {
     self->sig_slot = -1;
-    self->pid = (long)getpid();
+    self->fork_gen = fork_generation;
     self->wake_async = malloc(sizeof(uv_async_t));
     self->keepalive = malloc(sizeof(uv_prepare_t));
     if (self->wake_async == NULL || self->keepalive == NULL) {
@@ -1050,12 +1059,13 @@ loop_run_impl(LoopObject *self, int nowait, int once)
                         "loop.run() is already running (re-entrant run is not allowed)");
         return -1;
     }
-    if ((long)getpid() != self->pid && loop_reinit_impl(self) < 0)
-        return -1;
     self->depth++;
     self->break_flag = 0;
     int rc = 0;
     for (;;) {
+        /* in a forked child without reinit(): do it now, once */
+        if (self->fork_gen != fork_generation && (rc = loop_reinit_impl(self)) < 0)
+            break;
         if ((rc = loop_check_signals(self)) < 0)
             break;
         if ((rc = loop_run_callbacks(self)) < 0)
@@ -1146,7 +1156,7 @@ loop_reinit_impl(LoopObject *self)
         gevc_uv_error(err);
         return -1;
     }
-    self->pid = (long)getpid();
+    self->fork_gen = fork_generation;
     /* every native poll must be re-armed in the new epoll set */
     for (int fd = 0; fd < self->nfdpolls; fd++)
         if (self->fdpolls[fd]) {

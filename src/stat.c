@@ -18,6 +18,8 @@ stat_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *cur
     if (w == NULL)
         return;
     StatObject *s = STAT(w);
+    if (status < 0 && !s->has_attr)
+        return;  /* still missing: libuv reports that once, it is no change */
     s->has_prev = s->has_attr;
     s->prev = s->attr;
     s->has_attr = status == 0;
@@ -32,6 +34,13 @@ stat_native_start(WatcherObject *w)
     StatObject *s = STAT(w);
     double iv = s->interval > MIN_STAT_INTERVAL ? s->interval : MIN_STAT_INTERVAL;
     uv_fs_poll_stop((uv_fs_poll_t *)w->handle);
+    /* like libev, attr holds the current result from the start */
+    uv_fs_t req;
+    s->has_attr = uv_fs_stat(NULL, &req, PyBytes_AS_STRING(s->fspath), NULL) == 0;
+    if (s->has_attr)
+        s->attr = req.statbuf;
+    uv_fs_req_cleanup(&req);
+    s->has_prev = 0;
     return uv_fs_poll_start((uv_fs_poll_t *)w->handle, stat_cb,
                             PyBytes_AS_STRING(s->fspath), (unsigned int)(iv * 1000.0));
 }

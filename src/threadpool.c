@@ -66,14 +66,6 @@ typedef struct {
 static PyTypeObject PoolType;
 static PyObject *InvalidThreadUseError;
 
-/* Bumped in the child by pthread_atfork: cheaper than getpid() per spawn. */
-static volatile long fork_generation = 0;
-
-static void
-pool_atfork_child(void)
-{
-    fork_generation++;
-}
 static int loop_register_pool(LoopObject *loop, PoolObject *pool);
 static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
 
