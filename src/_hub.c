@@ -12,7 +12,7 @@ static PyTypeObject *HubType = NULL;         /* heap type, base set at run time 
 static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
 static PyObject *config_import = NULL;       /* gevent_c._config._import */
 static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
-static PyObject *str_tls_hub, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
+static PyObject *str_tls_hub, *str_tls_guard, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
 
 #include "loop_uv.c"
 #include "watcher.c"
@@ -75,6 +75,65 @@ tls_hub_borrowed(void)
     return PyDict_GetItemWithError(d, str_tls_hub);
 }
 
+/* A thread's hub is destroyed when the thread exits: the thread state dict
+ * holds a guard whose dealloc (run by PyThreadState_Clear, in that thread)
+ * destroys the hub and its loop.  Without it the hub greenlet, suspended in
+ * its own run(), would keep itself and its loop (and their fds) forever. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *hub;
+} GuardObject;
+
+static void
+guard_dealloc(GuardObject *g)
+{
+    PyObject *hub = g->hub;
+    g->hub = NULL;
+    if (hub != NULL && IS_HUB(hub) && ((HubObject *)hub)->loop != NULL
+            && ((HubObject *)hub)->loop != Py_None) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
+        if (r == NULL)
+            PyErr_WriteUnraisable(hub);
+        Py_XDECREF(r);
+        PyErr_Restore(t, v, tb);
+    }
+    Py_XDECREF(hub);
+    PyObject_Free(g);
+}
+
+static PyTypeObject GuardType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gevent_c._hub._ThreadHubGuard",
+    .tp_basicsize = sizeof(GuardObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)guard_dealloc,
+};
+
+static int
+tls_set_guard(PyObject *d, PyObject *hub)
+{
+    /* disarm the previous guard first: replacing it must not destroy */
+    PyObject *old = PyDict_GetItemWithError(d, str_tls_guard);
+    if (old != NULL)
+        Py_CLEAR(((GuardObject *)old)->hub);
+    else if (PyErr_Occurred())
+        return -1;
+    if (hub == Py_None || PyThread_get_thread_ident() == main_thread_ident()) {
+        if (old != NULL && PyDict_DelItem(d, str_tls_guard) < 0)
+            return -1;
+        return 0;
+    }
+    GuardObject *g = PyObject_New(GuardObject, &GuardType);
+    if (g == NULL)
+        return -1;
+    g->hub = Py_NewRef(hub);
+    int rc = PyDict_SetItem(d, str_tls_guard, (PyObject *)g);
+    Py_DECREF(g);
+    return rc;
+}
+
 static int
 tls_set_hub(PyObject *hub)
 {
@@ -83,6 +142,8 @@ tls_set_hub(PyObject *hub)
         PyErr_SetString(PyExc_RuntimeError, "no thread state");
         return -1;
     }
+    if (tls_set_guard(d, hub) < 0)
+        return -1;
     if (hub == Py_None) {
         if (PyDict_DelItem(d, str_tls_hub) < 0) {
             if (!PyErr_ExceptionMatches(PyExc_KeyError))
@@ -222,11 +283,13 @@ Hub_switch_out(PyObject *self, PyObject *Py_UNUSED(ignored))
 /* Hub: construction, attributes                                           */
 /* ---------------------------------------------------------------------- */
 
-static int
-is_main_thread_ident(unsigned long ident)
+static unsigned long
+main_thread_ident(void)
 {
     static unsigned long main_ident = 0;
     if (main_ident == 0) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
         PyObject *threading = PyImport_ImportModule("threading");
         PyObject *mt = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
         PyObject *id = mt ? PyObject_GetAttrString(mt, "ident") : NULL;
@@ -236,8 +299,15 @@ is_main_thread_ident(unsigned long ident)
         Py_XDECREF(mt);
         Py_XDECREF(threading);
         PyErr_Clear();
+        PyErr_Restore(t, v, tb);
     }
-    return ident == main_ident;
+    return main_ident;
+}
+
+static int
+is_main_thread_ident(unsigned long ident)
+{
+    return ident == main_thread_ident();
 }
 
 static PyObject *
@@ -1526,6 +1596,7 @@ PyInit__hub(void)
     INTERN(str_switch_out, "switch_out");
     INTERN(str_hub, "hub");
     INTERN(str_tls_hub, "gevent_c.hub");
+    INTERN(str_tls_guard, "gevent_c.hub_guard");
     INTERN(str_Hub, "Hub");
     INTERN(str_loop, "loop");
     INTERN(str_run, "run");
@@ -1552,6 +1623,7 @@ PyInit__hub(void)
         || PyType_Ready(&PrepareType) < 0 || PyType_Ready(&CheckType) < 0
         || PyType_Ready(&ForkType) < 0 || PyType_Ready(&AsyncType) < 0
         || PyType_Ready(&StatType) < 0 || PyType_Ready(&PoolType) < 0
+        || PyType_Ready(&GuardType) < 0
         || PyType_Ready(&WaiterType) < 0)
         return NULL;
     PyObject *bases = PyTuple_Pack(1, (PyObject *)&PyGreenlet_Type);

@@ -211,4 +211,7 @@ typedef struct {
     PyObject *exception_stream;  /* NULL: sys.stderr at the time of reading */
 } HubObject;
 
+/* defined in _hub.c: the interpreter's main thread */
+static unsigned long main_thread_ident(void);
+
 #endif /* GEVENT_C_H */

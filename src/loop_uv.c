@@ -740,32 +740,6 @@ loop_validate_flags(PyObject *flags)
     return 0;
 }
 
-static int
-is_main_thread(void)
-{
-    PyObject *threading = PyImport_ImportModule("threading");
-    if (threading == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
-    Py_DECREF(threading);
-    if (main == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *ident = PyObject_GetAttrString(main, "ident");
-    Py_DECREF(main);
-    if (ident == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    unsigned long id = PyLong_AsUnsignedLong(ident);
-    Py_DECREF(ident);
-    PyErr_Clear();
-    return id == PyThread_get_thread_ident();
-}
-
 static void
 noop_prepare_cb(uv_prepare_t *h)
 {
@@ -854,7 +828,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         self->is_default = 1;
         self->uv->data = self;
         default_loop_obj = self;
-        if (is_main_thread())
+        if (PyThread_get_thread_ident() == main_thread_ident())
             loop_install_signal_wakeup(self);
     }
     else {

@@ -138,3 +138,49 @@ def test_thread_sleep_creates_thread_hub(hub):
     assert res['before'] is None
     assert res['after'] is not None
     assert res['after'] is not hub
+
+
+def test_thread_hub_released_when_thread_exits(check_py):
+    # spec 4.12 / issue 4: a thread's hub (and its loop's fds) go away with
+    # the thread, even without an explicit destroy()
+    out = check_py('''
+        import gc, os, threading, weakref
+        import gevent_c.hub as H
+        refs = []
+        def f():
+            h = H.get_hub()
+            H.sleep(0.001)
+            refs.append((weakref.ref(h), weakref.ref(h.loop)))
+        n0 = len(os.listdir('/proc/self/fd'))
+        for _ in range(20):
+            t = threading.Thread(target=f)
+            t.start()
+            t.join()
+        gc.collect()
+        alive = sum(1 for h, l in refs if h() is not None or l() is not None)
+        print(alive, len(os.listdir('/proc/self/fd')) - n0)
+    ''')
+    alive, fds = map(int, out.split())
+    assert alive == 0
+    assert fds <= 2
+
+
+def test_set_hub_replacing_does_not_destroy(check_py):
+    out = check_py('''
+        import threading
+        import gevent_c.hub as H
+        res = []
+        def f():
+            a = H.get_hub()
+            b = H.Hub()
+            H.set_hub(b)
+            res.append(a.loop is not None)
+            H.set_hub(a)
+            res.append(b.loop is not None)
+            b.destroy()
+        t = threading.Thread(target=f)
+        t.start()
+        t.join()
+        print(res)
+    ''')
+    assert out.strip() == '[True, True]'
