@@ -598,6 +598,20 @@ parse_ip(PyObject *obj, void *addr, const char *what)
 }
 
 static int
+check_family(ares_state *st, int family)
+{
+    if (family == AF_UNSPEC || family == AF_INET || family == AF_INET6)
+        return 0;
+    PyObject *exc = PyObject_CallFunction(st->gaierror, "is", EAI_FAMILY,
+                                          gai_strerror(EAI_FAMILY));
+    if (exc != NULL) {
+        PyErr_SetObject(st->gaierror, exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+static int
 ai_flags_to_ares(int f)
 {
     int r = 0;
@@ -1117,7 +1131,8 @@ channel_set_servers(ChannelObject *self, PyObject *servers)
 PyDoc_STRVAR(channel_gethostbyname_doc,
 "gethostbyname(callback, name, family=AF_INET)\n\n"
 "Look name up; callback(Result) gets (hostname, aliaslist, ipaddrlist) or\n"
-"a socket.gaierror.");
+"a socket.gaierror.  A family other than AF_INET/AF_INET6/AF_UNSPEC raises\n"
+"gaierror(EAI_FAMILY) at once.");
 
 static PyObject *
 channel_gethostbyname(ChannelObject *self, PyObject *args, PyObject *kwds)
@@ -1129,7 +1144,8 @@ channel_gethostbyname(ChannelObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i:gethostbyname", kwlist, &callback,
                                      &name, &family))
         return NULL;
-    if (check_callback(callback) < 0 || (b = name_to_bytes(name, "name")) == NULL)
+    if (check_callback(callback) < 0 || check_family(channel_state(self), family) < 0
+        || (b = name_to_bytes(name, "name")) == NULL)
         return NULL;
     if (channel_enter(self, &done) < 0) {
         Py_DECREF(b);
@@ -1176,7 +1192,8 @@ PyDoc_STRVAR(channel_getaddrinfo_doc,
 "getaddrinfo(callback, node, service=None, family=0, socktype=0, proto=0, flags=0)\n\n"
 "ares_getaddrinfo; flags are the socket module's AI_* flags.  callback(Result)\n"
 "gets a list of (family, socktype, proto, canonname, sockaddr) as c-ares\n"
-"reports them (socktype/proto may be 0), or a socket.gaierror.");
+"reports them (socktype/proto may be 0), or a socket.gaierror.  A family\n"
+"other than AF_INET/AF_INET6/AF_UNSPEC raises gaierror(EAI_FAMILY) at once.");
 
 static PyObject *
 channel_getaddrinfo(ChannelObject *self, PyObject *args, PyObject *kwds)
@@ -1189,7 +1206,8 @@ channel_getaddrinfo(ChannelObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|Oiiii:getaddrinfo", kwlist, &callback,
                                      &node, &service, &family, &socktype, &proto, &flags))
         return NULL;
-    if (check_callback(callback) < 0 || (nb = name_to_bytes(node, "node")) == NULL)
+    if (check_callback(callback) < 0 || check_family(channel_state(self), family) < 0
+        || (nb = name_to_bytes(node, "node")) == NULL)
         return NULL;
     if (PyLong_Check(service) && !PyBool_Check(service)) {
         long port = PyLong_AsLong(service);

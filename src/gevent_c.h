@@ -41,7 +41,11 @@ enum { CB_PENDING = 0, CB_RUNNING = 1, CB_DONE = 2 };
 /* CB_GREENLET_SWITCH: first switch of a spawn_raw greenlet (args passed);
  * CB_SLEEP: switch back into a greenlet in sleep(0); errors are reported
  * with the greenlet's bound switch as context, as after a Waiter wake-up */
-enum { CB_CALL = 0, CB_WAITER_SWITCH = 1, CB_GREENLET_SWITCH = 2, CB_SLEEP = 3 };
+/* CB_WATCHER: fire a watcher from Python context (a due-now timer,
+ * closing_fd, fork watchers): the callback owns the watcher, so it stays
+ * alive until dispatched, and it is not counted in activecnt */
+enum { CB_CALL = 0, CB_WAITER_SWITCH = 1, CB_GREENLET_SWITCH = 2, CB_SLEEP = 3,
+       CB_WATCHER = 4 };
 
 struct CallbackObject {
     PyObject_HEAD

@@ -553,7 +553,7 @@ loop_closing_fd(LoopObject *loop, PyObject *fd_o)
     for (IoObject *io = p->first; io; io = io->next_on_fd)
         if (((WatcherObject *)io)->active) {
             io->revents |= io->events;
-            loop_record((WatcherObject *)io);
+            loop_fire_soon((WatcherObject *)io);
             woke = 1;
         }
     fdpoll_close_native(p);

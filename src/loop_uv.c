@@ -103,6 +103,8 @@ static int is_hub_destroyed(PyObject *type);
 static void loop_flush_polls(LoopObject *loop);
 static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
 static void wlist_record_all(WatcherList *l);
+static void wlist_fire_all(WatcherList *l);
+static int watcher_dispatch(WatcherObject *w);
 static void wlist_detach_all(WatcherList *l, PyObject *detached);
 static void loop_scan_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
@@ -366,7 +368,8 @@ loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int ki
     else
         self->cb_head = cb;
     self->cb_tail = cb;
-    self->ncallbacks++;
+    if (kind != CB_WATCHER)
+        self->ncallbacks++;
     return cb;
 }
 
@@ -387,6 +390,22 @@ loop_run_callbacks(LoopObject *self)
         cb->next = NULL;
         if (cb->callback == NULL || cb->state != CB_PENDING) {
             Py_DECREF(cb);  /* stopped while queued */
+            continue;
+        }
+        if (cb->kind == CB_WATCHER) {
+            WatcherObject *w = (WatcherObject *)cb->callback;
+            int rc = 0;
+            cb->state = CB_DONE;
+            if (w->pending) {
+                w->pending = 0;
+                Py_INCREF(w);
+                rc = watcher_dispatch(w);
+                Py_DECREF(w);
+            }
+            callback_clear_fields(cb);
+            Py_DECREF(cb);
+            if (rc < 0)
+                return -1;
             continue;
         }
         self->ncallbacks--;
@@ -448,6 +467,22 @@ loop_run_callbacks(LoopObject *self)
     return 0;
 }
 
+/* Fire w from Python context: on the next callback pass.  Unlike
+ * loop_record (libuv callbacks), the queue owns a reference to w. */
+static void
+loop_fire_soon(WatcherObject *w)
+{
+    if (w->pending || w->loop == NULL || w->loop->uv == NULL)
+        return;
+    CallbackObject *cb = loop_queue_callback(w->loop, (PyObject *)w, NULL, CB_WATCHER);
+    if (cb == NULL) {
+        PyErr_WriteUnraisable((PyObject *)w);
+        return;
+    }
+    w->pending = 1;
+    Py_DECREF(cb);
+}
+
 static void
 loop_drop_callbacks(LoopObject *self)
 {
@@ -455,6 +490,8 @@ loop_drop_callbacks(LoopObject *self)
         CallbackObject *cb = self->cb_head;
         self->cb_head = cb->next;
         cb->next = NULL;
+        if (cb->kind == CB_WATCHER && cb->callback)
+            ((WatcherObject *)cb->callback)->pending = 0;
         if (cb->state == CB_PENDING) {
             cb->state = CB_DONE;
             cb->loop = NULL;
@@ -1137,7 +1174,7 @@ loop_reinit_impl(LoopObject *self)
             self->fdpolls[fd]->armed = -1;
             fdpoll_mark_dirty(self->fdpolls[fd]);
         }
-    wlist_record_all(&self->forks);
+    wlist_fire_all(&self->forks);
     return 0;
 }
 

@@ -39,6 +39,13 @@ static int
 timer_native_start(WatcherObject *w)
 {
     uv_loop_t *uv = w->loop->uv;
+    if (TIMER(w)->after <= 0 && TIMER(w)->repeat <= 0) {
+        /* due now: fire on the next callback pass, no poll needed */
+        uv_timer_stop((uv_timer_t *)w->handle);
+        w->pending = 0;  /* a restart replaces an earlier firing */
+        loop_fire_soon(w);
+        return 0;
+    }
     double frac = 0;
     if (timer_update_flag) {
         uv_update_time(uv);

@@ -512,12 +512,21 @@ wlist_contains(WatcherList *l, WatcherObject *w)
     return 0;
 }
 
-/* Record every listed watcher (prepare before a poll, fork after reinit). */
+/* Record every listed watcher (prepare: dispatched at once, before any
+ * Python code runs). */
 static void
 wlist_record_all(WatcherList *l)
 {
     for (Py_ssize_t i = 0; i < l->n; i++)
         loop_record(l->items[i]);
+}
+
+/* Fire every listed watcher soon (fork watchers after reinit). */
+static void
+wlist_fire_all(WatcherList *l)
+{
+    for (Py_ssize_t i = 0; i < l->n; i++)
+        loop_fire_soon(l->items[i]);
 }
 
 /* Loop destroyed: detach every listed watcher; their self references
