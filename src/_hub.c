@@ -676,14 +676,18 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     WaiterObject *waiter = waiter_create(hub);
     if (waiter == NULL)
         return NULL;
-    PyObject *sw = PyObject_GetAttrString((PyObject *)waiter, "switch");
+    PyObject *sw = waiter_bound_switch(waiter);
     PyObject *res = NULL;
     if (sw == NULL)
         goto done;
     int rc;
+    /* our own watcher types (not Python subclasses, which may override
+     * start): start in C */
     if (PyObject_TypeCheck(watcher, &WatcherType)
-            && Py_TYPE(watcher)->tp_methods == WatcherType.tp_methods) {
+            && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
         PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
+        if (Py_TYPE(watcher) == &IoType)
+            ((IoObject *)watcher)->pass_events = 0;
         rc = args ? watcher_start_impl((WatcherObject *)watcher, sw, args) : -1;
         Py_XDECREF(args);
     }
@@ -837,7 +841,7 @@ Hub_join(HubObject *self, PyObject *args, PyObject *kwds)
     WaiterObject *waiter = waiter_create((PyObject *)self);
     if (waiter == NULL)
         return NULL;
-    PyObject *sw = PyObject_GetAttrString((PyObject *)waiter, "switch");
+    PyObject *sw = waiter_bound_switch(waiter);
     PyObject *timer = NULL, *res = NULL;
     int linked = 0;
     if (sw == NULL)

@@ -374,6 +374,7 @@ loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int ki
 }
 
 static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
+static PyObject *call_callback(PyObject *callback, PyObject *args);
 
 /* Run queued callbacks (including those they queue) until the queue is
  * empty or a switch interval has passed.  -1 only for HubDestroyed. */
@@ -418,10 +419,8 @@ loop_run_callbacks(LoopObject *self)
             res = waiter_switch_impl(callback, Py_None);
         else if (cb->kind == CB_GREENLET_SWITCH || cb->kind == CB_SLEEP)
             res = PyGreenlet_Switch((PyGreenlet *)callback, args, NULL);
-        else if (args)
-            res = PyObject_Call(callback, args, NULL);
         else
-            res = PyObject_CallNoArgs(callback);
+            res = call_callback(callback, args);
         Py_XDECREF(args);
         int rc = 0;
         if (res == NULL) {

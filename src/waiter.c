@@ -393,6 +393,57 @@ static PyGetSetDef waiter_getset[] = {
     {NULL}
 };
 
+/* Waiter(hub=None) without building an argument tuple */
+static PyObject *
+waiter_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *hub = nargs > 0 ? args[0] : Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 1 || nargs + nkw > 1
+            || (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "hub"))) {
+        PyErr_SetString(PyExc_TypeError, "Waiter() takes at most 1 argument (hub)");
+        return NULL;
+    }
+    if (nkw == 1)
+        hub = args[0];
+    if (hub == Py_None) {
+        hub = get_hub_impl();
+        if (hub == NULL)
+            return NULL;
+        PyObject *w = (PyObject *)waiter_create(hub);
+        Py_DECREF(hub);
+        return w;
+    }
+    return (PyObject *)waiter_create(hub);
+}
+
+/* Is cb a bound Waiter.switch?  Then callers may call waiter_switch_impl
+ * directly instead of going through the bound method. */
+static inline int
+is_waiter_switch(PyObject *cb)
+{
+    return PyCFunction_CheckExact(cb) && ((PyCFunctionObject *)cb)->m_ml == &waiter_methods[0];
+}
+
+/* callback(*args) with the bound-Waiter.switch shortcut */
+static PyObject *
+call_callback(PyObject *callback, PyObject *args)
+{
+    Py_ssize_t n = args ? PyTuple_GET_SIZE(args) : 0;
+    if (n <= 1 && is_waiter_switch(callback))
+        return waiter_switch_impl(PyCFunction_GET_SELF(callback),
+                                  n ? PyTuple_GET_ITEM(args, 0) : Py_None);
+    return args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
+}
+
+/* waiter.switch as a bound method, without an attribute lookup */
+static PyObject *
+waiter_bound_switch(WaiterObject *self)
+{
+    return PyCMethod_New(&waiter_methods[0], (PyObject *)self, NULL, NULL);
+}
+
 static PyTypeObject WaiterType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "gevent_c.hub.Waiter",
@@ -400,6 +451,7 @@ static PyTypeObject WaiterType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .tp_doc = WAITER_DOC,
     .tp_new = waiter_new,
+    .tp_vectorcall = waiter_vectorcall,
     .tp_dealloc = (destructor)waiter_dealloc,
     .tp_traverse = (traverseproc)waiter_traverse,
     .tp_clear = (inquiry)waiter_tp_clear,

@@ -236,7 +236,7 @@ watcher_dispatch(WatcherObject *w)
     if (w->ops->call)
         res = w->ops->call(w, callback, args);
     else
-        res = args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
+        res = call_callback(callback, args);
     Py_DECREF(callback);
     Py_XDECREF(args);
     int rc = 0;
