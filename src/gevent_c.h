@@ -86,6 +86,10 @@ struct LoopObject {
     Py_ssize_t depth;
     unsigned long iteration;
     int break_flag;
+    int in_uv;                 /* inside uv_run (C callbacks may record) */
+    int in_uv_nogil;           /* ... with the GIL released: hands off libuv */
+    uv_handle_t **orphans;     /* handles to close on the loop's thread */
+    Py_ssize_t norphans, orphans_cap;
     /* wake-up fd for Python signal handlers (main thread's default loop) */
     uv_poll_t *sig_poll;
     int sig_fds[2];

@@ -245,6 +245,9 @@ io_attach(IoObject *io, LoopObject *loop, int fd)
     return 0;
 }
 
+/* Only active io watchers are linked into their fd's FdPoll: an inactive
+ * one is referenced by nothing the loop reads, so it may be freed from any
+ * thread (the GC). */
 static int
 io_native_start(WatcherObject *w)
 {
@@ -263,8 +266,7 @@ io_native_start(WatcherObject *w)
 static void
 io_native_stop(WatcherObject *w)
 {
-    if (IO(w)->fdp)
-        fdpoll_mark_dirty(IO(w)->fdp);
+    io_detach(IO(w));
 }
 
 static void
@@ -403,10 +405,18 @@ io_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->events = events;
     WatcherObject *w = (WatcherObject *)self;
     if (watcher_init_common(w, (LoopObject *)loop, &io_ops, ref, priority) < 0
-            || io_attach(self, w->loop, fd) < 0) {
+            || loop_check_own_thread(w->loop) < 0) {
         Py_DECREF(self);
         return NULL;
     }
+    /* validate now (uv_poll_init refuses fds epoll cannot watch); the
+     * FdPoll is released at the next iteration if nothing starts on it */
+    FdPoll *p = loop_get_fdpoll(w->loop, fd);
+    if (p == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    fdpoll_mark_dirty(p);
     return (PyObject *)self;
 }
 
@@ -474,11 +484,8 @@ io_set_fd(WatcherObject *w, PyObject *value, void *c)
     }
     if (io_readonly_while_active(w, "fd") < 0 || io_check_fd(value, &fd) < 0)
         return -1;
-    if (fd == IO(w)->fd)
-        return 0;
-    io_detach(IO(w));
-    IO(w)->fd = fd;
-    return io_attach(IO(w), w->loop, fd);
+    IO(w)->fd = fd;  /* inactive: not linked to any FdPoll */
+    return 0;
 }
 
 static PyObject *

@@ -93,6 +93,11 @@ loop_record(WatcherObject *w)
     }
     w->pending = 1;
     loop->pend[loop->npend++] = w;
+    /* An event recorded inside uv_run must end that pass: libuv computes
+     * its poll timeout after running due timers, and with the timer that
+     * just fired gone it would block with the event undispatched. */
+    if (loop->in_uv)
+        uv_stop(loop->uv);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -105,6 +110,7 @@ static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
 static void wlist_record_all(WatcherList *l);
 static void wlist_fire_all(WatcherList *l);
 static int watcher_dispatch(WatcherObject *w);
+static void loop_close_orphans(LoopObject *self);
 static void wlist_detach_all(WatcherList *l, PyObject *detached);
 static void loop_scan_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
@@ -935,6 +941,10 @@ loop_destroy_impl(LoopObject *self)
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
     loop_drop_pending(self);
+    loop_close_orphans(self);
+    PyMem_Free(self->orphans);
+    self->orphans = NULL;
+    self->orphans_cap = 0;
     loop_remove_signal_wakeup(self);
     PyObject *detached = PyList_New(0);
     if (detached == NULL)
@@ -1034,25 +1044,75 @@ loop_check_signals(LoopObject *self)
  * uv_backend_timeout() is 0 both when nothing blocks and when io watcher
  * changes are still queued for epoll_ctl; in the second case a NOWAIT pass
  * applies them first, then we know. */
+/* Handles released by another thread while this loop polled without the
+ * GIL (a watcher collected by the GC in a worker thread) are closed here,
+ * on the loop's thread.  The GIL protects the list. */
+static void
+loop_orphan_handle(LoopObject *self, uv_handle_t *h)
+{
+    if (self->norphans == self->orphans_cap) {
+        Py_ssize_t cap = self->orphans_cap ? self->orphans_cap * 2 : 16;
+        uv_handle_t **arr = PyMem_Realloc(self->orphans, (size_t)cap * sizeof(*arr));
+        if (arr == NULL)
+            return;  /* leak the handle rather than touch libuv from here */
+        self->orphans = arr;
+        self->orphans_cap = cap;
+    }
+    self->orphans[self->norphans++] = h;
+    if (self->wake_async)
+        uv_async_send(self->wake_async);
+}
+
+static void
+loop_close_orphans(LoopObject *self)
+{
+    for (Py_ssize_t i = 0; i < self->norphans; i++)
+        if (!uv_is_closing(self->orphans[i]))
+            uv_close(self->orphans[i], (uv_close_cb)free);
+    self->norphans = 0;
+}
+
+/* Python callers that would touch libuv: not while the loop's thread is
+ * inside uv_run with the GIL released. */
+static int
+loop_check_own_thread(LoopObject *self)
+{
+    if (self->in_uv_nogil) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this loop is polling in another thread: use "
+                        "loop.run_callback_threadsafe() or async_.send() from here");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 loop_uv_run(LoopObject *self, uv_run_mode mode)
 {
+    if (self->norphans)
+        loop_close_orphans(self);
     loop_flush_polls(self);
+    self->in_uv = 1;
     if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) == 0) {
         uv_run(self->uv, UV_RUN_NOWAIT);
         self->iteration++;
         if (self->npend > 0 || self->cb_head != NULL || self->break_flag
-                || uv_backend_timeout(self->uv) == 0)
+                || uv_backend_timeout(self->uv) == 0) {
+            self->in_uv = 0;
             return loop_dispatch_pending(self);
+        }
     }
     if (mode == UV_RUN_ONCE) {
+        self->in_uv_nogil = 1;
         Py_BEGIN_ALLOW_THREADS
         uv_run(self->uv, mode);
         Py_END_ALLOW_THREADS
+        self->in_uv_nogil = 0;
     }
     else {
         uv_run(self->uv, mode);
     }
+    self->in_uv = 0;
     self->iteration++;
     return loop_dispatch_pending(self);
 }
@@ -1210,8 +1270,7 @@ loop_break(LoopObject *self, PyObject *args)
         return NULL;
     if (loop_check_alive(self) < 0)
         return NULL;
-    self->break_flag = 1;
-    uv_stop(self->uv);
+    self->break_flag = 1;  /* Python never runs inside uv_run: no uv_stop */
     Py_RETURN_NONE;
 }
 

@@ -98,15 +98,20 @@ async_cb(uv_async_t *h)
         loop_record(w);
 }
 
+/* uv_async_init makes the handle live for good; libuv may call async_cb
+ * any time, so it reaches the watcher only while it is active (an inactive
+ * watcher may be freed by another thread's GC meanwhile). */
 static int
 async_native_start(WatcherObject *w)
 {
-    return 0;  /* the handle is live from creation: uv_async_init starts it */
+    w->handle->data = w;
+    return 0;
 }
 
 static void
 async_native_stop(WatcherObject *w)
 {
+    w->handle->data = NULL;
 }
 
 static void
@@ -123,9 +128,14 @@ static const WatcherOps async_ops = {
 static PyObject *
 async_send(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 {
-    /* callers hold the GIL, so close() cannot race with this send */
-    if (watcher_check_usable(w) < 0)
+    /* callable from any thread; callers hold the GIL, so close() cannot
+     * race with this send */
+    if (w->closed || w->detached || w->handle == NULL || w->loop == NULL
+            || w->loop->uv == NULL) {
+        PyErr_SetString(PyExc_ValueError, w->closed ? "operation on closed watcher"
+                                                    : "operation on destroyed loop");
         return NULL;
+    }
     ((AsyncObject *)w)->async_pending = 1;
     uv_async_send((uv_async_t *)w->handle);
     Py_RETURN_NONE;
@@ -176,6 +186,8 @@ simple_watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds, const cha
             return gevc_uv_error(err);
         }
         watcher_attach_handle(w, h);
+        if (ops == &async_ops)
+            h->data = NULL;  /* see async_native_start */
     }
     return (PyObject *)w;
 }

@@ -20,7 +20,7 @@ watcher_check_usable(WatcherObject *w)
         PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
         return -1;
     }
-    return 0;
+    return loop_check_own_thread(w->loop);
 }
 
 /* Common part of a constructor: the handle must be allocated and
@@ -99,9 +99,12 @@ watcher_close_handle(WatcherObject *w)
     if (h == NULL)
         return;
     h->data = NULL;
-    if (w->loop && w->loop->uv && !uv_is_closing(h))
+    if (w->loop == NULL || w->loop->uv == NULL)
+        return;  /* the loop was destroyed and closed (and freed) the handle */
+    if (w->loop->in_uv_nogil)
+        loop_orphan_handle(w->loop, h);  /* GC in another thread */
+    else if (!uv_is_closing(h))
         uv_close(h, (uv_close_cb)free);
-    /* else: the loop was destroyed and closed (and freed) the handle */
 }
 
 static void
@@ -192,6 +195,8 @@ watcher_start(WatcherObject *w, PyObject *args, PyObject *kwds)
 static PyObject *
 watcher_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 {
+    if (w->loop && loop_check_own_thread(w->loop) < 0)
+        return NULL;
     watcher_stop_impl(w);
     Py_RETURN_NONE;
 }
@@ -199,6 +204,8 @@ watcher_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 static PyObject *
 watcher_close(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 {
+    if (w->loop && loop_check_own_thread(w->loop) < 0)
+        return NULL;
     watcher_close_impl(w);
     Py_RETURN_NONE;
 }
