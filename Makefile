@@ -1,6 +1,7 @@
 # gevent_c developer / CI entry points (GNU make).
 PYTHON ?= python3
-DEB_PACKAGES := libuv1-dev libc-ares-dev pkg-config gcc
+# dnsmasq-base: the dnsmasq binary only (no system service), for the resolver tests.
+DEB_PACKAGES := libuv1-dev libc-ares-dev pkg-config gcc dnsmasq-base
 
 .DEFAULT_GOAL := test
 .PHONY: deps install test bench build clean

@@ -1,4 +1,5 @@
-"""Build the gevent_c._hub extension (a unity build of src/*.c) against libuv and greenlet."""
+"""Build gevent_c._hub (a unity build of src/*.c) against libuv and greenlet, and
+gevent_c._ares (src/ares.c, its own module) against c-ares when pkg-config finds it."""
 import glob
 import os
 import shlex
@@ -14,14 +15,14 @@ def die(msg):
     sys.exit(1)
 
 
-def libuv_flags():
+def pkg_config(package):
+    """Compiler/linker flags for package, or None if pkg-config cannot find it."""
     try:
-        subprocess.run(['pkg-config', '--exists', 'libuv'], check=True)
-        out = subprocess.run(['pkg-config', '--cflags', '--libs', 'libuv'], check=True,
+        subprocess.run(['pkg-config', '--exists', package], check=True)
+        out = subprocess.run(['pkg-config', '--cflags', '--libs', package], check=True,
                              stdout=subprocess.PIPE, universal_newlines=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        die('libuv not found (pkg-config libuv failed): install Debian\'s libuv1-dev '
-            '(apt-get install libuv1-dev pkg-config)')
+        return None
     flags = {'include_dirs': [], 'library_dirs': [], 'libraries': [],
              'extra_compile_args': [], 'extra_link_args': []}
     for tok in shlex.split(out):
@@ -30,6 +31,22 @@ def libuv_flags():
             flags[key].append(tok[2:])
         else:
             flags['extra_link_args' if tok.startswith('-Wl,') else 'extra_compile_args'].append(tok)
+    return flags
+
+
+def libuv_flags():
+    flags = pkg_config('libuv')
+    if flags is None:
+        die('libuv not found (pkg-config libuv failed): install Debian\'s libuv1-dev '
+            '(apt-get install libuv1-dev pkg-config)')
+    return flags
+
+
+def add_common_flags(flags):
+    flags['extra_compile_args'] += ['-std=gnu11', '-Wall', '-Wno-unused-function',
+                                    '-Wno-missing-field-initializers']
+    flags['extra_compile_args'] += shlex.split(os.environ.get('GEVENT_C_CFLAGS', ''))
+    flags['extra_link_args'] += shlex.split(os.environ.get('GEVENT_C_LDFLAGS', ''))
     return flags
 
 
@@ -53,13 +70,23 @@ def greenlet_include():
 
 flags = libuv_flags()
 flags['include_dirs'] += [greenlet_include(), 'src']
-flags['extra_compile_args'] += ['-std=gnu11', '-Wall', '-Wno-unused-function',
-                                '-Wno-missing-field-initializers']
-flags['extra_compile_args'] += shlex.split(os.environ.get('GEVENT_C_CFLAGS', ''))
-flags['extra_link_args'] += shlex.split(os.environ.get('GEVENT_C_LDFLAGS', ''))
+add_common_flags(flags)
+ARES_SOURCES = ['src/ares.c']
 
-setup(ext_modules=[Extension(
+ext_modules = [Extension(
     'gevent_c._hub',
     sources=['src/_hub.c'],  # unity build: _hub.c #includes the other src/*.c
-    depends=sorted(glob.glob('src/*.c') + glob.glob('src/*.h')),
-    **flags)])
+    depends=sorted(set(glob.glob('src/*.c') + glob.glob('src/*.h')) - set(ARES_SOURCES)),
+    **flags)]
+
+# gevent_c._ares (the c-ares resolver's channel) is optional: without c-ares
+# the module is missing and gevent_c.resolver_ares raises ImportError.
+ares_flags = pkg_config('libcares')
+if ares_flags is None:
+    sys.stderr.write('gevent_c: warning: c-ares not found (pkg-config libcares failed; '
+                     'Debian: libc-ares-dev): building without gevent_c._ares\n')
+else:
+    ext_modules.append(Extension('gevent_c._ares', sources=ARES_SOURCES,
+                                 **add_common_flags(ares_flags)))
+
+setup(ext_modules=ext_modules)

@@ -20,6 +20,7 @@ Differences from the ``socket`` module's (system) resolver, as in gevent:
 """
 import os
 import socket as _stdsocket
+import weakref
 
 import _socket
 from _socket import AF_INET, AF_INET6, AF_UNSPEC
@@ -111,6 +112,12 @@ def _intenum(enum, value):
         return enum(value)
     except ValueError:
         return value
+
+
+def _call_on_fork(ref):
+    resolver = ref()
+    if resolver is not None:
+        resolver._on_fork()
 
 
 class _Driver(object):
@@ -217,7 +224,9 @@ class Resolver(object):
         self._driver = _Driver(hub.loop, kwargs)
         self.pid = os.getpid()
         self.fork_watcher = hub.loop.fork(ref=False)
-        self.fork_watcher.start(self._on_fork)
+        # Through a weak reference: the active watcher must not keep an
+        # unclosed resolver alive.
+        self.fork_watcher.start(_call_on_fork, weakref.ref(self))
 
     def __repr__(self):
         driver = self._driver
@@ -245,6 +254,12 @@ class Resolver(object):
         # Its pending queries fail in the hub and are retried on the new one.
         self.hub.loop.run_callback(old.destroy)
 
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:   # interpreter shutdown, loop gone: nothing to release
+            pass
+
     def close(self):
         """Destroy the channel (through a loop callback if queries are
         pending, so their greenlets are woken from the hub).  Later calls
@@ -270,8 +285,10 @@ class Resolver(object):
             if driver is None:
                 raise ValueError('resolver is closed')
             waiter = Waiter(self.hub)
-            getattr(driver.channel, method)(waiter, *args)
-            driver.arm()
+            try:
+                getattr(driver.channel, method)(waiter, *args)
+            finally:
+                driver.arm()
             try:
                 return waiter.get()
             except (gaierror, herror):
