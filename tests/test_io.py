@@ -1,0 +1,733 @@
+"""§6.7 io watchers (and their §6.5 error behaviour, §11 rows): validation,
+events, pass_events/EVENTS, multiplexing many watchers per fd, and closing a
+watched fd (always in a subprocess: an abort there gives exit code -6)."""
+import errno
+import functools
+import os
+import re
+import socket
+import sys
+import time
+
+import pytest
+
+import gevent_c.core as core
+import gevent_c.hub as H
+from _util import last_line
+import _util
+
+# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
+# only this test (TimeoutExpired) instead of the thread-method timeout ending
+# the whole pytest run.
+@pytest.fixture
+def check_py():
+    return functools.partial(_util.check_py, timeout=15)
+
+
+@pytest.fixture
+def run_py():
+    return functools.partial(_util.run_py, timeout=15)
+
+
+
+def _noop(*args):
+    pass
+
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    yield r, w
+    for fd in (r, w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def L():
+    lp = core.loop(default=False)
+    yield lp
+    lp.destroy()
+
+
+# ---------------------------------------------------------------- validation
+
+
+def test_check_negative_fd_and_bad_mask(loop):
+    # check: loop.io(-1, 1) -> ValueError; loop.io(0, 8) -> ValueError
+    with pytest.raises(ValueError):
+        loop.io(-1, 1)
+    with pytest.raises(ValueError):
+        loop.io(0, 8)
+
+
+def test_negative_fd_message(loop):
+    with pytest.raises(ValueError) as ei:
+        loop.io(-1, 1)
+    assert str(ei.value) == 'fd must be non-negative: -1'
+
+
+def test_bad_mask_message(loop):
+    with pytest.raises(ValueError) as ei:
+        loop.io(0, 8)
+    assert str(ei.value) == 'illegal event mask: 8'
+
+
+@pytest.mark.parametrize('mask', [4, -1, 256, 0x83])
+def test_other_bad_masks(loop, pipe, mask):
+    with pytest.raises(ValueError):
+        loop.io(pipe[0], mask)
+
+
+def test_check_closed_fd_ebadf(loop):
+    # check: a closed fd and fd 100000 -> OSError EBADF at creation
+    fd = os.open('/dev/null', os.O_RDONLY)
+    os.close(fd)
+    with pytest.raises(OSError) as ei:
+        loop.io(fd, 1)
+    assert ei.value.errno == errno.EBADF
+    with pytest.raises(OSError) as ei:
+        loop.io(100000, 1)
+    assert ei.value.errno == errno.EBADF
+
+
+def test_non_int_fd_type_error(loop):
+    with pytest.raises(TypeError):
+        loop.io('3', 1)
+
+
+# ---------------------------------------------------------------- attributes
+
+
+def test_check_attributes(loop, pipe):
+    # check: fd, events == 1 (no libev 0x80 bit, §11), events_str; io(r, 3).events == 3
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    try:
+        assert iow.fd == r
+        assert iow.events == 1
+        assert iow.events_str == 'READ'
+    finally:
+        iow.close()
+    iow = loop.io(r, 3)
+    try:
+        assert iow.events == 3
+    finally:
+        iow.close()
+
+
+def test_events_exact_while_active(loop, pipe):
+    # §11: libev reported 129 for READ; gevent_c reports exactly the mask,
+    # also while active.
+    r, w = pipe
+    iow = loop.io(w, core.WRITE)
+    try:
+        iow.start(_noop)
+        assert iow.events == core.WRITE
+        assert iow.events_str == 'WRITE'
+    finally:
+        iow.close()
+
+
+def test_events_str_readwrite(loop, pipe):
+    iow = loop.io(pipe[0], core.READWRITE)
+    try:
+        assert iow.events_str == 'READ|WRITE'
+    finally:
+        iow.close()
+
+
+def test_repr_details(loop, pipe):
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    try:
+        assert re.match(r'^<io at 0x[0-9a-f]+ fd=%d events=READ' % r, repr(iow)), repr(iow)
+    finally:
+        iow.close()
+
+
+def test_check_fd_read_only_while_active(loop, pipe):
+    # check: iow.start(f); iow.fd = w -> AttributeError
+    r, w = pipe
+    iow = loop.io(r, 1)
+    try:
+        iow.start(_noop)
+        with pytest.raises(AttributeError) as ei:
+            iow.fd = w
+        assert str(ei.value) == "'io' watcher attribute 'fd' is read-only while watcher is active"
+        assert iow.fd == r
+    finally:
+        iow.close()
+
+
+def test_events_read_only_while_active(loop, pipe):
+    r, w = pipe
+    iow = loop.io(r, 1)
+    try:
+        iow.start(_noop)
+        with pytest.raises(AttributeError) as ei:
+            iow.events = 3
+        assert str(ei.value) == "'io' watcher attribute 'events' is read-only while watcher is active"
+        assert iow.events == 1
+    finally:
+        iow.close()
+
+
+@pytest.mark.parametrize('mask', [4, -1, 8, 256])
+def test_events_setter_validates(loop, pipe, mask):
+    # §11: 22.10.2 accepted these and aborted on the next start()
+    iow = loop.io(pipe[0], 1)
+    try:
+        with pytest.raises(ValueError):
+            iow.events = mask
+        assert iow.events == 1
+    finally:
+        iow.close()
+
+
+def test_setters_while_inactive(loop, pipe):
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    try:
+        iow.fd = w
+        iow.events = core.WRITE
+        assert (iow.fd, iow.events) == (w, core.WRITE)
+        log = []
+        iow.start(lambda: (log.append('w'), iow.stop()))
+        H.sleep(0.02)
+        assert log == ['w']
+    finally:
+        iow.close()
+
+
+def test_fd_setter_validates(loop, pipe):
+    iow = loop.io(pipe[0], 1)
+    try:
+        with pytest.raises(ValueError):
+            iow.fd = -1
+        fd = os.open('/dev/null', os.O_RDONLY)
+        os.close(fd)
+        with pytest.raises(OSError) as ei:
+            iow.fd = fd
+        assert ei.value.errno == errno.EBADF
+        assert iow.fd == pipe[0]
+    finally:
+        iow.close()
+
+
+# ---------------------------------------------------------------- firing
+
+
+def test_check_pass_events_and_events_placeholder(loop, pipe):
+    # check: pass_events=True -> (1,); core.EVENTS placeholder -> (1, 'tail')
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    rec = []
+
+    def cb(*args):
+        rec.append(args)
+        os.read(r, 10)
+        iow.stop()
+
+    try:
+        os.write(w, b'x')
+        iow.start(cb, pass_events=True)
+        H.sleep(0.01)
+        assert rec == [(1,)]
+        os.write(w, b'x')
+        iow.start(cb, core.EVENTS, 'tail')
+        H.sleep(0.01)
+        assert rec == [(1,), (1, 'tail')]
+    finally:
+        iow.close()
+
+
+def test_pass_events_with_args(loop, pipe):
+    r, w = pipe
+    iow = loop.io(w, core.WRITE)
+    rec = []
+    try:
+        iow.start(lambda *a: (rec.append(a), iow.stop()), 'x', pass_events=True)
+        H.sleep(0.01)
+        assert rec == [(core.WRITE, 'x')]
+    finally:
+        iow.close()
+
+
+def test_revents_subset_of_requested(loop):
+    a, b = socket.socketpair()
+    try:
+        a.send(b'x')
+        iow = loop.io(b.fileno(), core.READWRITE)
+        rec = []
+        iow.start(lambda ev: (rec.append(ev), iow.stop()), core.EVENTS)
+        H.sleep(0.01)
+        iow.close()
+        assert len(rec) == 1
+        assert rec[0] & core.READWRITE and not rec[0] & ~core.READWRITE, rec
+        assert rec[0] == core.READWRITE  # readable and writable
+    finally:
+        a.close()
+        b.close()
+
+
+def test_hangup_wakes_reader(loop, pipe):
+    # the writer closes: the READ watcher wakes with the requested bit set
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    rec = []
+    try:
+        iow.start(lambda ev: (rec.append(ev), iow.stop()), core.EVENTS)
+        os.close(w)
+        H.sleep(0.02)
+        assert rec == [core.READ]
+    finally:
+        iow.close()
+
+
+def test_events_zero_never_fires(loop, pipe):
+    r, w = pipe
+    os.write(w, b'x')
+    iow = loop.io(r, 0)
+    log = []
+    try:
+        iow.start(log.append, 1)
+        H.sleep(0.02)
+        assert log == []
+        assert iow.active
+    finally:
+        iow.close()
+
+
+def test_level_triggered(loop, pipe):
+    r, w = pipe
+    os.write(w, b'x')
+    iow = loop.io(r, core.READ)
+    log = []
+    try:
+        iow.start(log.append, 1)
+        for _ in range(5):
+            H.sleep(0)
+        H.sleep(0.01)
+        assert len(log) >= 2, log  # fires again while the fd stays readable
+    finally:
+        iow.close()
+
+
+def test_no_fire_without_data(loop, pipe):
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    log = []
+    try:
+        iow.start(log.append, 1)
+        H.sleep(0.02)
+        assert log == []
+        os.write(w, b'x')
+        H.sleep(0.02)
+        assert log
+    finally:
+        iow.close()
+
+
+def test_check_two_watchers_same_fd(loop, pipe):
+    # check: a and b on the same fd both fire; stopping a leaves b working
+    r, w = pipe
+    a = loop.io(r, 1)
+    b = loop.io(r, 1)
+    log = []
+    try:
+        a.start(log.append, 'a')
+        b.start(log.append, 'b')
+        os.write(w, b'x')
+        H.sleep(0.01)
+        assert 'a' in log and 'b' in log
+        a.stop()
+        del log[:]
+        H.sleep(0.01)
+        assert 'b' in log and 'a' not in log
+        assert b.active
+    finally:
+        a.close()
+        b.close()
+
+
+def test_watchers_same_fd_different_events(loop):
+    s1, s2 = socket.socketpair()
+    try:
+        rd = loop.io(s1.fileno(), core.READ)
+        wr = loop.io(s1.fileno(), core.WRITE)
+        log = []
+        rd.start(log.append, 'r')
+        wr.start(log.append, 'w')
+        H.sleep(0.01)
+        assert 'w' in log and 'r' not in log, log
+        wr.stop()
+        s2.send(b'x')
+        del log[:]
+        H.sleep(0.01)
+        assert 'r' in log and 'w' not in log, log
+        rd.close()
+        wr.close()
+    finally:
+        s1.close()
+        s2.close()
+
+
+def test_close_one_watcher_others_keep_working(loop, pipe):
+    r, w = pipe
+    ws = [loop.io(r, 1) for _ in range(3)]
+    log = []
+    try:
+        for i, x in enumerate(ws):
+            x.start(log.append, i)
+        ws[1].close()
+        os.write(w, b'x')
+        H.sleep(0.01)
+        assert 0 in log and 2 in log and 1 not in log
+    finally:
+        for x in ws:
+            x.close()
+
+
+def test_hundred_watchers_one_fd_all_fire(loop, pipe):
+    r, w = pipe
+    ws = [loop.io(r, core.READ) for _ in range(100)]
+    fired = set()
+    try:
+        for i, x in enumerate(ws):
+            x.start(lambda i, x: (fired.add(i), x.stop()), i, x)
+        os.write(w, b'x')
+        deadline = time.monotonic() + 1
+        while len(fired) < 100 and time.monotonic() < deadline:
+            H.sleep(0.01)
+        assert fired == set(range(100)), sorted(set(range(100)) - fired)
+        assert not any(x.active for x in ws)
+    finally:
+        for x in ws:
+            x.close()
+
+
+def test_hundred_watchers_one_fd_all_fire_non_default(L, pipe):
+    r, w = pipe
+    ws = [L.io(r, core.READ) for _ in range(100)]
+    fired = []
+    for i, x in enumerate(ws):
+        x.start(lambda i, x: (fired.append(i), x.stop()), i, x)
+    os.write(w, b'x')
+    L.run()  # returns once every watcher stopped itself
+    assert sorted(fired) == list(range(100))
+
+
+def test_hub_wait_on_io_woken_by_thread(hub, loop, pipe):
+    import threading
+    r, w = pipe
+    iow = loop.io(r, core.READ)
+    th = threading.Timer(0.05, os.write, (w, b'x'))
+    th.start()
+    t0 = time.monotonic()
+    try:
+        hub.wait(iow)
+    finally:
+        th.join()
+        iow.close()
+    assert time.monotonic() - t0 < 2
+
+
+def test_ref_false_io_does_not_keep_run(L, pipe):
+    iow = L.io(pipe[0], core.READ, ref=False)
+    iow.start(_noop)
+    try:
+        t0 = time.monotonic()
+        L.run()
+        assert time.monotonic() - t0 < 1
+    finally:
+        iow.close()
+
+
+# ---------------------------------------------------------------- §6.5 errors
+
+
+def test_check_io_error_stops_watcher(loop, pipe, stream):
+    # check: exactly one 'failed with ZeroDivisionError', iow.active is False
+    r, w = pipe
+    os.write(w, b'x')
+    iow = loop.io(r, 1)
+
+    def bad():
+        1 / 0
+
+    try:
+        iow.start(bad)
+        H.sleep(0.02)
+        assert stream.getvalue().count('failed with ZeroDivisionError') == 1, stream.getvalue()
+        assert iow.active is False
+    finally:
+        iow.close()
+
+
+def test_io_error_context_is_watcher(loop, pipe, stream):
+    r, w = pipe
+    os.write(w, b'x')
+    iow = loop.io(r, 1)
+    try:
+        iow.start(lambda: 1 / 0)
+        H.sleep(0.02)
+        assert re.match(r'^<io at 0x[0-9a-f]+ .*> failed with ZeroDivisionError$',
+                        last_line(stream)), stream.getvalue()
+    finally:
+        iow.close()
+
+
+def test_io_error_stops_only_failing_watcher(loop, pipe, stream):
+    r, w = pipe
+    os.write(w, b'x')
+    bad = loop.io(r, 1)
+    good = loop.io(r, 1)
+    log = []
+    try:
+        bad.start(lambda: 1 / 0)
+        good.start(log.append, 1)
+        H.sleep(0.02)
+        assert bad.active is False
+        assert good.active is True
+        assert len(log) >= 1
+    finally:
+        bad.close()
+        good.close()
+
+
+def test_exc_info_clean_in_io_callback(loop, pipe):
+    r, w = pipe
+    os.write(w, b'x')
+    iow = loop.io(r, 1)
+    rec = []
+    try:
+        try:
+            raise RuntimeError('main')
+        except RuntimeError:
+            iow.start(lambda: (rec.append(sys.exc_info()), iow.stop()))
+            H.sleep(0.01)
+            assert sys.exc_info()[0] is RuntimeError
+        assert rec == [(None, None, None)]
+    finally:
+        iow.close()
+
+
+# ---------------------------------------------------------------- closing a watched fd
+# §6.7 / §11: 22.10.2 aborts the process here. Subprocess: -6 means abort.
+
+
+def test_check_close_watched_fd_survives(check_py):
+    # check: iow.start(f); os.close(r); H.sleep(0.05) -> alive; stop + start -> OSError EBADF
+    out = check_py('''
+        import errno, os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        iow = loop.io(r, 1)
+        iow.start(lambda: None)
+        H.sleep(0.01)
+        os.close(r)
+        H.sleep(0.05)
+        iow.stop()
+        try:
+            iow.start(lambda: None)
+        except OSError as e:
+            assert e.errno == errno.EBADF, e
+        else:
+            raise AssertionError('restart on a closed fd did not raise')
+        H.sleep(0.01)
+        print('alive')
+    ''', timeout=15)
+    assert 'alive' in out
+
+
+def test_close_watched_fd_other_watcher_start_ebadf(check_py):
+    check_py('''
+        import errno, os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        a = loop.io(r, 1)
+        b = loop.io(r, 1)
+        a.start(lambda: None)
+        H.sleep(0.01)
+        os.close(r)
+        H.sleep(0.02)
+        try:
+            b.start(lambda: None)
+        except OSError as e:
+            assert e.errno == errno.EBADF, e
+        else:
+            raise AssertionError('start on a closed fd did not raise')
+        a.close(); b.close()
+        H.sleep(0.01)
+    ''', timeout=15)
+
+
+def test_close_fd_while_many_watchers_wait(run_py):
+    p = run_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        ws = [loop.io(r, 1) for _ in range(10)] + [loop.io(w, 2)]
+        for x in ws[:10]:
+            x.start(lambda: None)
+        H.sleep(0.01)
+        os.close(r)
+        os.close(w)
+        for _ in range(5):
+            H.sleep(0.01)
+        for x in ws:
+            x.close()
+        H.sleep(0.01)
+        print('alive')
+    ''', timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'alive' in p.stdout
+
+
+def test_close_fd_then_reuse_number(run_py):
+    # close a watched fd; the number is reused by a new pipe; a new watcher on it works
+    p = run_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        old = loop.io(r, 1)
+        old.start(lambda: None)
+        H.sleep(0.01)
+        os.close(r); os.close(w)
+        H.sleep(0.01)
+        r2, w2 = os.pipe()
+        new = loop.io(r2, 1)
+        log = []
+        new.start(lambda: (log.append(1), new.stop()))
+        os.write(w2, b'x')
+        for _ in range(10):
+            H.sleep(0.01)
+            if log:
+                break
+        assert log == [1], log
+        old.close(); new.close()
+        print('alive')
+    ''', timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'alive' in p.stdout
+
+
+def test_close_fd_from_thread_while_main_blocked(run_py):
+    # main waits on the fd in hub.wait(); a thread closes it. The process must
+    # neither abort nor hang forever (a timer bounds the wait).
+    p = run_py('''
+        import os, threading
+        import gevent_c.hub as H
+        hub = H.get_hub()
+        loop = hub.loop
+        r, w = os.pipe()
+        iow = loop.io(r, 1)
+        th = threading.Timer(0.05, os.close, (r,))
+        th.start()
+        g = H.getcurrent()
+        t = loop.timer(0.5)
+        t.start(g.switch, 'timeout')
+        iow.start(g.switch, 'io')
+        res = hub.switch()
+        th.join()
+        print('woke', res)
+        iow.close(); t.close()
+        H.sleep(0.01)
+        print('alive')
+    ''', timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'alive' in p.stdout
+
+
+def test_close_fd_inside_io_callback(run_py):
+    p = run_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        os.write(w, b'x')
+        a = loop.io(r, 1)
+        b = loop.io(r, 1)
+        log = []
+        def cb(name):
+            log.append(name)
+            try:
+                os.close(r)
+            except OSError:
+                pass
+        a.start(cb, 'a')
+        b.start(cb, 'b')
+        for _ in range(5):
+            H.sleep(0.01)
+        a.close(); b.close()
+        H.sleep(0.01)
+        assert log, log
+        print('alive', log)
+    ''', timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'alive' in p.stdout
+
+
+def test_close_watched_fd_on_private_loop(run_py):
+    p = run_py('''
+        import os
+        import gevent_c.core as core
+        L = core.loop(default=False)
+        r, w = os.pipe()
+        iow = L.io(r, 1)
+        iow.start(lambda: None)
+        t = L.timer(0.01)
+        t.start(lambda: os.close(r))
+        t2 = L.timer(0.05)
+        t2.start(lambda: iow.stop())
+        L.run()
+        iow.close()
+        L.destroy()
+        print('alive')
+    ''', timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'alive' in p.stdout
+
+
+def test_closing_fd_wakes_waiters(run_py):
+    # §6.6 closing_fd (SHOULD, HEAD): returns True when active watchers exist and
+    # wakes them (their callback runs once) before the fd is released.
+    p = run_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        a = loop.io(r, 1)
+        b = loop.io(r, 1)
+        log = []
+        a.start(log.append, 'a')
+        b.start(log.append, 'b')
+        H.sleep(0.01)
+        assert log == [], log
+        assert loop.closing_fd(r) is True
+        H.sleep(0.01)
+        assert sorted(log) == ['a', 'b'], log
+        a.stop(); b.stop()
+        os.close(r)
+        H.sleep(0.01)
+        a.close(); b.close()
+        print('alive')
+    ''', timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'alive' in p.stdout
+
+
+def test_closing_fd_without_watchers(loop, pipe):
+    assert loop.closing_fd(pipe[0]) is False
+    iow = loop.io(pipe[0], 1)  # not started
+    try:
+        assert loop.closing_fd(pipe[0]) is False
+    finally:
+        iow.close()

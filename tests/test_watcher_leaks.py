@@ -1,0 +1,267 @@
+"""Leaks (issue 3, §12 "Lifetime"): 10,000 create/start/stop/close cycles of
+every watcher type leave len(gc.get_objects()) flat and the callback's and the
+argument's refcounts unchanged. Timers are also covered by test_leaks.py.
+child runs in a subprocess (it installs SIGCHLD handling on the default loop)."""
+import functools
+import gc
+import os
+import signal
+import sys
+
+import pytest
+
+import gevent_c.core as core
+import gevent_c.hub as H
+import _util
+
+# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
+# only this test (TimeoutExpired) instead of the thread-method timeout ending
+# the whole pytest run.
+@pytest.fixture
+def check_py():
+    return functools.partial(_util.check_py, timeout=15)
+
+
+@pytest.fixture
+def run_py():
+    return functools.partial(_util.run_py, timeout=15)
+
+
+N = 10000
+OBJ_SLACK = 50
+
+
+def _count():
+    gc.collect()
+    gc.collect()
+    return len(gc.get_objects())
+
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    yield r, w
+    os.close(r)
+    os.close(w)
+
+
+@pytest.fixture
+def keep_sigusr2():
+    old = signal.getsignal(signal.SIGUSR2)
+    yield
+    signal.signal(signal.SIGUSR2, old)
+
+
+def _factory(kind, lp, pipe):
+    r, w = pipe
+    if kind == 'io':
+        return lambda: lp.io(r, core.READ)
+    if kind == 'timer':
+        return lambda: lp.timer(10)
+    if kind == 'signal':
+        return lambda: lp.signal(signal.SIGUSR2)
+    if kind == 'stat':
+        return lambda: lp.stat('/tmp', 10.0)
+    return getattr(lp, kind)
+
+
+KINDS = ['io', 'timer', 'signal', 'idle', 'prepare', 'check', 'fork', 'async_', 'stat']
+
+
+def _run_cycles(make, cycle_body, settle):
+    arg = object()
+
+    def f(*a):
+        pass
+
+    def cycle(n):
+        for _ in range(n):
+            cycle_body(make(), f, arg)
+
+    cycle(200)
+    settle()
+    n0 = _count()
+    rc_f = sys.getrefcount(f)
+    rc_arg = sys.getrefcount(arg)
+    cycle(N)
+    settle()
+    n1 = _count()
+    assert sys.getrefcount(f) == rc_f
+    assert sys.getrefcount(arg) == rc_arg
+    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+
+
+def _start_stop_close(w, f, arg):
+    w.start(f, arg)
+    w.stop()
+    w.close()
+
+
+def _start_close(w, f, arg):
+    w.start(f, arg)
+    w.close()
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_start_stop_close_default_loop(kind, loop, pipe, keep_sigusr2):
+    _run_cycles(_factory(kind, loop, pipe), _start_stop_close,
+                lambda: H.sleep(0.02))  # let close callbacks run
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_start_close_while_active(kind, loop, pipe, keep_sigusr2):
+    _run_cycles(_factory(kind, loop, pipe), _start_close, lambda: H.sleep(0.02))
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_start_stop_close_private_loop(kind, pipe, keep_sigusr2):
+    lp = core.loop(default=False)
+    try:
+        _run_cycles(_factory(kind, lp, pipe), _start_stop_close,
+                    lambda: lp.run(nowait=True))
+    finally:
+        lp.destroy()
+
+
+def test_io_multiplexed_cycles(loop, pipe):
+    # several watchers on one fd: attach/detach from the shared native poll
+    r, w = pipe
+    keep = loop.io(r, core.READ)
+    keep.start(lambda: None)
+    try:
+        _run_cycles(lambda: loop.io(r, core.READ), _start_stop_close,
+                    lambda: H.sleep(0.02))
+    finally:
+        keep.close()
+
+
+def test_io_fired_cycles(loop, pipe):
+    # the watcher fires (callback runs with the arg) before it is stopped
+    r, w = pipe
+    os.write(w, b'x')
+    arg = object()
+    hits = []
+
+    def f(a, iow, waiter):
+        hits.append(1)
+        iow.stop()
+        waiter.switch(None)
+
+    def cycle(n):
+        for _ in range(n):
+            iow = loop.io(r, core.READ)
+            waiter = H.Waiter()
+            iow.start(f, arg, iow, waiter)
+            waiter.get()
+            iow.close()
+
+    cycle(100)
+    H.sleep(0.02)
+    n0 = _count()
+    rc_f = sys.getrefcount(f)
+    rc_arg = sys.getrefcount(arg)
+    del hits[:]
+    cycle(2000)
+    H.sleep(0.02)
+    n1 = _count()
+    assert len(hits) == 2000
+    assert sys.getrefcount(f) == rc_f
+    assert sys.getrefcount(arg) == rc_arg
+    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+
+
+def test_async_send_cycles(loop):
+    arg = object()
+    hits = []
+
+    def f(a):
+        hits.append(1)
+
+    def cycle(n):
+        for _ in range(n):
+            a = loop.async_()
+            a.start(f, arg)
+            a.send()
+            H.sleep(0)
+            a.close()
+
+    cycle(100)
+    H.sleep(0.02)
+    n0 = _count()
+    rc_f = sys.getrefcount(f)
+    rc_arg = sys.getrefcount(arg)
+    cycle(N)
+    H.sleep(0.02)
+    n1 = _count()
+    assert sys.getrefcount(f) == rc_f
+    assert sys.getrefcount(arg) == rc_arg
+    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+
+
+def test_run_callback_threadsafe_cycles(loop):
+    arg = object()
+
+    def f(a):
+        pass
+
+    def cycle(n):
+        for _ in range(n):
+            loop.run_callback_threadsafe(f, arg)
+        H.sleep(0)
+
+    cycle(200)
+    n0 = _count()
+    rc_f = sys.getrefcount(f)
+    rc_arg = sys.getrefcount(arg)
+    cycle(N)
+    H.sleep(0.01)
+    n1 = _count()
+    assert sys.getrefcount(f) == rc_f
+    assert sys.getrefcount(arg) == rc_arg
+    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+
+
+def test_child_start_stop_close(check_py):
+    check_py('''
+        import gc, os, sys
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        N, SLACK = %d, %d
+        arg = object()
+        def f(*a):
+            pass
+        def cycle(n):
+            for _ in range(n):
+                c = loop.child(os.getpid())
+                c.start(f, arg)
+                c.stop()
+                c.close()
+        def count():
+            gc.collect(); gc.collect()
+            return len(gc.get_objects())
+        cycle(200)
+        H.sleep(0.02)
+        n0 = count()
+        rc_f, rc_arg = sys.getrefcount(f), sys.getrefcount(arg)
+        cycle(N)
+        H.sleep(0.02)
+        n1 = count()
+        assert sys.getrefcount(f) == rc_f
+        assert sys.getrefcount(arg) == rc_arg
+        assert n1 - n0 < SLACK, (n0, n1)
+    ''' % (N, OBJ_SLACK), timeout=15)
+
+
+def test_signal_watchers_restore_handler_after_cycles(keep_sigusr2, loop):
+    # after many start/stop cycles the Python-level handler is still in place
+    def handler(s, f):
+        pass
+
+    signal.signal(signal.SIGUSR2, handler)
+    for _ in range(1000):
+        w = loop.signal(signal.SIGUSR2)
+        w.start(lambda: None)
+        w.stop()
+        w.close()
+    H.sleep(0.01)
+    assert signal.getsignal(signal.SIGUSR2) is handler
