@@ -1,0 +1,220 @@
+"""Tables, chart and docs/performance.md from run.py's results."""
+import statistics
+import time
+from pathlib import Path
+
+from cases import ROWS
+
+PEERS = ('gevent', 'gevent-libuv', 'eventlet')
+NAMES = {'gevent_c': 'gevent_c', 'gevent': 'gevent libev', 'gevent-libuv': 'gevent libuv',
+         'eventlet': 'eventlet', 'greenlet': 'greenlet'}
+FLOOR_TARGET = 2.0     # sleep(0) at most 2x a raw greenlet switch pair
+FLOORS = ('floor', 'floor_spawn', 'floor_memory')   # measured once, with greenlet only (no hub)
+
+
+def fmt(v, unit):
+    if unit == 'count':
+        return '%g' % v
+    if unit == 'B':
+        return '{:,.0f} B'.format(v)
+    for scale, suffix in ((1e9, 's'), (1e6, 'ms'), (1e3, 'µs')):
+        if abs(v) >= scale:
+            return '%.3g %s' % (v / scale, suffix)
+    return '%.3g ns' % v
+
+
+def values(results, row, impl):
+    """(list of values | None, why-not string)"""
+    r = results.get(row.case, {}).get(impl)
+    if r is None:
+        return None, '—'
+    if 'na' in r:
+        return None, 'n/a'
+    if 'error' in r:
+        return None, 'error'
+    return r['values'].get(row.metric), ''
+
+
+def median(results, row, impl):
+    v, _ = values(results, row, impl)
+    return statistics.median(v) if v else None
+
+
+def ratio(results, row, peer):
+    a, b = median(results, row, 'gevent_c'), median(results, row, peer)
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def row_of(metric):
+    return next(r for r in ROWS if r.metric == metric)
+
+
+def floor_ratio(results):
+    s0 = median(results, row_of('sleep0'), 'gevent_c')
+    fl = median(results, row_of('floor'), 'greenlet')
+    return s0 / fl if s0 and fl else None
+
+
+def status(results, row):
+    """(target text, status text) for one row"""
+    if row.metric == 'floor':
+        r = floor_ratio(results)
+        return ('`sleep(0)` ≤ %g× this' % FLOOR_TARGET,
+                '' if r is None else '%s (%.2f×)' % ('met' if r <= FLOOR_TARGET else 'missed', r))
+    if row.target is None:
+        return '', ''
+    v, why = values(results, row, 'gevent_c')
+    if row.target == 'zero':
+        return '0', why or ('met' if max(v) == 0 else 'missed')
+    if v is None:
+        return '≤ %g' % row.target, why
+    r = ratio(results, row, 'gevent')
+    text = '' if r is None else 'met' if r <= row.target else 'missed'
+    e = ratio(results, row, 'eventlet')
+    if e is not None and e >= 1:
+        text += ', behind eventlet'
+    return '≤ %g' % row.target, text
+
+
+def table(results, impls):
+    impls = [i for i in impls if i != 'greenlet']
+    peers = [p for p in PEERS if p in impls] if 'gevent_c' in impls else []
+    head = (['case'] + [NAMES[i] for i in impls] + ['÷ %s' % NAMES[p] for p in peers] +
+            ['target (÷ libev)', 'status'])
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for row in ROWS:
+        if row.case not in results:
+            continue
+        cells = [row.label]
+        for impl in impls:
+            if row.metric in FLOORS:     # shown in the gevent_c column
+                impl = 'greenlet' if impl == 'gevent_c' else None
+            v, why = values(results, row, impl) if impl else (None, '—')
+            cells.append('%s / %s' % (fmt(min(v), row.unit), fmt(statistics.median(v), row.unit))
+                         if v else why)
+        for p in peers:
+            r = ratio(results, row, p) if row.metric not in FLOORS + ('idle_wakeups',) else None
+            cells.append('—' if r is None else '%.2f' % r)
+        cells += status(results, row)
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def summary(results):
+    """The targets, one line each."""
+    met, missed, na = [], [], []
+    for row in ROWS:
+        if row.case not in results or (row.target is None and row.metric != 'floor'):
+            continue
+        s = status(results, row)[1]
+        name = 'sleep0 <= 2x floor' if row.metric == 'floor' else row.metric
+        (met if s.startswith('met') else missed if s.startswith('missed') else na).append(name)
+        if 'behind eventlet' in s and s.startswith('met'):
+            missed.append(row.metric + ' (vs eventlet)')
+    floors = []
+    for metric, floor in (('sleep0', 'floor'), ('spawn_500', 'floor_spawn'),
+                          ('spawn_10000', 'floor_spawn'), ('memory', 'floor_memory')):
+        rw = row_of(metric)
+        g, f = median(results, rw, 'gevent'), median(results, row_of(floor), 'greenlet')
+        if g and f:
+            floors.append('%s: target %s (%g x gevent libev) vs %s %s' % (
+                metric, fmt(rw.target * g, rw.unit), rw.target, floor, fmt(f, rw.unit)))
+    behind = [r.metric for r in ROWS if r.case in results and r.metric != 'idle_wakeups'
+              and (ratio(results, r, 'eventlet') or 0) >= 1]
+    return ('Targets met: %s\nTargets missed: %s\nNot measurable yet (gevent_c n/a): %s\n'
+            'Ahead of eventlet on every shared case: %s\n%s' % (
+                ', '.join(met) or 'none', ', '.join(missed) or 'none', ', '.join(na) or 'none',
+                'yes' if not behind else 'no (%s)' % ', '.join(behind),
+                '\n'.join('Floor check, ' + f for f in floors)))
+
+
+def chart(results, impls, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = [r for r in ROWS if r.case in results and r.metric not in FLOORS + ('idle_wakeups',)]
+    peers = [p for p in PEERS if p in impls]
+    fig, ax = plt.subplots(figsize=(12, 5.5))
+    width = 0.8 / max(1, len(peers))
+    for k, p in enumerate(peers):
+        xs, ys = [], []
+        for x, row in enumerate(rows):
+            r = ratio(results, row, p)
+            if r is not None:
+                xs.append(x + (k - (len(peers) - 1) / 2) * width)
+                ys.append(r)
+        ax.bar(xs, ys, width, label='gevent_c ÷ ' + NAMES[p])
+    for x, row in enumerate(rows):
+        if isinstance(row.target, float):
+            ax.plot([x - 0.45, x + 0.45], [row.target] * 2, color='red', lw=1.5,
+                    label='target (÷ gevent libev)' if x == 0 else None)
+        if median(results, row, 'gevent_c') is None:
+            ax.text(x, 1.0, 'n/a', ha='center', va='bottom', fontsize=9, color='gray')
+    ax.axhline(1.0, color='black', lw=0.8)
+    ax.set_yscale('log')
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r.label.replace('`', '') for r in rows], rotation=30, ha='right',
+                       fontsize=8)
+    ax.set_ylabel('gevent_c time ÷ peer time (median, lower is better)')
+    ax.set_title('gevent_c relative to its peers')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=100)
+    plt.close(fig)
+
+
+def write_doc(results, impls, info, docs):
+    chart(results, impls, docs / 'performance.png')
+    nas = ['- %s: %s' % (name, r['gevent_c']['na']) for name, r in results.items()
+           if 'na' in r.get('gevent_c', {})]
+    notes = (Path(__file__).parent / 'notes.md').read_text()
+    text = f"""# Performance
+
+Generated by `make bench` (`python3 bench/run.py`) on {time.strftime('%Y-%m-%d')}; do not edit by
+hand: explanations go in `bench/notes.md`, which is copied in below.
+
+- Machine: {info['machine']}
+- Python {info['python']}, greenlet {info['greenlet']}, gevent {info['gevent']} (its default
+  loop, libev, and `GEVENT_LOOP=libuv`), eventlet {info['eventlet']}
+- Implementation cells are min / median over {info['repeat']} fresh processes, interleaved
+  across implementations. Times are per operation unless the case says otherwise. The `÷`
+  columns are gevent_c's median over the peer's median, so lower is better. Targets come from
+  issue 6 and are against gevent's default loop. "—" means the peer has no equivalent, and
+  "n/a" means gevent_c does not have the feature yet.
+- A full run took {info['elapsed'] / 60:.1f} minutes. 1-minute load average: {info['load']}.
+  On a loaded machine the medians drift up while the minima hold, so compare the minima too.
+
+{table(results, impls)}
+
+```
+{summary(results)}
+```
+
+![gevent_c time over peer time]({'performance.png'})
+
+"""
+    if nas:
+        text += 'gevent_c cases that are n/a (the feature has not landed):\n\n' + \
+            '\n'.join(nas) + '\n\n'
+    text += notes
+    (docs / 'performance.md').write_text(text)
+
+
+def callgrind_table(rows, impls):
+    impls = [i for i in impls if i != 'greenlet']
+    lines = ['| case | ' + ' | '.join('%s instr/op' % NAMES[i] for i in impls) +
+             (' | gevent_c ÷ gevent |' if {'gevent_c', 'gevent'} <= set(impls) else ' |'),
+             '|' + '---|' * (len(impls) + 1 + ({'gevent_c', 'gevent'} <= set(impls)))]
+    for name, r in rows.items():
+        if name in FLOORS:
+            r = {'gevent_c': r.get('greenlet')}
+        cells = [name] + [('{:,.0f}'.format(r[i]) if isinstance(r.get(i), float)
+                           else str(r.get(i, '—'))) for i in impls]
+        if {'gevent_c', 'gevent'} <= set(impls):
+            a, b = r.get('gevent_c'), r.get('gevent')
+            cells.append('%.2f' % (a / b) if isinstance(a, float) and isinstance(b, float)
+                         and b else '—')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n(floors: greenlet only, no hub, shown in the gevent_c column)'

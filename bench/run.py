@@ -1,0 +1,258 @@
+"""`make bench`: gevent_c side by side with gevent (libev and libuv loops) and eventlet.
+
+    python3 bench/run.py [--cases a,b] [--impls x,y] [--repeat N] [--upgrade]
+    python3 bench/run.py --quick        # every case once, gevent_c only: does it run?
+    python3 bench/run.py --callgrind    # instructions per op under valgrind
+
+A full run creates .bench-venv/ (latest gevent, eventlet, matplotlib from PyPI), re-runs itself
+there, measures every case in fresh processes (bench/cases.py), interleaved across
+implementations, and writes docs/performance.md and docs/performance.png.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENV = ROOT / '.bench-venv'
+PEERS = ['gevent', 'eventlet', 'matplotlib', 'cffi']   # cffi: gevent's libuv loop
+CASES_PY = str(HERE / 'cases.py')
+sys.path.insert(0, str(HERE))
+from cases import CASES, ALL  # noqa: E402
+
+
+class Failed(Exception):
+    pass
+
+
+def env_for(impl):
+    env = dict(os.environ)
+    env.pop('GEVENT_LOOP', None)
+    if impl == 'gevent_c':
+        env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + [p for p in [env.get('PYTHONPATH')] if p])
+    if impl == 'gevent-libuv':
+        env['GEVENT_LOOP'] = 'libuv'
+    return env
+
+
+def run_case(impl, case, n, timeout=300, prefix=(), extra=()):
+    cmd = list(prefix) + [sys.executable, CASES_PY, impl, case, str(n)] + list(extra)
+    try:
+        p = subprocess.run(cmd, env=env_for(impl), capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failed('timed out after %d s' % timeout)
+    lines = p.stdout.strip().splitlines()
+    if p.returncode or not lines:
+        raise Failed('exit %d: %s' % (p.returncode, p.stderr.strip()[-600:]))
+    return json.loads(lines[-1])
+
+
+# --- the bench venv ------------------------------------------------------------------------
+
+def ensure_venv(upgrade):
+    py = VENV / 'bin' / 'python'
+    if not py.exists():
+        print('creating %s' % VENV, flush=True)
+        subprocess.check_call([sys.executable, '-m', 'venv', str(VENV)])
+    have = subprocess.call([str(py), '-c', 'import %s' % ', '.join(PEERS)],
+                           stderr=subprocess.DEVNULL) == 0
+    if upgrade or not have:
+        print('installing %s into %s' % (' '.join(PEERS), VENV), flush=True)
+        subprocess.check_call([str(py), '-m', 'pip', 'install', '-q', '-U', 'pip'] + PEERS)
+    if subprocess.call([str(py), '-c', 'import gevent_c.hub'], env=env_for('gevent_c'),
+                       stderr=subprocess.DEVNULL):
+        print('building gevent_c in place', flush=True)
+        subprocess.check_call([sys.executable, 'setup.py', '-q', 'build_ext', '--inplace'],
+                              cwd=str(ROOT))
+    return py
+
+
+def versions():
+    code = ('import json, greenlet, gevent, eventlet, platform;'
+            'print(json.dumps({"python": platform.python_version(), "greenlet":'
+            ' greenlet.__version__, "gevent": gevent.__version__,'
+            ' "eventlet": eventlet.__version__}))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    v = json.loads(out.stdout)
+    try:
+        cpu = re.search(r'model name\s*:\s*(.*)', Path('/proc/cpuinfo').read_text()).group(1)
+    except (OSError, AttributeError):
+        cpu = 'unknown CPU'
+    v['machine'] = '%s, %d CPUs, Linux %s' % (cpu, os.cpu_count(), os.uname().release)
+    return v
+
+
+# --- timing runs -------------------------------------------------------------------------------
+
+def impls_for(name, impls):
+    if CASES[name].impls == ('greenlet',):      # the floors: no hub, always measured
+        return ['greenlet']
+    return [i for i in impls if i in CASES[name].impls]
+
+
+def short(metrics):
+    return ' '.join('%s=%.4g' % kv for kv in metrics.items())
+
+
+def measure(names, impls, repeat, quick):
+    """results[case][impl] = {'values': {metric: [...]}} or {'na': why} or {'error': why}
+
+    Repeats are the outer loop, so each case's samples spread over the whole run and a burst of
+    machine noise hits one sample of every case rather than every sample of one case; within a
+    repeat the implementations run back to back, in an order that rotates."""
+    results = {name: {i: {'values': {}} for i in impls_for(name, impls)} for name in names}
+    for r in range(repeat):
+        for k, name in enumerate(names, 1):
+            res, here = results[name], impls_for(name, impls)
+            n = CASES[name].quick if quick else CASES[name].n
+            t0 = time.time()
+            line = []
+            for impl in here[r % len(here):] + here[:r % len(here)]:
+                if 'values' not in res[impl]:
+                    continue                        # n/a or failed on an earlier repeat
+                try:
+                    out = run_case(impl, name, n)
+                except Failed as e:
+                    res[impl] = {'error': str(e)}
+                    line.append('%s FAILED: %s' % (impl, e))
+                    continue
+                if 'na' in out:
+                    res[impl] = {'na': out['na']}
+                    line.append('%s n/a' % impl)
+                    continue
+                for metric, v in out['metrics'].items():
+                    res[impl]['values'].setdefault(metric, []).append(v)
+                line.append('%s %s' % (impl, short(out['metrics'])))
+            print('[%d/%d %2d/%d] %-12s %5.1fs  %s' % (r + 1, repeat, k, len(names), name,
+                                                    time.time() - t0, '; '.join(line)),
+                  flush=True)
+    return results
+
+
+# --- callgrind ---------------------------------------------------------------------------------
+
+def callgrind(names, impls):
+    if not shutil.which('valgrind'):
+        print('--callgrind: valgrind is not installed (Debian: apt-get install valgrind)')
+        return 1
+    jobs = []
+    for name in names:
+        case = CASES[name]
+        if not case.callgrind:
+            continue
+        if name.startswith('spawn_'):
+            size = int(name.split('_')[1])
+            n1, n2 = 2 * size, 4 * size
+        else:
+            n1 = max(100, case.n // 50)
+            n2 = 2 * n1
+        for impl in impls_for(name, impls):
+            jobs += [(name, impl, n1), (name, impl, n2)]
+    print('callgrind: %d runs (two run lengths per case and implementation)' % len(jobs),
+          flush=True)
+    tmp = tempfile.mkdtemp(prefix='bench-cg-')
+
+    def one(job):
+        name, impl, n = job
+        out = os.path.join(tmp, '%s.%s.%d' % job)
+        prefix = ['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out]
+        try:
+            res = run_case(impl, name, n, timeout=1800, prefix=prefix, extra=['cold'])
+        except Failed as e:
+            return job, 'error: ' + str(e)
+        if 'na' in res:
+            return job, 'n/a'
+        text = Path(out).read_text(errors='replace')
+        m = re.search(r'^(?:summary|totals):\s*(\d+)', text, re.M)
+        return job, int(m.group(1))
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as ex:
+        counts = {}
+        for job, v in ex.map(one, jobs):
+            counts[job] = v
+            print('  %-12s %-13s n=%-6d %s' % (job + (v,)), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows = {}
+    for (name, impl, n) in jobs[::2]:
+        n2 = next(j[2] for j in jobs if j[:2] == (name, impl) and j[2] != n)
+        a, b = counts[(name, impl, n)], counts[(name, impl, n2)]
+        rows.setdefault(name, {})[impl] = ((b - a) / (n2 - n) if isinstance(a, int)
+                                           and isinstance(b, int) else a)
+    import report
+    print()
+    print(report.callgrind_table(rows, impls))
+    return 0
+
+
+# --- main --------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true', help='each case once, gevent_c only, tiny n')
+    ap.add_argument('--callgrind', action='store_true', help='instructions per op (valgrind)')
+    ap.add_argument('--cases', help='comma-separated subset of: ' + ','.join(CASES))
+    ap.add_argument('--impls', help='comma-separated subset of: ' + ','.join(ALL))
+    ap.add_argument('--repeat', type=int, default=5, help='fresh processes per case and impl')
+    ap.add_argument('--upgrade', action='store_true', help='pip install -U the peers first')
+    args = ap.parse_args()
+
+    names = args.cases.split(',') if args.cases else list(CASES)
+    default_impls = ('gevent_c',) if args.quick else \
+        ('gevent_c', 'gevent') if args.callgrind else ALL
+    impls = args.impls.split(',') if args.impls else list(default_impls)
+    bad = [c for c in names if c not in CASES] + [i for i in impls if i not in ALL]
+    if bad:
+        ap.error('unknown case or implementation: %s' % ', '.join(bad))
+
+    if args.quick:
+        t0 = time.time()
+        results = measure(names, impls, 1, quick=True)
+        failed = [(c, i) for c, r in results.items() for i, v in r.items() if 'error' in v]
+        na = [(c, i) for c, r in results.items() for i, v in r.items() if 'na' in v]
+        print('bench --quick: %d cases in %.1f s; n/a: %s; failed: %s' % (
+            len(names), time.time() - t0, ', '.join(c for c, _ in na) or 'none',
+            ', '.join('%s (%s)' % f for f in failed) or 'none'))
+        return 1 if failed else 0
+
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        py = ensure_venv(args.upgrade)
+        os.execv(str(py), [str(py), __file__] + sys.argv[1:])
+
+    if args.callgrind:
+        return callgrind(names, impls)
+
+    import report
+    t0 = time.time()
+    info = versions()
+    load0 = os.getloadavg()[0]
+    print('%s; Python %s, greenlet %s, gevent %s, eventlet %s' % (
+        info['machine'], info['python'], info['greenlet'], info['gevent'], info['eventlet']))
+    print('%d cases x %s x %d repeats, fresh process each' % (
+        len(names), ', '.join(impls), args.repeat), flush=True)
+    results = measure(names, impls, args.repeat, quick=False)
+    info['elapsed'] = time.time() - t0
+    info['load'] = '%.1f at the start, %.1f at the end' % (load0, os.getloadavg()[0])
+    info['repeat'] = args.repeat
+    table = report.table(results, impls)
+    print()
+    print(table)
+    print(report.summary(results))
+    if args.cases or args.impls:
+        print('(partial run: docs/performance.md not rewritten)')
+    else:
+        report.write_doc(results, impls, info, ROOT / 'docs')
+        print('wrote docs/performance.md and docs/performance.png (%.0f s)' % info['elapsed'])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
