@@ -1314,18 +1314,61 @@ sleep_yield(PyObject *hub, PyObject *loop)
     return res;
 }
 
+/* sleep(t) on our own hub and loop: the timer switches straight back into
+ * the sleeping greenlet (no Waiter, bound method or argument tuple per
+ * sleeper).  The timer is closed however the wait ends, so it can never
+ * switch in later; a wake-up by anything else is an InvalidSwitchError, as
+ * with hub.wait(). */
+static PyObject *
+sleep_direct(PyObject *hub, LoopObject *loop, double after, int ref)
+{
+    if (loop_check_alive(loop) < 0)
+        return NULL;
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    WatcherObject *w = (WatcherObject *)gevc_timer_new(loop, after, 0.0, ref);
+    PyObject *res = NULL;
+    if (w == NULL)
+        goto done;
+    int err = timer_native_start(w);
+    if (err < 0) {
+        if (!PyErr_Occurred())
+            gevc_uv_error(err);
+        goto done;
+    }
+    w->callback = Py_NewRef((PyObject *)cur);
+    w->direct_switch = 1;
+    watcher_activate(w);
+    res = hub_switch_from(hub, cur);
+    int fired = !w->active;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    watcher_close_impl(w);
+    PyErr_Restore(t, v, tb);
+    if (res != NULL && !fired) {
+        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
+                     "of sleep(%R))", cur, res, ((TimerObject *)w)->after);
+        Py_CLEAR(res);
+    }
+done:
+    Py_XDECREF(w);
+    Py_DECREF(cur);
+    return res;
+}
+
 static PyObject *
 sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 {
     PyObject *timer;
-    if (IS_LOOP(loop)) {
+    if (IS_LOOP(loop) && IS_HUB(hub)) {
         double after = PyFloat_AsDouble(seconds);
         if (after == -1.0 && PyErr_Occurred())
             return NULL;
         int r = PyObject_IsTrue(ref);
         if (r < 0)
             return NULL;
-        timer = (PyObject *)gevc_timer_new((LoopObject *)loop, after, 0.0, r);
+        return sleep_direct(hub, (LoopObject *)loop, after, r);
     }
     else {
         PyObject *kw = Py_BuildValue("{s:O}", "ref", ref);

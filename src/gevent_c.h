@@ -141,6 +141,7 @@ struct WatcherObject {
     unsigned self_ref : 1;     /* we hold a reference to ourselves */
     unsigned closed : 1;
     unsigned detached : 1;     /* the loop was destroyed under it */
+    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep) */
 };
 
 typedef struct {

@@ -83,6 +83,7 @@ watcher_stop_impl(WatcherObject *w)
         w->ops->native_stop(w);
     Py_CLEAR(w->callback);
     Py_CLEAR(w->args);
+    w->direct_switch = 0;
     watcher_deactivate(w);
     Py_DECREF(w);
 }
@@ -130,6 +131,21 @@ check_callable(PyObject *cb)
     return 0;
 }
 
+/* Mark active (counted in activecnt if ref) and take the self reference. */
+static void
+watcher_activate(WatcherObject *w)
+{
+    if (!w->active) {
+        w->active = 1;
+        if (w->ref)
+            w->loop->nactive_ref++;
+    }
+    if (!w->self_ref) {
+        w->self_ref = 1;
+        Py_INCREF(w);
+    }
+}
+
 /* Store callback and args, (re)arm the native handle, take the self ref. */
 static int
 watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
@@ -149,15 +165,8 @@ watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
             gevc_uv_error(err);
         return -1;
     }
-    if (!w->active) {
-        w->active = 1;
-        if (w->ref)
-            w->loop->nactive_ref++;
-    }
-    if (!w->self_ref) {
-        w->self_ref = 1;
-        Py_INCREF(w);
-    }
+    w->direct_switch = 0;
+    watcher_activate(w);
     return 0;
 }
 
@@ -240,21 +249,34 @@ watcher_dispatch(WatcherObject *w)
     PyObject *args = w->args ? Py_NewRef(w->args) : NULL;
     Py_INCREF(loop);
     PyObject *res;
-    if (w->ops->call)
+    int direct = w->direct_switch;
+    if (direct)
+        res = PyGreenlet_Switch((PyGreenlet *)callback, NULL, NULL);
+    else if (w->ops->call)
         res = w->ops->call(w, callback, args);
     else
         res = call_callback(callback, args);
-    Py_DECREF(callback);
     Py_XDECREF(args);
     int rc = 0;
     if (res == NULL) {
-        rc = loop_handle_error(loop, (PyObject *)w);
+        /* as after a Waiter wake-up, the context is the greenlet's switch */
+        PyObject *ctx = NULL;
+        if (direct) {
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            ctx = PyObject_GetAttrString(callback, "switch");
+            PyErr_Clear();
+            PyErr_Restore(t, v, tb);
+        }
+        rc = loop_handle_error(loop, ctx ? ctx : (PyObject *)w);
+        Py_XDECREF(ctx);
         if (w->ops->stop_on_error)
             watcher_stop_impl(w);
     }
     else {
         Py_DECREF(res);
     }
+    Py_DECREF(callback);
     Py_DECREF(loop);
     return rc;
 }

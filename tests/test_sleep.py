@@ -252,3 +252,33 @@ def test_switch_out_raising_propagates(hub):
     H.sleep(0.03)
     assert got == ['no switching']
     assert g.dead
+
+
+def test_sleep_woken_by_unexpected_switch_raises(hub):
+    # like hub.wait(): a sleep(t) resumed by anything but its timer fails
+    seen = []
+
+    def sleeper():
+        try:
+            H.sleep(5)
+        except H.InvalidSwitchError as e:
+            seen.append(str(e))
+
+    g = H.spawn_raw(sleeper)
+    H.sleep(0)
+    before = hub.loop.activecnt
+    hub.loop.run_callback(g.switch, 'boo')
+    H.sleep(0.01)
+    assert seen and "got 'boo'" in seen[0]
+    assert g.dead
+    assert hub.loop.activecnt == before - 1  # its timer is gone
+
+
+def test_killed_sleeper_leaves_no_timer(hub):
+    g = H.spawn_raw(H.sleep, 5)
+    H.sleep(0)
+    before = hub.loop.activecnt
+    H.kill(g)
+    H.sleep(0)
+    assert g.dead
+    assert hub.loop.activecnt == before - 1
