@@ -1348,7 +1348,7 @@ sleep_direct(PyObject *hub, LoopObject *loop, double after, int ref)
     PyErr_Restore(t, v, tb);
     if (res != NULL && !fired) {
         PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
-                     "of sleep(%R))", cur, res, ((TimerObject *)w)->after);
+                     "of sleep())", cur, res);
         Py_CLEAR(res);
     }
 done:
