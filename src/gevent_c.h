@@ -199,6 +199,7 @@ typedef struct {
     double interval;
     uv_stat_t attr, prev;
     int has_attr, has_prev;
+    int used;                  /* the native handle was started once */
 } StatObject;
 
 /* ---- Waiter / Hub ---------------------------------------------------- */

@@ -28,12 +28,40 @@ stat_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *cur
     loop_record(w);
 }
 
+/* libuv 1.44 asserts (abort) if a fs_poll handle is started again while
+ * the stat() of an earlier start is still in flight.  So a restart closes
+ * the used handle (libuv cleans its pending request up) and uses a fresh
+ * one. */
+static int
+stat_fresh_handle(WatcherObject *w)
+{
+    uv_fs_poll_t *h = malloc(sizeof(*h));
+    if (h == NULL)
+        return UV_ENOMEM;
+    int err = uv_fs_poll_init(w->loop->uv, h);
+    if (err < 0) {
+        free(h);
+        return err;
+    }
+    uv_handle_t *old = w->handle;
+    old->data = NULL;
+    if (!uv_is_closing(old))
+        uv_close(old, (uv_close_cb)free);
+    watcher_attach_handle(w, (uv_handle_t *)h);
+    return 0;
+}
+
 static int
 stat_native_start(WatcherObject *w)
 {
     StatObject *s = STAT(w);
     double iv = s->interval > MIN_STAT_INTERVAL ? s->interval : MIN_STAT_INTERVAL;
-    uv_fs_poll_stop((uv_fs_poll_t *)w->handle);
+    if (s->used) {
+        int err = stat_fresh_handle(w);
+        if (err < 0)
+            return err;
+    }
+    s->used = 1;
     /* like libev, attr holds the current result from the start */
     uv_fs_t req;
     s->has_attr = uv_fs_stat(NULL, &req, PyBytes_AS_STRING(s->fspath), NULL) == 0;

@@ -283,3 +283,22 @@ def test_destroy_loop_with_active_stat_watchers(check_py, tmp_path):
         print('ok')
     ''' % str(tmp_path), timeout=15)
     assert 'ok' in out
+
+
+def test_restart_while_stat_in_flight_does_not_abort(check_py):
+    # libuv 1.44 asserts when a fs_poll handle restarts while its previous
+    # stat() is still pending (found by the API fuzzer)
+    out = check_py('''
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        w = loop.stat('/tmp', 0.0)
+        for _ in range(50):
+            w.start(lambda: None)
+            w.start(lambda: None)
+            w.stop()
+        w.start(lambda: None)
+        H.sleep(0.3)
+        w.close()
+        print('alive')
+    ''')
+    assert out.strip() == 'alive'
