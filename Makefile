@@ -31,7 +31,7 @@ install: deps
 	$(PYTHON) -m pip install -e '.[test]'
 
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -X dev -m pytest -q
 	@if [ -f bench/run.py ]; then \
 		echo "$(PYTHON) bench/run.py --quick"; $(PYTHON) bench/run.py --quick; \
 	fi
