@@ -424,33 +424,13 @@ io_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *
 io_start(WatcherObject *w, PyObject *args, PyObject *kwds)
 {
-    int pass_events = 0;
-    if (kwds && PyDict_GET_SIZE(kwds)) {
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(kwds, &pos, &key, &value)) {
-            if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "pass_events")) {
-                PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", key);
-                return NULL;
-            }
-            if ((pass_events = PyObject_IsTrue(value)) < 0)
-                return NULL;
-        }
-    }
-    PyObject *callback;
-    PyObject *tail = args_tail(args, &callback);
-    if (tail == NULL)
+    int pass_events;
+    if (parse_flag_kw(kwds, "pass_events", 0, &pass_events) < 0)
         return NULL;
-    if (!w->closed && !w->detached && fd_check_open(IO(w)->fd) < 0) {
-        Py_DECREF(tail);
+    if (!w->closed && !w->detached && fd_check_open(IO(w)->fd) < 0)
         return NULL;
-    }
     IO(w)->pass_events = pass_events;
-    int rc = watcher_start_impl(w, callback, tail);
-    Py_DECREF(tail);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return watcher_start_from_args(w, args);
 }
 
 static PyObject *

@@ -137,36 +137,48 @@ loop_scan_signals(LoopObject *loop)
     }
 }
 
+/* Start delivering signum to w through `list` (the loop's signal or child
+ * watchers).  1 if it already was, 0 if it is now, -1 on error. */
+static int
+sig_list_add(WatcherList *list, WatcherObject *w, int signum)
+{
+    if (wlist_contains(list, w))
+        return 1;
+    if (loop_register_signals(w->loop) < 0 || sig_acquire(signum) < 0)
+        return -1;
+    if (wlist_add(list, w) < 0) {
+        sig_release(signum);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+sig_list_remove(WatcherList *list, WatcherObject *w, int signum)
+{
+    if (!wlist_contains(list, w))
+        return;
+    wlist_remove(list, w);
+    sig_release(signum);
+    loop_unregister_signals(w->loop);
+}
+
 /* ---- signal ---- */
 
 static int
 signal_native_start(WatcherObject *w)
 {
     SignalObject *s = (SignalObject *)w;
-    LoopObject *loop = w->loop;
-    if (wlist_contains(&loop->signals, w))
-        return 0;
-    if (loop_register_signals(loop) < 0)
-        return -1;
-    if (sig_acquire(s->signum) < 0)
-        return -1;
-    if (wlist_add(&loop->signals, w) < 0) {
-        sig_release(s->signum);
-        return -1;
-    }
-    s->seen = __atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST);
-    return 0;
+    int rc = sig_list_add(&w->loop->signals, w, s->signum);
+    if (rc == 0)
+        s->seen = __atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST);
+    return rc < 0 ? -1 : 0;
 }
 
 static void
 signal_native_stop(WatcherObject *w)
 {
-    LoopObject *loop = w->loop;
-    if (!wlist_contains(&loop->signals, w))
-        return;
-    wlist_remove(&loop->signals, w);
-    sig_release(((SignalObject *)w)->signum);
-    loop_unregister_signals(loop);
+    sig_list_remove(&w->loop->signals, w, ((SignalObject *)w)->signum);
 }
 
 static PyObject *
@@ -235,32 +247,19 @@ static PyTypeObject SignalType = {
 static int
 child_native_start(WatcherObject *w)
 {
-    LoopObject *loop = w->loop;
-    if (wlist_contains(&loop->children, w))
-        return 0;
-    if (loop_register_signals(loop) < 0)
-        return -1;
-    if (sig_acquire(SIGCHLD) < 0)
-        return -1;
-    if (wlist_add(&loop->children, w) < 0) {
-        sig_release(SIGCHLD);
-        return -1;
+    int rc = sig_list_add(&w->loop->children, w, SIGCHLD);
+    if (rc == 0) {
+        /* the child may have changed state before we watched: look now */
+        w->loop->check_children = 1;
+        uv_async_send(w->loop->wake_async);
     }
-    /* the child may have changed state before we watched: look now */
-    loop->check_children = 1;
-    uv_async_send(loop->wake_async);
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 static void
 child_native_stop(WatcherObject *w)
 {
-    LoopObject *loop = w->loop;
-    if (!wlist_contains(&loop->children, w))
-        return;
-    wlist_remove(&loop->children, w);
-    sig_release(SIGCHLD);
-    loop_unregister_signals(loop);
+    sig_list_remove(&w->loop->children, w, SIGCHLD);
 }
 
 static PyObject *

@@ -183,45 +183,17 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return timer_parse_and_alloc(type, loop, after_o, repeat_o, ref, priority);
 }
 
-static int
-parse_update(PyObject *kwds, int *update)
-{
-    *update = 1;
-    if (kwds == NULL || PyDict_GET_SIZE(kwds) == 0)
-        return 0;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(kwds, &pos, &key, &value)) {
-        if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "update") != 0) {
-            PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", key);
-            return -1;
-        }
-        int r = PyObject_IsTrue(value);
-        if (r < 0)
-            return -1;
-        *update = r;
-    }
-    return 0;
-}
-
 /* start(callback, *args, update=True) */
 static PyObject *
 timer_start(WatcherObject *w, PyObject *args, PyObject *kwds)
 {
     int update;
-    if (parse_update(kwds, &update) < 0)
-        return NULL;
-    PyObject *callback;
-    PyObject *tail = args_tail(args, &callback);
-    if (tail == NULL)
+    if (parse_flag_kw(kwds, "update", 1, &update) < 0)
         return NULL;
     timer_update_flag = update;
-    int rc = watcher_start_impl(w, callback, tail);
+    PyObject *res = watcher_start_from_args(w, args);
     timer_update_flag = 1;
-    Py_DECREF(tail);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return res;
 }
 
 /* again(callback, *args, update=True): restart the countdown from now using
@@ -232,7 +204,7 @@ timer_again(WatcherObject *w, PyObject *args, PyObject *kwds)
     if (!w->active || TIMER(w)->repeat > 0)
         return timer_start(w, args, kwds);
     int update;
-    if (parse_update(kwds, &update) < 0)
+    if (parse_flag_kw(kwds, "update", 1, &update) < 0)
         return NULL;
     if (watcher_check_usable(w) < 0)
         return NULL;

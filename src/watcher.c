@@ -183,13 +183,10 @@ args_tail(PyObject *args, PyObject **callback)
     return PyTuple_GetSlice(args, 1, n);
 }
 
+/* start(callback, *args): the common part of every start() method */
 static PyObject *
-watcher_start(WatcherObject *w, PyObject *args, PyObject *kwds)
+watcher_start_from_args(WatcherObject *w, PyObject *args)
 {
-    if (kwds && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "start() takes no keyword arguments");
-        return NULL;
-    }
     PyObject *callback;
     PyObject *tail = args_tail(args, &callback);
     if (tail == NULL)
@@ -199,6 +196,37 @@ watcher_start(WatcherObject *w, PyObject *args, PyObject *kwds)
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+/* kwds may hold only `name`, a flag (default dflt) */
+static int
+parse_flag_kw(PyObject *kwds, const char *name, int dflt, int *out)
+{
+    *out = dflt;
+    if (kwds == NULL || PyDict_GET_SIZE(kwds) == 0)
+        return 0;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(kwds, &pos, &key, &value)) {
+        if (name == NULL || !PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, name)) {
+            PyErr_Format(PyExc_TypeError, "start() got an unexpected keyword argument %R", key);
+            return -1;
+        }
+        int r = PyObject_IsTrue(value);
+        if (r < 0)
+            return -1;
+        *out = r;
+    }
+    return 0;
+}
+
+static PyObject *
+watcher_start(WatcherObject *w, PyObject *args, PyObject *kwds)
+{
+    int unused;
+    if (parse_flag_kw(kwds, NULL, 0, &unused) < 0)
+        return NULL;
+    return watcher_start_from_args(w, args);
 }
 
 static PyObject *
