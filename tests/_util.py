@@ -15,7 +15,7 @@ def _clean_env(env=None):
     return e
 
 
-def run_py(code, env=None, timeout=30):
+def run_py(code, env=None, timeout=15):
     """Run ``code`` (dedented) in a fresh ``sys.executable -c`` interpreter.
 
     The working directory is the repository root, ``GEVENT_*`` variables are
@@ -29,7 +29,7 @@ def run_py(code, env=None, timeout=30):
         timeout=timeout)
 
 
-def check_py(code, env=None, timeout=30):
+def check_py(code, env=None, timeout=15):
     """Like run_py, but assert the child exited 0; return its stdout."""
     p = run_py(code, env=env, timeout=timeout)
     assert p.returncode == 0, (
@@ -43,3 +43,7 @@ def last_line(stream):
     text = stream if isinstance(stream, str) else stream.getvalue()
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ''
+
+
+def noop(*args):
+    """A callback that does nothing."""

@@ -107,3 +107,12 @@ def run_py():
 @pytest.fixture
 def check_py():
     return _util.check_py
+
+
+@pytest.fixture
+def L():
+    """A private (non-default) loop, destroyed afterwards."""
+    import gevent_c.core as core
+    lp = core.loop(default=False)
+    yield lp
+    lp.destroy()

@@ -1,23 +1,6 @@
 """§6.7 child watchers. They install SIGCHLD handling on the default loop,
 which would race with subprocess use in the test process, so every test runs
 in a fresh interpreter."""
-import functools
-
-import pytest
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
-
 
 
 def test_check_child_true_and_non_default_loop(check_py):

@@ -9,13 +9,9 @@ import time
 import weakref
 
 import pytest
+from _util import noop as _noop
 
 import gevent_c.core as core
-import gevent_c.hub as H
-
-
-def _noop(*args):
-    pass
 
 
 # ---------------------------------------------------------------- §6.1
@@ -128,13 +124,6 @@ TYPES = ['io', 'timer', 'signal', 'idle', 'prepare', 'check', 'fork', 'async_', 
 @pytest.fixture(params=TYPES)
 def kind(request, keep_sigusr2):
     return request.param
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 def test_factory_returns_class_instance(kind, loop, pipe):

@@ -1,23 +1,7 @@
 """§6.7 fork watchers and loop.reinit() after os.fork(). Each test runs in a
 fresh interpreter that forks; the forked child reports through a pipe and its
 exit status."""
-import functools
 
-import pytest
-
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
 
 
 # Shared prologue for the scripts: run `child_body` in a forked child, which

@@ -2,7 +2,6 @@
 import re
 import sys
 
-import greenlet
 import pytest
 
 import gevent_c.hub as H

@@ -1,7 +1,6 @@
 """H.signal (spec 3.7), H.reinit (3.8) and H.idle (3.5)."""
 import os
 import signal as _signal
-import threading
 
 import greenlet
 import pytest

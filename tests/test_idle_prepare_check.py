@@ -5,22 +5,11 @@ import sys
 import time
 
 import pytest
+from _util import noop as _noop
 
-import gevent_c.core as core
 import gevent_c.hub as H
 
 KINDS = ['idle', 'prepare', 'check']
-
-
-def _noop(*args):
-    pass
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 @pytest.mark.parametrize('name', KINDS)

@@ -2,7 +2,6 @@
 events, pass_events/EVENTS, multiplexing many watchers per fd, and closing a
 watched fd (always in a subprocess: an abort there gives exit code -6)."""
 import errno
-import functools
 import os
 import re
 import socket
@@ -14,25 +13,7 @@ import pytest
 import gevent_c.core as core
 import gevent_c.hub as H
 from _util import last_line
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
-
-
-
-def _noop(*args):
-    pass
-
+from _util import noop as _noop
 
 @pytest.fixture
 def pipe():
@@ -43,13 +24,6 @@ def pipe():
             os.close(fd)
         except OSError:
             pass
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 # ---------------------------------------------------------------- validation

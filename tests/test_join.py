@@ -1,7 +1,6 @@
 """§4.9 Hub.join(timeout=None, event=None)."""
 import time
 
-import pytest
 
 import gevent_c.hub as H
 

@@ -1,6 +1,5 @@
 """§3.6 kill()."""
 import greenlet
-import pytest
 
 import gevent_c.hub as H
 from _util import last_line

@@ -5,17 +5,10 @@ import time
 import warnings
 
 import pytest
+from _util import noop as _noop
 
 import gevent_c.core as core
 import gevent_c.hub as H
-from _util import last_line
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 class Recorder:
@@ -24,10 +17,6 @@ class Recorder:
 
     def handle_error(self, context, type, value, tb):
         self.calls.append((context, type, value, tb))
-
-
-def _noop(*args):
-    pass
 
 
 # ---- construction / default

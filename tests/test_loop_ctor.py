@@ -1,6 +1,5 @@
 """§6.2 loop(flags, default), the §6.3 properties not covered by test_loop.py,
 and §11's loop rows that are not tied to one watcher type."""
-import functools
 import os
 import re
 import time
@@ -9,32 +8,7 @@ import pytest
 
 import gevent_c.core as core
 import gevent_c.hub as H
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
-
-
-
-def _noop(*args):
-    pass
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
-
+from _util import noop as _noop
 
 # ---------------------------------------------------------------- §6.2
 

@@ -3,24 +3,8 @@
 Every test runs in a fresh interpreter (issue 3: signal tests run in
 subprocesses), so signal dispositions never leak into the test process.
 """
-import functools
 
 import pytest
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
-
-
 
 def test_check_signal_fires_and_range(check_py):
     # check: SIGUSR2 watcher fires -> hits == ['sig']; signal(0), signal(NSIG) -> ValueError

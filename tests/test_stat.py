@@ -1,47 +1,20 @@
 """§6.7 stat watchers: create/modify/delete, attr/prev, path types (§11: bytes
 accepted), interval, and §11's destroy(destroy_loop=True) with active stat
 watchers. libuv polls at least every ~0.107 s, so waits are up to 1 s."""
-import functools
 import os
 import pathlib
 import time
 
 import pytest
 
-import gevent_c.core as core
 import gevent_c.hub as H
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
-
-
-
-def _noop(*args):
-    pass
-
+from _util import noop as _noop
 
 def _wait_for(pred, timeout=1.0):
     deadline = time.monotonic() + timeout
     while not pred() and time.monotonic() < deadline:
         H.sleep(0.02)
     return pred()
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 def test_check_create_and_path(loop, tmp_path):

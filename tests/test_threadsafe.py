@@ -5,20 +5,10 @@ import threading
 import time
 
 import pytest
+from _util import noop as _noop
 
 import gevent_c.core as core
 import gevent_c.hub as H
-
-
-def _noop(*args):
-    pass
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 def test_check_thread_wakes_blocked_hub(loop):

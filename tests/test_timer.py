@@ -7,21 +7,11 @@ import warnings
 import weakref
 
 import pytest
+from _util import noop as _noop
 
 import gevent_c.core as core
 import gevent_c.hub as H
 from _util import last_line
-
-
-def _noop(*args):
-    pass
-
-
-@pytest.fixture
-def L():
-    lp = core.loop(default=False)
-    yield lp
-    lp.destroy()
 
 
 # ---- §6.6 the common contract

@@ -2,7 +2,6 @@
 every watcher type leave len(gc.get_objects()) flat and the callback's and the
 argument's refcounts unchanged. Timers are also covered by test_leaks.py.
 child runs in a subprocess (it installs SIGCHLD handling on the default loop)."""
-import functools
 import gc
 import os
 import signal
@@ -12,20 +11,6 @@ import pytest
 
 import gevent_c.core as core
 import gevent_c.hub as H
-import _util
-
-# Subprocess timeout below conftest's 20 s per-test timeout: a hang then fails
-# only this test (TimeoutExpired) instead of the thread-method timeout ending
-# the whole pytest run.
-@pytest.fixture
-def check_py():
-    return functools.partial(_util.check_py, timeout=15)
-
-
-@pytest.fixture
-def run_py():
-    return functools.partial(_util.run_py, timeout=15)
-
 
 N = 10000
 OBJ_SLACK = 50
