@@ -116,3 +116,16 @@ def L():
     lp = core.loop(default=False)
     yield lp
     lp.destroy()
+
+
+@pytest.fixture
+def pipe():
+    """An os.pipe(), both ends closed afterwards (if still open)."""
+    import os
+    r, w = os.pipe()
+    yield r, w
+    for fd in (r, w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
