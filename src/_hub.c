@@ -251,6 +251,18 @@ hub_switch_from(PyObject *hub, PyGreenlet *cur)
         return PyObject_CallMethod(hub, "switch", NULL);
     if (call_switch_out(cur) < 0)
         return NULL;
+    if (PyGreenlet_STARTED((PyGreenlet *)hub) && !PyGreenlet_ACTIVE((PyGreenlet *)hub)) {
+        /* greenlet would "switch" to the dead hub's parent and return ():
+         * a wait that nothing can ever end must say so */
+        PyObject *exc = PyObject_CallFunction(LoopExit, "sO[]",
+                                              "This operation would block forever "
+                                              "(the hub was destroyed)", hub);
+        if (exc != NULL) {
+            PyErr_SetObject(LoopExit, exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
     return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
 }
 

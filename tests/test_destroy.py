@@ -141,3 +141,25 @@ def test_destroy_while_greenlets_wait_then_exit(run_py):
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == 'done'
     assert 'Fatal' not in p.stderr and 'Assertion' not in p.stderr, p.stderr
+
+
+def test_waiting_on_a_destroyed_hub_raises(check_py):
+    # greenlet turns a switch into a dead greenlet into a switch to its
+    # parent: without a check, Waiter(dead_hub).get() returned () at once and
+    # a full ThreadPool of a dead hub spun forever (found by the API fuzzer)
+    out = check_py('''
+        import time
+        import gevent_c.hub as H
+        from gevent_c.threadpool import ThreadPool
+        hub = H.get_hub()
+        pool = ThreadPool(1)
+        pool.spawn(time.sleep, 0.2)
+        hub.destroy()
+        H.get_hub()
+        for f in (lambda: H.Waiter(hub).get(), lambda: pool.spawn(time.sleep, 0)):
+            try:
+                f()
+            except H.LoopExit as e:
+                print('LoopExit', 'destroyed' in str(e))
+    ''')
+    assert out.split() == ['LoopExit', 'True', 'LoopExit', 'True']
