@@ -26,11 +26,16 @@ static PyObject *str_tls_hub, *str_tls_guard, *str_switch_out, *str_hub, *str_Hu
 #define IS_HUB(o) (HubType != NULL && PyObject_TypeCheck((o), HubType))
 #define IS_LOOP(o) PyObject_TypeCheck((o), &LoopType)
 
+/* Ours, or gevent's own HubDestroyed when gevent runs on this loop. */
 static int
 is_hub_destroyed(PyObject *type)
 {
-    return type != NULL && HubDestroyed != NULL && PyExceptionClass_Check(type)
-           && PyObject_IsSubclass(type, HubDestroyed) == 1;
+    if (type == NULL || HubDestroyed == NULL || !PyExceptionClass_Check(type))
+        return 0;
+    if (PyObject_IsSubclass(type, HubDestroyed) == 1)
+        return 1;
+    return strcmp(_PyType_Name((PyTypeObject *)type), "HubDestroyed") == 0
+           && PyObject_IsSubclass(type, PyExc_GreenletExit) == 1;
 }
 
 static int

@@ -81,6 +81,9 @@ struct LoopObject {
      * it runs (closing_fd, reinit) go to a fresh array */
     WatcherObject **spare;
     Py_ssize_t spare_cap, dispatch_left;
+    /* due-now timers: fired after the next poll, as libev does (owned) */
+    WatcherObject **ap_items;
+    Py_ssize_t ap_n, ap_cap;
     Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
     Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
     Py_ssize_t depth;

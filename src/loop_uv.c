@@ -494,6 +494,74 @@ loop_fire_soon(WatcherObject *w)
     Py_DECREF(cb);
 }
 
+/* Fire w (a timer due now) after the next poll for IO, like libev, and
+ * without a libuv timer.  The list owns a reference to w. */
+static void
+loop_fire_after_poll(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (w->pending || loop == NULL || loop->uv == NULL)
+        return;
+    if (loop->ap_n == loop->ap_cap) {
+        Py_ssize_t cap = loop->ap_cap ? loop->ap_cap * 2 : 16;
+        WatcherObject **items = PyMem_Realloc(loop->ap_items, (size_t)cap * sizeof(*items));
+        if (items == NULL) {
+            PyErr_WriteUnraisable((PyObject *)w);
+            return;
+        }
+        loop->ap_items = items;
+        loop->ap_cap = cap;
+    }
+    loop->ap_items[loop->ap_n++] = (WatcherObject *)Py_NewRef((PyObject *)w);
+    w->pending = 1;
+}
+
+/* Run the after-poll watchers present now (a timer re-armed by its own
+ * callback fires after the following poll). */
+static int
+loop_dispatch_after_poll(LoopObject *self)
+{
+    Py_ssize_t n = self->ap_n;
+    if (n == 0)
+        return 0;
+    WatcherObject **items = self->ap_items;
+    Py_ssize_t cap = self->ap_cap;
+    self->ap_items = NULL;
+    self->ap_n = self->ap_cap = 0;
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        WatcherObject *w = items[i];
+        if (rc == 0 && w->pending) {
+            w->pending = 0;
+            rc = watcher_dispatch(w);
+        }
+        else
+            w->pending = 0;
+        Py_DECREF(w);
+    }
+    if (self->ap_items == NULL) {
+        self->ap_items = items;
+        self->ap_cap = cap;
+    }
+    else
+        PyMem_Free(items);
+    return rc;
+}
+
+static void
+loop_drop_after_poll(LoopObject *self)
+{
+    Py_ssize_t n = self->ap_n;
+    WatcherObject **items = self->ap_items;
+    self->ap_items = NULL;
+    self->ap_n = self->ap_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        items[i]->pending = 0;
+        Py_DECREF(items[i]);
+    }
+    PyMem_Free(items);
+}
+
 static void
 loop_drop_callbacks(LoopObject *self)
 {
@@ -858,9 +926,15 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int want_default = (dflt == Py_None) ? 1 : PyObject_IsTrue(dflt);
     if (want_default < 0)
         return NULL;
-    if (want_default && default_loop_obj != NULL && default_loop_obj->uv != NULL
-            && Py_TYPE(default_loop_obj) == type)
-        return Py_NewRef((PyObject *)default_loop_obj);
+    if (want_default && default_loop_obj != NULL && default_loop_obj->uv != NULL) {
+        /* one Python object per native loop */
+        if (PyObject_TypeCheck((PyObject *)default_loop_obj, type))
+            return Py_NewRef((PyObject *)default_loop_obj);
+        PyErr_Format(PyExc_TypeError,
+                     "the default loop is already wrapped by a %.200s object; destroy it "
+                     "first or use default=False", Py_TYPE(default_loop_obj)->tp_name);
+        return NULL;
+    }
 
     LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -947,6 +1021,7 @@ loop_destroy_impl(LoopObject *self)
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
     loop_drop_pending(self);
+    loop_drop_after_poll(self);
     loop_close_orphans(self);
     PyMem_Free(self->orphans);
     self->orphans = NULL;
@@ -968,8 +1043,18 @@ loop_destroy_impl(LoopObject *self)
     self->keepalive = NULL;
     uv_walk(uv, destroy_walk_cb, detached);
     uv_walk(uv, leftover_walk_cb, NULL);
-    for (int i = 0; i < 1000 && uv_loop_close(uv) == UV_EBUSY; i++)
-        uv_run(uv, UV_RUN_NOWAIT);
+    /* Close callbacks need a pass; requests in libuv's threadpool (the stat
+     * of a stat watcher) need their completion, which uv_run(ONCE) waits
+     * for now that no handle is left.  Never free a loop libuv still uses:
+     * a threadpool request would later lock the freed loop's mutex. */
+    int closed = 0;
+    for (int i = 0; i < 10000; i++) {
+        if (uv_loop_close(uv) == 0) {
+            closed = 1;
+            break;
+        }
+        uv_run(uv, i < 16 ? UV_RUN_NOWAIT : UV_RUN_ONCE);  /* short: no GIL release */
+    }
     self->uv = NULL;
     self->nactive_ref = 0;
     if (self->is_default) {
@@ -977,9 +1062,9 @@ loop_destroy_impl(LoopObject *self)
             default_loop_obj = NULL;
         self->is_default = 0;
     }
-    else {
+    else if (closed) {
         free(uv);
-    }
+    }  /* else: leaked on purpose (see above) */
     free(self->pend);
     free(self->spare);
     self->pend = self->spare = NULL;
@@ -1002,6 +1087,8 @@ loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_handler);
     for (CallbackObject *cb = self->cb_head; cb; cb = cb->next)
         Py_VISIT(cb);
+    for (Py_ssize_t i = 0; i < self->ap_n; i++)
+        Py_VISIT(self->ap_items[i]);
     return 0;
 }
 
@@ -1010,6 +1097,7 @@ loop_tp_clear(LoopObject *self)
 {
     Py_CLEAR(self->error_handler);
     loop_drop_callbacks(self);
+    loop_drop_after_poll(self);
     return 0;
 }
 
@@ -1105,7 +1193,8 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
         if (self->npend > 0 || self->cb_head != NULL || self->break_flag
                 || uv_backend_timeout(self->uv) == 0) {
             self->in_uv = 0;
-            return loop_dispatch_pending(self);
+            int rc = loop_dispatch_pending(self);
+            return rc < 0 ? rc : loop_dispatch_after_poll(self);
         }
     }
     if (mode == UV_RUN_ONCE) {
@@ -1132,7 +1221,8 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
     }
     self->in_uv = 0;
     self->iteration++;
-    return loop_dispatch_pending(self);
+    int rc = loop_dispatch_pending(self);
+    return rc < 0 ? rc : loop_dispatch_after_poll(self);
 }
 
 /* The body of loop.run().  -1 with an exception set: HubDestroyed (or a
@@ -1169,7 +1259,8 @@ loop_run_impl(LoopObject *self, int nowait, int once)
             if (self->uv == NULL)
                 break;
         }
-        uv_run_mode mode = (nowait || self->cb_head || loop_activecnt_value(self) <= 0)
+        uv_run_mode mode = (nowait || self->cb_head || self->ap_n
+                            || loop_activecnt_value(self) <= 0)
                            ? UV_RUN_NOWAIT : UV_RUN_ONCE;
         if ((rc = loop_uv_run(self, mode)) < 0)
             break;
@@ -1471,6 +1562,8 @@ static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject 
 static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
+static PyObject *loop_install_sigchld(LoopObject *loop, PyObject *ignored);
+static PyObject *loop_reset_sigchld(LoopObject *loop, PyObject *ignored);
 static void fdpoll_mark_dirty(FdPoll *p);
 static int loop_reinit_impl(LoopObject *self);
 
@@ -1517,6 +1610,10 @@ static PyMethodDef loop_methods[] = {
      "closing_fd(fd) -> bool: wake the io watchers of an fd about to be closed."},
     {"run_callback_threadsafe", (PyCFunction)(void (*)(void))loop_run_callback_threadsafe,
      METH_FASTCALL, "run_callback(), callable from any thread; wakes the loop."},
+    {"install_sigchld", (PyCFunction)loop_install_sigchld, METH_NOARGS,
+     "Make sure child watchers' SIGCHLD handler is installed (gevent calls it before fork)."},
+    {"reset_sigchld", (PyCFunction)loop_reset_sigchld, METH_NOARGS,
+     "Nothing to undo: the last child watcher restores SIGCHLD's previous action."},
     {"reinit", (PyCFunction)loop_reinit, METH_NOARGS,
      "Prepare the loop for use in a forked child (uv_loop_fork); runs fork watchers."},
     {NULL}

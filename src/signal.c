@@ -124,17 +124,57 @@ loop_scan_signals(LoopObject *loop)
         return;
     chld_seen = c;
     loop->check_children = 0;
-    for (Py_ssize_t i = 0; i < loop->children.n; i++) {
-        ChildObject *ch = (ChildObject *)loop->children.items[i];
+    /* Reap every child that changed state (as libev does: code calling
+     * os.waitpid itself races with child watchers) and report it to every
+     * watcher of that pid and every pid-0 watcher; stops and continues only
+     * to watchers with trace. */
+    int any_trace = 0;
+    for (Py_ssize_t i = 0; i < loop->children.n; i++)
+        any_trace |= ((ChildObject *)loop->children.items[i])->trace;
+    for (;;) {
         int status = 0;
-        int flags = WNOHANG | (ch->trace ? (WUNTRACED | WCONTINUED) : 0);
-        pid_t r = waitpid(ch->pid ? (pid_t)ch->pid : -1, &status, flags);
-        if (r > 0) {
-            ch->rpid = r;
-            ch->rstatus = status;
-            loop_record((WatcherObject *)ch);
+        pid_t r = waitpid(-1, &status, WNOHANG | (any_trace ? (WUNTRACED | WCONTINUED) : 0));
+        if (r <= 0)
+            break;
+        int traced_only = WIFSTOPPED(status) || WIFCONTINUED(status);
+        for (Py_ssize_t i = 0; i < loop->children.n; i++) {
+            ChildObject *ch = (ChildObject *)loop->children.items[i];
+            if ((ch->pid == r || ch->pid == 0) && (ch->trace || !traced_only)) {
+                ch->rpid = r;
+                ch->rstatus = status;
+                loop_record((WatcherObject *)ch);
+            }
         }
     }
+}
+
+/* loop.install_sigchld(): gevent calls it before forking a subprocess.
+ * Child watchers install their SIGCHLD handler when started; this puts it
+ * back if something replaced it meanwhile. */
+static PyObject *
+loop_install_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
+{
+    if (sig_users[SIGCHLD] > 0) {
+        struct sigaction cur;
+        if (sigaction(SIGCHLD, NULL, &cur) == 0 && (!(cur.sa_flags & SA_SIGINFO)
+                || cur.sa_sigaction != gevc_signal_handler)) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_sigaction = gevc_signal_handler;
+            sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGCHLD, &sa, &sig_saved[SIGCHLD]);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* loop.reset_sigchld(): nothing to undo; the last child watcher to stop
+ * restores the previous SIGCHLD action. */
+static PyObject *
+loop_reset_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_NONE;
 }
 
 /* Start delivering signum to w through `list` (the loop's signal or child

@@ -99,10 +99,10 @@ stat_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|dOO:stat", kwlist,
                                      &loop, &path, &interval, &ref, &priority))
         return NULL;
-    if (interval < 0 || interval != interval) {
-        PyErr_Format(PyExc_ValueError, "interval must be a non-negative number");
+    if (interval != interval) {
+        PyErr_Format(PyExc_ValueError, "interval must be a number, not NaN");
         return NULL;
-    }
+    }  /* negative: the minimum period, as in gevent; .interval keeps it */
     PyObject *fspath = NULL;
     if (!PyUnicode_FSConverter(path, &fspath))
         return NULL;
@@ -180,6 +180,12 @@ stat_get_path(WatcherObject *w, void *c)
 }
 
 static PyObject *
+stat_get_paths(WatcherObject *w, void *c)
+{
+    return Py_NewRef(STAT(w)->fspath);
+}
+
+static PyObject *
 stat_get_interval(WatcherObject *w, void *c)
 {
     return PyFloat_FromDouble(STAT(w)->interval);
@@ -212,6 +218,7 @@ static PyGetSetDef stat_getset[] = {
     {"attr", (getter)stat_get_attr, NULL, "The current stat result, or None."},
     {"prev", (getter)stat_get_prev, NULL, "The previous stat result, or None."},
     {"path", (getter)stat_get_path, NULL, NULL},
+    {"_paths", (getter)stat_get_paths, NULL, "The path as bytes (gevent's attribute)."},
     {"interval", (getter)stat_get_interval, NULL,
      "As requested; the effective period is max(interval, 0.1074891) s."},
     {NULL}

@@ -40,10 +40,10 @@ timer_native_start(WatcherObject *w)
 {
     uv_loop_t *uv = w->loop->uv;
     if (TIMER(w)->after <= 0 && TIMER(w)->repeat <= 0) {
-        /* due now: fire on the next callback pass, no poll needed */
+        /* due now: fire after the next poll (as libev), no libuv timer */
         uv_timer_stop((uv_timer_t *)w->handle);
         w->pending = 0;  /* a restart replaces an earlier firing */
-        loop_fire_soon(w);
+        loop_fire_after_poll(w);
         return 0;
     }
     double frac = 0;

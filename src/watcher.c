@@ -271,8 +271,10 @@ watcher_dispatch(WatcherObject *w)
         return -1;
     if (w->callback == NULL)
         return 0;
+    int was_active = w->active;
     if (w->ops->fired)
         w->ops->fired(w);
+    int oneshot_done = was_active && !w->active;
     PyObject *callback = Py_NewRef(w->callback);
     PyObject *args = w->args ? Py_NewRef(w->args) : NULL;
     Py_INCREF(loop);
@@ -303,6 +305,13 @@ watcher_dispatch(WatcherObject *w)
     }
     else {
         Py_DECREF(res);
+    }
+    if (oneshot_done && !w->active) {
+        /* a fired one-shot watcher not restarted by its callback is stopped,
+         * as libev's are: callback and args go */
+        Py_CLEAR(w->callback);
+        Py_CLEAR(w->args);
+        w->direct_switch = 0;
     }
     Py_DECREF(callback);
     Py_DECREF(loop);
