@@ -1,15 +1,15 @@
-"""Per-thread hub state: the thread's hub, its hub class and a saved loop."""
+"""Per-thread hub state: ``_threadlocal.Hub``, the thread's hub class.
+
+(The hub itself and a loop kept by ``Hub.destroy(destroy_loop=False)`` live
+in the thread state dict, managed by the C module.)"""
 from _thread import _local
 
 
 class _Threadlocal(_local):
     def __init__(self):
-        # Each OS thread starts with no hub, the default Hub class and no
-        # loop kept by an earlier Hub.destroy(destroy_loop=False).
+        # each OS thread starts with the default Hub class
         _local.__init__(self)
         self.Hub = None
-        self.loop = None
-        self.hub = None
 
 
 _threadlocal = _Threadlocal()

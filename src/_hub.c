@@ -12,7 +12,7 @@ static PyTypeObject *HubType = NULL;         /* heap type, base set at run time 
 static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
 static PyObject *config_import = NULL;       /* gevent_c._config._import */
 static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
-static PyObject *str_tls_hub, *str_tls_guard, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
+static PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
 
 #include "loop_uv.c"
 #include "watcher.c"
@@ -334,10 +334,36 @@ import_config_object(PyObject *spec)
 }
 
 
+/* The loop a Hub.destroy(destroy_loop=False) kept for this thread's next
+ * hub.  Like the hub, it lives in the thread state dict: destroy() may run
+ * while that dict is being cleared (thread exit), when touching a
+ * _thread._local would re-create its per-thread dict and leak it. */
 static PyObject *
 get_saved_loop(void)
 {
-    return PyObject_GetAttr(threadlocal, str_loop);
+    PyObject *d = PyThreadState_GetDict();
+    PyObject *loop = d ? PyDict_GetItemWithError(d, str_tls_loop) : NULL;
+    if (loop == NULL && PyErr_Occurred())
+        return NULL;
+    return Py_NewRef(loop ? loop : Py_None);
+}
+
+static int
+set_saved_loop(PyObject *loop)
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (d == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no thread state");
+        return -1;
+    }
+    if (loop != Py_None)
+        return PyDict_SetItem(d, str_tls_loop, loop);
+    if (PyDict_DelItem(d, str_tls_loop) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+    }
+    return 0;
 }
 
 static int
@@ -972,14 +998,14 @@ Hub_destroy(HubObject *self, PyObject *args, PyObject *kwds)
             goto error;
         int same = saved == loop;
         Py_DECREF(saved);
-        if (same && PyObject_SetAttr(threadlocal, str_loop, Py_None) < 0)
+        if (same && set_saved_loop(Py_None) < 0)
             goto error;
         PyObject *r = PyObject_CallMethod(loop, "destroy", NULL);
         if (r == NULL)
             goto error;
         Py_DECREF(r);
     }
-    else if (PyObject_SetAttr(threadlocal, str_loop, loop) < 0)
+    else if (set_saved_loop(loop) < 0)
         goto error;
     Py_CLEAR(self->loop);
     self->loop = Py_NewRef(Py_None);
@@ -1661,6 +1687,7 @@ PyInit__hub(void)
     INTERN(str_hub, "hub");
     INTERN(str_tls_hub, "gevent_c.hub");
     INTERN(str_tls_guard, "gevent_c.hub_guard");
+    INTERN(str_tls_loop, "gevent_c.loop");
     INTERN(str_Hub, "Hub");
     INTERN(str_loop, "loop");
     INTERN(str_run, "run");
