@@ -4,7 +4,7 @@ PYTHON ?= python3
 DEB_PACKAGES := libuv1-dev libc-ares-dev pkg-config gcc dnsmasq-base
 
 .DEFAULT_GOAL := test
-.PHONY: deps install test bench build clean
+.PHONY: deps install test bench build clean test-asan test-valgrind test-fuzz gevent-compat
 
 # Install missing Debian build dependencies (apt-get needs root).
 deps:
@@ -48,3 +48,35 @@ build:
 
 clean:
 	rm -rf build *.egg-info gevent_c/*.so
+
+# gevent's own test suite on our loop and on gevent's CFFI libuv loop ->
+# docs/compat.md (issue 8).  The venv holds the latest gevent and its test
+# extras; gevent_c comes from this checkout (PYTHONPATH, built in place).
+COMPAT_VENV ?= .compat-venv
+gevent-compat: build
+	@if [ ! -x $(COMPAT_VENV)/bin/python ]; then \
+		$(PYTHON) -m venv $(COMPAT_VENV) && \
+		$(COMPAT_VENV)/bin/python -m pip install -q -U pip && \
+		$(COMPAT_VENV)/bin/python -m pip install -q 'gevent[test]'; \
+	fi
+	$(PYTHON) compat/run_gevent_tests.py --venv $(COMPAT_VENV)
+
+# ---- reliability (issue 7; docs/reliability.md) ----
+# The whole suite against an -fsanitize=address,undefined build made in a
+# scratch copy (build/asan-tree); the in-place build is left as it is.
+test-asan: deps
+	tests/reliability/asan.sh -q
+
+# valgrind memcheck of a representative workload: no definite leak and no
+# memory error in gevent_c.  VALGRIND_N: iterations per operation.
+VALGRIND_N ?= 200
+test-valgrind: install
+	tests/reliability/valgrind.sh $(VALGRIND_N)
+
+# More API fuzzing than the 10,000-operation run in the normal suite
+# (tests/test_fuzz_api.py): FUZZ_SEEDS, each FUZZ_OPS operations, each in its
+# own process.  A long local run: make test-fuzz FUZZ_SEEDS=1-200 FUZZ_OPS=20000
+FUZZ_SEEDS ?= 1-3
+FUZZ_OPS ?= 10000
+test-fuzz: install
+	$(PYTHON) tests/reliability/fuzz_api.py --seeds $(FUZZ_SEEDS) --ops $(FUZZ_OPS)

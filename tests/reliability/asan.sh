@@ -18,6 +18,13 @@ if [ ! -e "$LIBASAN" ] || [ "$LIBASAN" = libasan.so ]; then
     exit 1
 fi
 
+if [ "${ASAN_REUSE:-0}" = 1 ] && ls "$ASAN_DIR"/gevent_c/_hub*.so >/dev/null 2>&1; then
+    echo "asan.sh: ASAN_REUSE=1: reusing the build in $ASAN_DIR (tests and Python files refreshed)"
+    tar -C "$REPO" --exclude='./build' --exclude='./.git' --exclude='./.compat-venv' \
+        --exclude='*.so' --exclude='__pycache__' --exclude='./src' \
+        -cf - tests gevent_c | tar -C "$ASAN_DIR" -xf -
+    SKIP_BUILD=1
+else
 echo "asan.sh: copying the tree to $ASAN_DIR"
 rm -rf "$ASAN_DIR"
 mkdir -p "$ASAN_DIR"
@@ -32,13 +39,14 @@ tar -C "$REPO" --exclude='./build' --exclude='./.git' --exclude='./.compat-venv'
 # switches; heap, global and use-after-free checks are unaffected.
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 SAN_CC="$SAN --param asan-stack=0"
-echo "asan.sh: building with $SAN"
+echo "asan.sh: building with $SAN_CC"
 (
     cd "$ASAN_DIR"
     GEVENT_C_CFLAGS="$SAN_CC -g -O1" GEVENT_C_LDFLAGS="$SAN" \
         "$PYTHON" setup.py -q build_ext --inplace --force >build.log 2>&1 \
         || { cat build.log; exit 1; }
 )
+fi
 for so in "$ASAN_DIR"/gevent_c/*.so; do
     if ! nm -D "$so" | grep -q __asan_; then
         echo "asan.sh: $so is not instrumented" >&2
@@ -47,7 +55,18 @@ for so in "$ASAN_DIR"/gevent_c/*.so; do
 done
 
 LOGDIR="$ASAN_DIR/asan-logs"
+rm -rf "$LOGDIR"
 mkdir -p "$LOGDIR"
+# Helper binaries the tests start (dnsmasq for the c-ares tests) must not
+# inherit the ASan preload: dnsmasq hangs with it.  A PATH wrapper drops it.
+mkdir -p "$ASAN_DIR/bin"
+real_dnsmasq="$(PATH="$PATH:/usr/sbin:/sbin" command -v dnsmasq || true)"
+if [ -n "$real_dnsmasq" ]; then
+    printf '#!/bin/sh\nunset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\nexec %s "$@"\n' "$real_dnsmasq" \
+        >"$ASAN_DIR/bin/dnsmasq"
+    chmod +x "$ASAN_DIR/bin/dnsmasq"
+fi
+export PATH="$ASAN_DIR/bin:$PATH"
 # detect_leaks=0: CPython itself does not free everything at exit; leak
 # coverage comes from `make test-valgrind`.  log_path: every process
 # (forked children and run_py subprocesses included, they inherit the

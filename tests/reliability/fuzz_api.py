@@ -67,6 +67,9 @@ class Sink(object):
         pass
 
 
+# FUZZ_EXCLUDE=stat,child: watcher kinds not to create (to look past a known
+# bug while it is being fixed; the CI run excludes nothing).
+EXCLUDE = set(filter(None, os.environ.get('FUZZ_EXCLUDE', '').split(',')))
 MAX_WATCHERS = 80
 MAX_FDS = 60
 MAX_LOOPS = 4
@@ -83,8 +86,10 @@ class Fuzzer(object):
         self.waiters = []
         self.greenlets = []
         self.callbacks = []
-        self.fds = []          # ints; some closed, some reused
-        self.socks = []        # socket objects kept alive for their fds
+        self.fds = []          # open fds this driver owns
+        self.stale_fds = []    # numbers it closed (maybe reused since)
+        # socket objects (io() takes objects with fileno()); never closed
+        self.socks = list(socket.socketpair())
         self.pools = []
         self.hubs = []         # extra Hub objects made with junk args
         self.errors = collections.Counter()
@@ -191,6 +196,8 @@ class Fuzzer(object):
         k = r.randrange(10)
         if k < 6 and self.fds:
             return r.choice(self.fds)
+        if k < 8 and self.stale_fds:
+            return r.choice(self.stale_fds)
         return r.choice([-1, -2, 0, 1, 2, 999999, 2 ** 31, 2 ** 40, -2 ** 63, 1.5, 'x', None,
                          self.pick(self.socks)])
 
@@ -308,13 +315,20 @@ class Fuzzer(object):
             finally:
                 t.close()
         else:
-            lp.run(self.junk(), self.junk())
+            t = lp.timer(0.003)
+            t.start(lp.break_)
+            try:
+                lp.run(self.junk(), self.junk())
+            finally:
+                t.close()
 
     def op_new_watcher(self):
         r = self.rng
         lp = self.any_loop()
         kind = r.choice(['io', 'io', 'timer', 'timer', 'signal', 'idle', 'prepare', 'check',
                          'fork', 'async_', 'child', 'stat', 'junk'])
+        if kind in EXCLUDE:
+            kind = 'timer'
         junky = r.random() < 0.3
         kw = {}
         if r.random() < 0.3:
@@ -416,8 +430,7 @@ class Fuzzer(object):
                     fd = w.fd
                 except Exception:
                     fd = None
-                if isinstance(fd, int) and fd > 2:
-                    self.close_fd(fd)
+                self.close_fd(fd)
             else:
                 w.stop()
                 w.close()
@@ -654,7 +667,11 @@ class Fuzzer(object):
             self.pools.append(pool)
             self.trim(self.pools, 3, lambda p: p.kill())
             return
-        pool = r.choice(self.pools + [self.hub.threadpool])
+        pools = self.pools + [self.hub.threadpool]
+        if 'deadhub' in EXCLUDE:
+            # known bug F2 (docs/reliability.md): a full pool of a dead hub spins
+            pools = [p for p in pools if not p.hub.dead]
+        pool = r.choice(pools)
         fn = r.choice([lambda *a: None, time.sleep, lambda *a: 1 / 0, self.junk(),
                        os.getpid, lambda *a: a])
         if k == 1:
@@ -691,23 +708,24 @@ class Fuzzer(object):
                 os.write(b, b'x' * r.randrange(1, 100))
         else:
             s1, s2 = socket.socketpair()
-            self.socks += [s1, s2]
-            self.fds += [s1.fileno(), s2.fileno()]
+            a, b = s1.detach(), s2.detach()   # plain fds owned by self.fds
+            self.fds += [a, b]
             if r.random() < 0.5:
-                s2.send(b'y')
+                os.write(b, b'y')
         while len(self.fds) > MAX_FDS:
-            self.close_fd(self.fds.pop(0))
-        del self.socks[:-20]
+            self.close_fd(self.fds[0])
 
     def close_fd(self, fd):
-        if not isinstance(fd, int) or fd <= 2:
+        # Only fds this driver opened, and each only once: the number is
+        # then remembered as stale (passed to io() later, never closed
+        # again, since the OS may have reused it for one of libuv's own fds:
+        # closing another component's fd is out of scope, see
+        # docs/reliability.md).
+        if fd not in self.fds:
             return
-        for s in self.socks:
-            try:
-                if s.fileno() == fd:
-                    s.detach()
-            except OSError:
-                pass
+        self.fds.remove(fd)
+        self.stale_fds.append(fd)
+        del self.stale_fds[:-20]
         try:
             os.close(fd)
         except OSError:
@@ -920,7 +938,11 @@ def main():
                                           % (p.returncode, log), time.time() - t0))
             if not ok:
                 failed.append(seed)
-                print(p.stdout[-2000:], p.stderr[-4000:])
+                err = p.stderr
+                # the C-level message (assert, abort) is at the top, the
+                # Python thread dump below it
+                print(p.stdout[-2000:], err if len(err) < 6000 else
+                      err[:3000] + '\n[...]\n' + err[-3000:])
             sys.stdout.flush()
         print('failed seeds: %s' % (failed or 'none'))
         sys.exit(1 if failed else 0)
@@ -931,7 +953,7 @@ def main():
         log = os.open(os.devnull, os.O_WRONLY)
     # Exceptions printed by the hub go to the Sink; keep real stderr for
     # faulthandler and crashes.
-    sys.stderr = Sink()
+    sys.stderr = sys.stdout = Sink()
     run(seed, a.ops, log, a.op_timeout)
     os.close(log)
 
