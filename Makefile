@@ -4,7 +4,7 @@ PYTHON ?= python3
 DEB_PACKAGES := libuv1-dev libc-ares-dev pkg-config gcc dnsmasq-base
 
 .DEFAULT_GOAL := test
-.PHONY: deps install test bench build clean test-asan test-valgrind test-fuzz gevent-compat
+.PHONY: deps install test bench build clean compat-venv gevent-compat gevent-compat-subset test-asan test-valgrind test-fuzz
 
 # Install missing Debian build dependencies (apt-get needs root).
 deps:
@@ -53,13 +53,20 @@ clean:
 # docs/compat.md (issue 8).  The venv holds the latest gevent and its test
 # extras; gevent_c comes from this checkout (PYTHONPATH, built in place).
 COMPAT_VENV ?= .compat-venv
-gevent-compat: build
+compat-venv:
 	@if [ ! -x $(COMPAT_VENV)/bin/python ]; then \
 		$(PYTHON) -m venv $(COMPAT_VENV) && \
 		$(COMPAT_VENV)/bin/python -m pip install -q -U pip && \
 		$(COMPAT_VENV)/bin/python -m pip install -q 'gevent[test]'; \
 	fi
+
+gevent-compat: build compat-venv
 	$(PYTHON) compat/run_gevent_tests.py --venv $(COMPAT_VENV)
+
+# CI's fast subset (core, hub, sleep, timeout, socket files) on our loop;
+# fails when a file outside the documented known failures fails.
+gevent-compat-subset: build compat-venv
+	$(PYTHON) compat/run_gevent_tests.py --venv $(COMPAT_VENV) --subset --no-write
 
 # ---- reliability (issue 7; docs/reliability.md) ----
 # The whole suite against an -fsanitize=address,undefined build made in a
