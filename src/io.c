@@ -451,7 +451,7 @@ io_readonly_while_active(WatcherObject *w, const char *name)
         PyErr_SetString(PyExc_ValueError, "operation on closed watcher");
         return -1;
     }
-    return 0;
+    return loop_check_own_thread(w->loop);
 }
 
 static int
@@ -531,7 +531,7 @@ loop_closing_fd(LoopObject *loop, PyObject *fd_o)
     long fd = PyLong_AsLong(fd_o);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
-    if (loop_check_alive(loop) < 0)
+    if (loop_check_alive(loop) < 0 || loop_check_own_thread(loop) < 0)
         return NULL;
     if (fd < 0 || fd >= loop->nfdpolls || loop->fdpolls[fd] == NULL)
         Py_RETURN_FALSE;

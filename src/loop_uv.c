@@ -111,6 +111,7 @@ static void wlist_record_all(WatcherList *l);
 static void wlist_fire_all(WatcherList *l);
 static int watcher_dispatch(WatcherObject *w);
 static void loop_close_orphans(LoopObject *self);
+static int loop_check_own_thread(LoopObject *self);
 typedef struct PoolState PoolState;
 #define SPIN_MAX_POOLS 8
 static void loop_pools_set_blocked(LoopObject *loop, int blocked);
@@ -1044,16 +1045,32 @@ loop_destroy_impl(LoopObject *self)
     uv_walk(uv, destroy_walk_cb, detached);
     uv_walk(uv, leftover_walk_cb, NULL);
     /* Close callbacks need a pass; requests in libuv's threadpool (the stat
-     * of a stat watcher) need their completion, which uv_run(ONCE) waits
-     * for now that no handle is left.  Never free a loop libuv still uses:
-     * a threadpool request would later lock the freed loop's mutex. */
+     * of a stat watcher) need their completion.  Wait for those with a 1 ms
+     * tick so the wait is bounded (2 s): a request can never complete if
+     * libuv's threadpool is gone (a forked child) or an internal fd was
+     * closed by someone.  Never free a loop libuv may still use: a late
+     * request would lock the freed loop's mutex; leak it instead. */
     int closed = 0;
-    for (int i = 0; i < 10000; i++) {
-        if (uv_loop_close(uv) == 0) {
-            closed = 1;
-            break;
+    for (int i = 0; i < 16 && !closed; i++) {
+        closed = uv_loop_close(uv) == 0;
+        if (!closed)
+            uv_run(uv, UV_RUN_NOWAIT);
+    }
+    if (!closed) {
+        uv_timer_t *tick = malloc(sizeof(*tick));
+        if (tick != NULL && uv_timer_init(uv, tick) == 0) {
+            uv_timer_start(tick, (uv_timer_cb)noop_prepare_cb, 1, 1);
+            uint64_t deadline = uv_hrtime() + 2000000000ULL;
+            while (uv->active_reqs.count > 0 && uv_hrtime() < deadline)
+                uv_run(uv, UV_RUN_ONCE);
+            uv_close((uv_handle_t *)tick, (uv_close_cb)free);
         }
-        uv_run(uv, i < 16 ? UV_RUN_NOWAIT : UV_RUN_ONCE);  /* short: no GIL release */
+        else
+            free(tick);
+        for (int i = 0; i < 16 && !closed; i++) {
+            uv_run(uv, UV_RUN_NOWAIT);
+            closed = uv_loop_close(uv) == 0;
+        }
     }
     self->uv = NULL;
     self->nactive_ref = 0;
@@ -1326,9 +1343,10 @@ loop_run_callback_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t
 static int
 loop_reinit_impl(LoopObject *self)
 {
-    /* Python code never runs inside uv_run, so this is safe even while a
-     * run() is on the stack (the hub suspended in a callback) */
-    if (loop_check_alive(self) < 0)
+    /* Python code never runs inside uv_run on the loop's own thread, so
+     * this is safe even while a run() is on the stack (the hub suspended in
+     * a callback); not while another thread polls it */
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return -1;
     int err = uv_loop_fork(self->uv);
     if (err < 0) {
@@ -1365,7 +1383,7 @@ loop_now(LoopObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_update_now(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     uv_update_time(self->uv);
     Py_RETURN_NONE;

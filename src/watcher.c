@@ -34,7 +34,9 @@ watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
                      Py_TYPE(loop)->tp_name);
         return -1;
     }
-    if (loop_check_alive(loop) < 0)
+    /* creating a watcher initialises a libuv handle: not while the loop
+     * polls in another thread */
+    if (loop_check_alive(loop) < 0 || loop_check_own_thread(loop) < 0)
         return -1;
     w->ops = ops;
     w->loop = (LoopObject *)Py_NewRef((PyObject *)loop);
