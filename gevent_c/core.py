@@ -50,3 +50,25 @@ def _events_to_str(events):
     if events:
         names.append(hex(events))
     return '|'.join(names)
+
+
+def _declare_gevent_interfaces():
+    """When gevent itself runs on this loop (GEVENT_LOOP=gevent_c.core.loop),
+    declare its ILoop/IWatcher/ICallback interfaces on our classes.  gevent
+    is never imported here: only when it is already in use."""
+    import sys
+    if 'gevent' not in sys.modules:
+        return
+    try:
+        from zope.interface import classImplements
+        from gevent._interfaces import ILoop, IWatcher, ICallback
+    except ImportError:
+        return
+    for cls, iface in ((loop, ILoop), (callback, ICallback), (watcher, IWatcher)):
+        try:
+            classImplements(cls, iface)
+        except TypeError:
+            pass
+
+
+_declare_gevent_interfaces()
