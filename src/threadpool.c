@@ -309,8 +309,21 @@ pool_after_fork(PoolObject *self)
     }
     st->target = old->target;
     st->async = self->async_w ? (uv_async_t *)((WatcherObject *)self->async_w)->handle : NULL;
-    /* the old state's locks may be held by threads that no longer exist:
-     * leave it (and what it holds) alone */
+    /* The old state's locks may be held by threads that no longer exist,
+     * and its workers' references are phantoms: never lock or destroy its
+     * mutex, but free its queued and finished tasks and its memory (the
+     * tasks the parent's workers were running are lost with them). */
+    for (Task *t = old->q_head; t;) {
+        Task *next = t->next;
+        task_free(t);
+        t = next;
+    }
+    for (Task *t = old->done_head; t;) {
+        Task *next = t->next;
+        task_free(t);
+        t = next;
+    }
+    free(old);
     self->st = st;
     self->outstanding = 0;
     self->fork_gen = fork_generation;
