@@ -330,7 +330,8 @@ pool_after_fork(PoolObject *self)
     }
     st->target = old->target;
     st->async = self->async_w ? (uv_async_t *)((WatcherObject *)self->async_w)->handle : NULL;
-    state_free_parents(old);
+    /* the old state's locks may be held by threads that no longer exist:
+     * leave it (and what it holds) alone */
     self->st = st;
     self->outstanding = 0;
     self->fork_gen = fork_generation;
