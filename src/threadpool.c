@@ -297,27 +297,6 @@ pool_check_thread(PoolObject *self)
 
 static int pool_set_async_active(PoolObject *self, int active);
 
-/* In a forked child, a state made in the parent: its locks may be held by
- * threads that no longer exist and its workers' references are phantoms.
- * Never lock or destroy its mutex; free its queued and finished tasks and
- * its memory (the tasks the parent's workers were running are lost with
- * them). */
-static void
-state_free_parents(PoolState *old)
-{
-    for (Task *t = old->q_head; t;) {
-        Task *next = t->next;
-        task_free(t);
-        t = next;
-    }
-    for (Task *t = old->done_head; t;) {
-        Task *next = t->next;
-        task_free(t);
-        t = next;
-    }
-    free(old);
-}
-
 /* In a forked child the workers do not exist: start afresh. */
 static int
 pool_after_fork(PoolObject *self)
@@ -599,9 +578,7 @@ done:
 static void
 pool_detach_async(PoolObject *self)
 {
-    if (self->st && self->fork_gen != fork_generation)
-        self->st->async = NULL;  /* a forked child's copy: no workers, no lock */
-    else if (self->st) {
+    if (self->st) {
         pthread_mutex_lock(&self->st->mu);
         self->st->async = NULL;
         pthread_mutex_unlock(&self->st->mu);
@@ -706,11 +683,7 @@ pool_dealloc(PoolObject *self)
     if (self->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)self);
     pool_tp_clear(self);
-    if (self->st && self->fork_gen != fork_generation) {
-        state_free_parents(self->st);  /* a forked child's copy */
-        self->st = NULL;
-    }
-    else if (self->st) {
+    if (self->st) {
         /* idle workers exit; busy ones drop their result */
         pthread_mutex_lock(&self->st->mu);
         self->st->target = 0;
