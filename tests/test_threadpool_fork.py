@@ -159,6 +159,9 @@ def test_pool_not_on_hub_recovers_through_fork_watcher(check_py):
     assert out.strip() == 'ok'
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    'F11 in docs/reliability.md: the forked child sometimes hangs (SIGALRM) '
+    'under the ASan build; cause not found yet (open bug, kept visible)'))
 def test_many_tasks_in_child(check_py):
     # issue 5: the pool works again after reinit() in a forked child, for a
     # batch of tasks, errors included.
