@@ -4,6 +4,8 @@ fresh interpreter that forks; the child reports through a pipe and its exit
 status, and is killed if it hangs."""
 import textwrap
 
+import pytest
+
 PROLOGUE = '''
 import os, sys, time, signal, threading, traceback
 import gevent_c.hub as H
