@@ -163,6 +163,14 @@ struct FdPoll {
     FdPoll *next_dirty;
     dev_t dev;
     ino_t ino;
+    /* loop.closing_fd() woke watchers on this fd: until the fd is closed
+     * or names another file, or two iterations pass, new io watchers on it
+     * raise EBADF (the close is deferred to a callback; see io.c) */
+    int closing;
+    int always_ready;          /* epoll refused the fd (EPERM): no native poll */
+    unsigned long closing_iter;
+    dev_t closing_dev;
+    ino_t closing_ino;
     struct IoObject *first;    /* attached io watchers */
 };
 

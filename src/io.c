@@ -77,6 +77,17 @@ fdpoll_open_native(FdPoll *p)
         return -1;
     }
     int err = uv_poll_init(p->loop->uv, h, p->fd);
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->armed = 0;
+    p->always_ready = 0;
+    if (err == UV_EPERM) {
+        /* epoll refuses regular files and directories: such an fd is
+         * always ready (flush records its watchers every pass) */
+        free(h);
+        p->always_ready = 1;
+        return 0;
+    }
     if (err < 0) {
         free(h);
         gevc_uv_error(err);
@@ -84,9 +95,6 @@ fdpoll_open_native(FdPoll *p)
     }
     h->data = p;
     p->poll = h;
-    p->dev = st.st_dev;
-    p->ino = st.st_ino;
-    p->armed = 0;
     return 0;
 }
 
@@ -99,7 +107,7 @@ fdpoll_validate(FdPoll *p)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    if (p->poll && st.st_dev == p->dev && st.st_ino == p->ino)
+    if ((p->poll || p->always_ready) && st.st_dev == p->dev && st.st_ino == p->ino)
         return 0;
     fdpoll_close_native(p);
     return fdpoll_open_native(p);
@@ -186,8 +194,21 @@ loop_flush_polls(LoopObject *loop)
         FdPoll *next = p->next_dirty;
         p->dirty = 0;
         p->next_dirty = NULL;
+        if (p->closing && loop->iteration - p->closing_iter >= 2)
+            p->closing = 0;
         int want = fdpoll_wanted(p);
-        if (p->poll && want != p->armed) {
+        int again = 0;
+        if (p->always_ready && want) {
+            /* epoll cannot watch it (a regular file): ready every pass, as
+             * poll(2) and libev report it; the pass does not block */
+            for (IoObject *io = p->first; io; io = io->next_on_fd)
+                if (((WatcherObject *)io)->active) {
+                    io->revents |= io->events;
+                    loop_record((WatcherObject *)io);
+                }
+            again = fcntl(p->fd, F_GETFD) >= 0;
+        }
+        else if (p->poll && want != p->armed) {
             if (want == 0) {
                 uv_poll_stop(p->poll);
                 p->armed = 0;
@@ -207,7 +228,9 @@ loop_flush_polls(LoopObject *loop)
                     }
             }
         }
-        if (p->nwatchers == 0)
+        if (p->closing || again)
+            fdpoll_mark_dirty(p);   /* keep it (and the mark) until it expires */
+        else if (p->nwatchers == 0)
             fdpoll_release(p);
         p = next;
     }
@@ -354,6 +377,30 @@ static const WatcherOps io_ops = {
     .native_close = io_native_close,
 };
 
+/* A new io watcher on an fd that loop.closing_fd() announced, and that
+ * still names the same file: EBADF, as gevent's libuv loop does (its
+ * select.poll() reports such an fd as POLLNVAL).  The caller is about to
+ * close it; watching it now would report the dying file as ready. */
+static int
+fdpoll_refuse_closing(LoopObject *loop, int fd)
+{
+    if (fd >= loop->nfdpolls || loop->fdpolls[fd] == NULL || !loop->fdpolls[fd]->closing)
+        return 0;
+    FdPoll *p = loop->fdpolls[fd];
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_dev == p->closing_dev && st.st_ino == p->closing_ino) {
+        PyObject *e = PyObject_CallFunction(PyExc_OSError, "is", EBADF,
+                          "The file descriptor is in the process of being closed");
+        if (e != NULL) {
+            PyErr_SetObject(PyExc_OSError, e);
+            Py_DECREF(e);
+        }
+        return -1;
+    }
+    p->closing = 0;
+    return 0;
+}
+
 static int
 io_check_fd(PyObject *fd_o, int *fd)
 {
@@ -406,6 +453,10 @@ io_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     WatcherObject *w = (WatcherObject *)self;
     if (watcher_init_common(w, (LoopObject *)loop, &io_ops, ref, priority) < 0
             || loop_check_own_thread(w->loop) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (fdpoll_refuse_closing(w->loop, fd) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -543,6 +594,13 @@ loop_closing_fd(LoopObject *loop, PyObject *fd_o)
             loop_fire_soon((WatcherObject *)io);
             woke = 1;
         }
+    if (woke && p->poll) {
+        p->closing = 1;
+        p->closing_iter = loop->iteration;
+        p->closing_dev = p->dev;
+        p->closing_ino = p->ino;
+        fdpoll_mark_dirty(p);
+    }
     fdpoll_close_native(p);
     return PyBool_FromLong(woke);
 }

@@ -517,27 +517,38 @@ loop_fire_after_poll(WatcherObject *w)
     w->pending = 1;
 }
 
-/* Run the after-poll watchers present now (a timer re-armed by its own
- * callback fires after the following poll). */
+/* Run the after-poll watchers that were due when the poll returned.  They
+ * are taken off the loop before the poll's own events are dispatched, so a
+ * due-now timer started by one of those callbacks (or by a greenlet they
+ * switch to) waits for the next poll, as it would if started anywhere else:
+ * io that became ready together with it is always seen first. */
+static int loop_dispatch_pending(LoopObject *self);
+
 static int
-loop_dispatch_after_poll(LoopObject *self)
+loop_dispatch_polled(LoopObject *self)
 {
     Py_ssize_t n = self->ap_n;
-    if (n == 0)
-        return 0;
     WatcherObject **items = self->ap_items;
     Py_ssize_t cap = self->ap_cap;
-    self->ap_items = NULL;
-    self->ap_n = self->ap_cap = 0;
-    int rc = 0;
+    if (n) {
+        self->ap_items = NULL;
+        self->ap_n = self->ap_cap = 0;
+    }
+    int rc = loop_dispatch_pending(self);
+    if (n == 0)
+        return rc;
     for (Py_ssize_t i = 0; i < n; i++) {
         WatcherObject *w = items[i];
-        if (rc == 0 && w->pending) {
+        if (rc == 0 && w->pending && self->uv != NULL) {
             w->pending = 0;
             rc = watcher_dispatch(w);
         }
-        else
+        else if (w->pending) {
+            /* not run (an error stopped the pass): keep it for the next */
             w->pending = 0;
+            if (self->uv != NULL)
+                loop_fire_after_poll(w);
+        }
         Py_DECREF(w);
     }
     if (self->ap_items == NULL) {
@@ -1203,6 +1214,8 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
     if (self->norphans)
         loop_close_orphans(self);
     loop_flush_polls(self);
+    if (self->npend > 0)
+        mode = UV_RUN_NOWAIT;   /* flush recorded events: do not block */
     self->in_uv = 1;
     if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) == 0) {
         uv_run(self->uv, UV_RUN_NOWAIT);
@@ -1210,8 +1223,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
         if (self->npend > 0 || self->cb_head != NULL || self->break_flag
                 || uv_backend_timeout(self->uv) == 0) {
             self->in_uv = 0;
-            int rc = loop_dispatch_pending(self);
-            return rc < 0 ? rc : loop_dispatch_after_poll(self);
+            return loop_dispatch_polled(self);
         }
     }
     if (mode == UV_RUN_ONCE) {
@@ -1238,8 +1250,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
     }
     self->in_uv = 0;
     self->iteration++;
-    int rc = loop_dispatch_pending(self);
-    return rc < 0 ? rc : loop_dispatch_after_poll(self);
+    return loop_dispatch_polled(self);
 }
 
 /* The body of loop.run().  -1 with an exception set: HubDestroyed (or a

@@ -705,3 +705,114 @@ def test_closing_fd_without_watchers(loop, pipe):
         assert loop.closing_fd(pipe[0]) is False
     finally:
         iow.close()
+
+
+def test_closing_fd_refuses_new_watchers_until_closed(loop):
+    # gevent's select.poll() reports an fd whose close was announced with
+    # closing_fd() as POLLNVAL: a new io watcher on it raises EBADF while it
+    # still names the same file; once closed and the number reused, it works.
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    w = loop.io(fd, 1)
+    w.start(_noop)
+    try:
+        assert loop.closing_fd(fd) is True
+        with pytest.raises(OSError) as ei:
+            loop.io(fd, 1)
+        assert ei.value.errno == errno.EBADF
+        assert 'being closed' in str(ei.value)
+    finally:
+        w.close()
+    a.close()
+    c, d = socket.socketpair()   # most likely reuses the number
+    try:
+        w2 = loop.io(c.fileno(), 1)
+        w2.close()
+    finally:
+        for s in (b, c, d):
+            s.close()
+
+
+def test_closing_fd_mark_expires(loop):
+    # closing_fd() without a close: the refusal lasts two loop iterations
+    a, b = socket.socketpair()
+    try:
+        w = loop.io(a.fileno(), 1)
+        w.start(_noop)
+        assert loop.closing_fd(a.fileno()) is True
+        w.close()
+        for _ in range(3):
+            H.sleep(0.001)
+        w2 = loop.io(a.fileno(), 1)
+        w2.close()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_regular_file_is_always_ready(loop, tmp_path):
+    # epoll refuses regular files (EPERM); like poll(2) and libev, an io
+    # watcher on one reports it ready on every pass instead of failing.
+    path = tmp_path / 'f'
+    path.write_bytes(b'data')
+    fd = os.open(str(path), os.O_RDWR)
+    try:
+        for mask in (1, 2, 3):
+            w = loop.io(fd, mask)
+            got = []
+            w.start(lambda events, got=got: got.append(events), pass_events=True)
+            try:
+                H.sleep(0.01)
+            finally:
+                w.close()
+            assert len(got) >= 2, got   # fired again on later passes
+            assert set(got) == {mask}, got
+        H.get_hub().wait(loop.io(fd, 1))   # a wait returns at once
+    finally:
+        os.close(fd)
+
+
+def test_regular_file_watcher_does_not_block_loop(L, tmp_path):
+    path = tmp_path / 'f'
+    path.write_bytes(b'')
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        w = L.io(fd, 1)
+        n = []
+        def cb():
+            n.append(1)
+            if len(n) == 3:
+                w.stop()
+        w.start(cb)
+        L.run()          # three passes, then nothing keeps it alive
+        assert n == [1, 1, 1]
+        w.close()
+    finally:
+        os.close(fd)
+
+
+def test_due_timer_started_from_poll_dispatch_waits_for_next_poll(loop):
+    # A 0 s timer started while the poll's events are dispatched does not
+    # fire before the next poll: io ready by then is seen first (gevent's
+    # selectors do select(timeout=0) right after gevent.idle()).
+    a, b = socket.socketpair()
+    try:
+        b.send(b'x')
+        log = []
+        first = loop.idle()      # dispatched with the poll's events
+        rd = loop.io(a.fileno(), 1)
+        t0 = loop.timer(0)
+
+        def kick():
+            # runs from the dispatch of a pass: start io + 0 s timer
+            first.stop()
+            rd.start(lambda: (log.append('io'), rd.stop()))
+            t0.start(lambda: log.append('timer'))
+        first.start(kick)
+        H.sleep(0.02)
+        assert log == ['io', 'timer'], log
+        for w in (first, rd, t0):
+            w.close()
+    finally:
+        a.close()
+        b.close()
