@@ -8,17 +8,10 @@ adds what can be added without changing C semantics; each item says what
 the C loop should eventually provide itself (see docs/compat.md), after
 which this module can shrink to an alias.
 
-- ``install_sigchld()`` / ``reset_sigchld()``: gevent.subprocess calls the
-  first before every fork, gevent.signal the second when SIGCHLD is set to
-  SIG_DFL/SIG_IGN.  Our child watchers install their SIGCHLD handler when
-  started and check for an already-exited child at once, so there is
-  nothing to install; no-ops here.
 - ``loop(flags=...)``: gevent passes ``GEVENT_BACKEND`` (libev backend
   names such as 'select' or 'poll') as *flags*; libuv has one backend, so,
   like gevent's libuv loop, we ignore backend names we do not support
   instead of raising.
-- ``stat(path, interval)``: libev and gevent's libuv loop accept a negative
-  or zero interval (meaning "the default"); ours rejects a negative one.
 - ``debug()``: gevent's hub and test timeouts call it when present to
   describe the loop; an empty list.
 - zope.interface declarations: ``ILoop`` on the loop, ``ICallback`` on
@@ -61,17 +54,6 @@ class loop(_core.loop):
     def __init__(self, flags=None, default=None):  # pylint:disable=unused-argument
         # everything happens in the C type's __new__
         pass
-
-    def install_sigchld(self):
-        """Nothing to do: child watchers install SIGCHLD handling when started."""
-
-    def reset_sigchld(self):
-        """Nothing to do (see install_sigchld)."""
-
-    def stat(self, path, interval=0.0, ref=True, priority=None):
-        if interval is not None and interval < 0:
-            interval = 0.0
-        return _core.loop.stat(self, path, interval, ref, priority)
 
     def debug(self):
         return []

@@ -56,6 +56,11 @@ stat_native_start(WatcherObject *w)
 {
     StatObject *s = STAT(w);
     double iv = s->interval > MIN_STAT_INTERVAL ? s->interval : MIN_STAT_INTERVAL;
+    /* A negative interval is no period at all: once started, .interval
+     * reports the one in use, as both of gevent's loops do (gevent's
+     * test__core_stat relies on it).  Any other request is kept as given. */
+    if (s->interval < 0)
+        s->interval = MIN_STAT_INTERVAL;
     if (s->used) {
         int err = stat_fresh_handle(w);
         if (err < 0)
@@ -102,7 +107,7 @@ stat_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (interval != interval) {
         PyErr_Format(PyExc_ValueError, "interval must be a number, not NaN");
         return NULL;
-    }  /* negative: the minimum period, as in gevent; .interval keeps it */
+    }  /* negative: "the default", the minimum period (see stat_native_start) */
     PyObject *fspath = NULL;
     if (!PyUnicode_FSConverter(path, &fspath))
         return NULL;
@@ -220,7 +225,8 @@ static PyGetSetDef stat_getset[] = {
     {"path", (getter)stat_get_path, NULL, NULL},
     {"_paths", (getter)stat_get_paths, NULL, "The path as bytes (gevent's attribute)."},
     {"interval", (getter)stat_get_interval, NULL,
-     "As requested; the effective period is max(interval, 0.1074891) s."},
+     "As requested; the effective period is max(interval, 0.1074891) s.\n"
+     "A negative request reads back as 0.1074891 once started."},
     {NULL}
 };
 

@@ -158,6 +158,30 @@ def test_interval_returns_requested(loop, interval):
         st.close()
 
 
+@pytest.mark.parametrize('interval', [0.01, 0.0, 2.5])
+def test_interval_kept_after_start(loop, interval):
+    st = loop.stat('/tmp', interval)
+    try:
+        st.start(lambda: None)
+        assert st.interval == interval
+    finally:
+        st.close()
+
+
+def test_negative_interval_reads_back_period_in_use(loop):
+    # gevent's test__core_stat: -1 echoes until started, then it is not -1
+    # (both gevent loops report the minimum period they use)
+    st = loop.stat('/tmp', -1)
+    try:
+        assert st.interval == -1
+        st.start(lambda: None)
+        assert st.interval == pytest.approx(0.1074891)
+        st.stop()
+        assert st.interval == pytest.approx(0.1074891)
+    finally:
+        st.close()
+
+
 def test_interval_default(loop):
     st = loop.stat('/tmp')
     try:
