@@ -478,8 +478,7 @@ io_start(WatcherObject *w, PyObject *args, PyObject *kwds)
     int pass_events;
     if (parse_flag_kw(kwds, "pass_events", 0, &pass_events) < 0)
         return NULL;
-    if (!w->closed && !w->detached && fd_check_open(IO(w)->fd) < 0)
-        return NULL;
+    /* a closed fd raises EBADF from the fstat() in io_native_start */
     IO(w)->pass_events = pass_events;
     return watcher_start_from_args(w, args);
 }
