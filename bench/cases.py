@@ -2,8 +2,9 @@
 
 Prints one JSON line: ``{"metrics": {...}, "info": {...}}``, or ``{"na": reason}`` when the
 implementation lacks a feature the case needs.  IMPL is one of ``gevent_c`` (gevent_c.hub),
-``gevent`` (gevent.hub; the loop follows $GEVENT_LOOP), ``eventlet`` or ``greenlet`` (the
-floor, no hub).  The cases use only API that gevent.hub and gevent_c.hub share, so a case
+``gevent`` (gevent.hub on its default loop, libev), ``gevent-libuv`` (GEVENT_LOOP=libuv),
+``gevent-ours`` (gevent's own hub on our loop: GEVENT_LOOP=gevent_c.core.loop), ``eventlet``
+or ``greenlet`` (the floor, no hub).  The cases use only API that gevent.hub and gevent_c.hub share, so a case
 lights up for gevent_c as soon as the feature lands.
 
 This module is also imported by run.py for the registry (CASES, ROWS); it imports no
@@ -22,7 +23,11 @@ from collections import namedtuple
 
 now = time.perf_counter_ns
 HUBS = ('gevent_c', 'gevent', 'gevent-libuv')
-ALL = HUBS + ('eventlet',)
+GEVENTS = ('gevent', 'gevent-libuv', 'gevent-ours')   # gevent's hub on each loop
+ALL = HUBS + ('eventlet', 'gevent-ours')
+WITH_OURS = ALL                                       # public-API cases: every column
+SHARED = HUBS + ('eventlet',)
+OURS_LOOP = 'gevent_c.core.loop'
 
 
 class NA(Exception):
@@ -90,9 +95,9 @@ class EventletPrims:
 def load(impl):
     if impl == 'gevent_c':
         import gevent_c.hub as hub
-    elif impl in ('gevent', 'gevent-libuv'):
-        if impl == 'gevent-libuv':
-            os.environ['GEVENT_LOOP'] = 'libuv'
+    elif impl in GEVENTS:
+        if impl != 'gevent':
+            os.environ['GEVENT_LOOP'] = 'libuv' if impl == 'gevent-libuv' else OURS_LOOP
         import gevent.hub as hub
     elif impl == 'eventlet':
         return EventletPrims()
@@ -204,6 +209,41 @@ def sleepers(p, n):
     return {'sleepers': now() - t}
 
 
+def gevent_spawn(p, n):
+    """gevent.spawn() S Greenlets of a trivial function, then gevent.joinall()."""
+    import gevent
+    size = 1000
+    rounds = max(1, n // size)
+    total = 0
+    for _ in range(rounds):
+        gc.collect()
+        t = now()
+        gevent.joinall([gevent.spawn(nop) for _ in range(size)])
+        total += now() - t
+    return {'gspawn': total / (rounds * size)}
+
+
+def gevent_socket(p, n):
+    """gevent.socket ping-pong: blocking-style sendall/recv on a socketpair."""
+    import gevent
+    from gevent import socket as gsocket
+    a, b = gsocket.socketpair()
+
+    def echo():
+        for _ in range(n):
+            b.sendall(b.recv(1))
+    g = gevent.spawn(echo)
+    t = now()
+    for _ in range(n):
+        a.sendall(b'x')
+        a.recv(1)
+    dt = now() - t
+    g.join()
+    a.close()
+    b.close()
+    return {'gsocket': dt / n}
+
+
 def rss():
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
@@ -309,18 +349,20 @@ def floor_memory(p, n):
 # warm: run once with n//10 first; impl 'greenlet' (no hub) marks the floors; callgrind: single-threaded, instruction-countable.
 Case = namedtuple('Case', 'fn impls n quick warm callgrind')
 CASES = {
-    'sleep0':       Case(sleep0, ALL, 100000, 100, True, True),
+    'sleep0':       Case(sleep0, WITH_OURS, 100000, 100, True, True),
     'callback':     Case(callback, HUBS, 100000, 100, True, True),
     'timer0':       Case(timer0, HUBS, 50000, 100, True, True),
-    'io':           Case(io_pingpong, ALL, 10000, 50, True, True),
-    'spawn_500':    Case(make_spawn(500), ALL, 50000, 500, True, True),
-    'spawn_2000':   Case(make_spawn(2000), ALL, 50000, 2000, True, True),
-    'spawn_10000':  Case(make_spawn(10000), ALL, 50000, 10000, True, True),
-    'sleepers':     Case(sleepers, ALL, 10000, 100, False, False),
-    'memory':       Case(memory, ALL, 100000, 1000, False, False),
-    'threadpool':   Case(threadpool, ALL, 5000, 10, True, False),
-    'getaddrinfo':  Case(getaddrinfo, ALL, 3000, 5, True, False),
-    'idle':         Case(idle, ALL, 2000, 50, False, False),
+    'io':           Case(io_pingpong, WITH_OURS, 10000, 50, True, True),
+    'spawn_500':    Case(make_spawn(500), WITH_OURS, 50000, 500, True, True),
+    'spawn_2000':   Case(make_spawn(2000), WITH_OURS, 50000, 2000, True, True),
+    'spawn_10000':  Case(make_spawn(10000), WITH_OURS, 50000, 10000, True, True),
+    'sleepers':     Case(sleepers, WITH_OURS, 10000, 100, False, False),
+    'memory':       Case(memory, SHARED, 100000, 1000, False, False),
+    'threadpool':   Case(threadpool, SHARED, 5000, 10, True, False),
+    'getaddrinfo':  Case(getaddrinfo, SHARED, 3000, 5, True, False),
+    'idle':         Case(idle, SHARED, 2000, 50, False, False),
+    'gspawn':       Case(gevent_spawn, GEVENTS, 50000, 1000, True, True),
+    'gsocket':      Case(gevent_socket, GEVENTS, 10000, 50, True, True),
     'floor':        Case(floor, ('greenlet',), 200000, 100, True, True),
     'floor_spawn':  Case(floor_spawn, ('greenlet',), 50000, 100, True, True),
     'floor_memory': Case(floor_memory, ('greenlet',), 100000, 1000, False, False),
@@ -342,6 +384,8 @@ ROWS = [
     Row('getaddrinfo', 'getaddrinfo', "`resolver.getaddrinfo('localhost', 80)`", 'ns/op', 0.55),
     Row('idle_cpu', 'idle', 'idle hub, 2 s on a read: CPU time', 'ns', None),
     Row('idle_wakeups', 'idle', 'idle hub, 2 s on a read: wake-ups', 'count', 'zero'),
+    Row('gspawn', 'gspawn', '`gevent.spawn` x 1,000 + `joinall` (per greenlet)', 'ns/op', None),
+    Row('gsocket', 'gsocket', '`gevent.socket` ping-pong, 1 byte (round trip)', 'ns/op', None),
     Row('floor', 'floor', 'raw greenlet switch pair (floor)', 'ns/op', None),
     Row('floor_spawn', 'floor_spawn', 'raw greenlet create + run + die (spawn floor)', 'ns/op',
         None),

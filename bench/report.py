@@ -3,11 +3,14 @@ import statistics
 import time
 from pathlib import Path
 
-from cases import ROWS
+from cases import CASES, ROWS
 
 PEERS = ('gevent', 'gevent-libuv', 'eventlet')
 NAMES = {'gevent_c': 'gevent_c', 'gevent': 'gevent libev', 'gevent-libuv': 'gevent libuv',
-         'eventlet': 'eventlet', 'greenlet': 'greenlet'}
+         'eventlet': 'eventlet', 'greenlet': 'greenlet',
+         'gevent-ours': 'gevent on gevent_c.core.loop'}
+OURS = 'gevent-ours'   # gevent's own hub with GEVENT_LOOP=gevent_c.core.loop (issue 8)
+OURS_TARGET = 1.0      # faster than gevent on its default loop (libev)
 FLOOR_TARGET = 2.0     # sleep(0) at most 2x a raw greenlet switch pair
 FLOORS = ('floor', 'floor_spawn', 'floor_memory')   # measured once, with greenlet only (no hub)
 
@@ -40,8 +43,8 @@ def median(results, row, impl):
     return statistics.median(v) if v else None
 
 
-def ratio(results, row, peer):
-    a, b = median(results, row, 'gevent_c'), median(results, row, peer)
+def ratio(results, row, peer, impl='gevent_c'):
+    a, b = median(results, row, impl), median(results, row, peer)
     if a is None or not b:
         return None
     return a / b
@@ -79,14 +82,15 @@ def status(results, row):
 
 
 def table(results, impls):
-    impls = [i for i in impls if i != 'greenlet']
+    impls = [i for i in impls if i not in ('greenlet', OURS)]
     peers = [p for p in PEERS if p in impls] if 'gevent_c' in impls else []
     head = (['case'] + [NAMES[i] for i in impls] + ['÷ %s' % NAMES[p] for p in peers] +
             ['target (÷ libev)', 'status'])
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in ROWS:
-        if row.case not in results:
-            continue
+        if row.case not in results or (row.metric not in FLOORS
+                                       and 'gevent_c' not in CASES[row.case].impls):
+            continue   # gevent-only cases are in ours_table
         cells = [row.label]
         for impl in impls:
             if row.metric in FLOORS:     # shown in the gevent_c column
@@ -100,6 +104,45 @@ def table(results, impls):
         cells += status(results, row)
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def ours_rows(results):
+    return [r for r in ROWS if OURS in results.get(r.case, {})]
+
+
+def ours_status(results, row):
+    r = ratio(results, row, 'gevent', impl=OURS)
+    return '' if r is None else 'met' if r < OURS_TARGET else 'missed'
+
+
+def ours_table(results):
+    """gevent's own hub on our loop against gevent on its two loops."""
+    peers = ('gevent', 'gevent-libuv')
+    head = (['case', NAMES[OURS]] + [NAMES[p] for p in peers] +
+            ['÷ %s' % NAMES[p] for p in peers] + ['target (÷ libev)', 'status'])
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for row in ours_rows(results):
+        cells = [row.label]
+        for impl in (OURS,) + peers:
+            v, why = values(results, row, impl)
+            cells.append('%s / %s' % (fmt(min(v), row.unit), fmt(statistics.median(v), row.unit))
+                         if v else why)
+        for p in peers:
+            r = ratio(results, row, p, impl=OURS)
+            cells.append('—' if r is None else '%.2f' % r)
+        cells += ['< %g' % OURS_TARGET, ours_status(results, row)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def ours_summary(results):
+    rows = ours_rows(results)
+    if not rows:
+        return ''
+    met = [r.metric for r in rows if ours_status(results, r) == 'met']
+    missed = [r.metric for r in rows if ours_status(results, r) == 'missed']
+    return 'gevent on gevent_c.core.loop faster than on libev: %s; not faster: %s' % (
+        ', '.join(met) or 'none', ', '.join(missed) or 'none')
 
 
 def summary(results):
@@ -124,17 +167,18 @@ def summary(results):
     behind = [r.metric for r in ROWS if r.case in results and r.metric != 'idle_wakeups'
               and (ratio(results, r, 'eventlet') or 0) >= 1]
     return ('Targets met: %s\nTargets missed: %s\nNot measurable yet (gevent_c n/a): %s\n'
-            'Ahead of eventlet on every shared case: %s\n%s' % (
+            'Ahead of eventlet on every shared case: %s\n%s\n%s' % (
                 ', '.join(met) or 'none', ', '.join(missed) or 'none', ', '.join(na) or 'none',
                 'yes' if not behind else 'no (%s)' % ', '.join(behind),
-                '\n'.join('Floor check, ' + f for f in floors)))
+                '\n'.join('Floor check, ' + f for f in floors), ours_summary(results))).rstrip()
 
 
 def chart(results, impls, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows = [r for r in ROWS if r.case in results and r.metric not in FLOORS + ('idle_wakeups',)]
+    rows = [r for r in ROWS if 'gevent_c' in results.get(r.case, {})
+            and r.metric not in FLOORS + ('idle_wakeups',)]
     peers = [p for p in PEERS if p in impls]
     fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / max(1, len(peers))
@@ -193,6 +237,15 @@ hand: explanations go in `bench/notes.md`, which is copied in below.
 ```
 
 ![gevent_c time over peer time]({'performance.png'})
+
+## gevent on our loop
+
+gevent's own hub, unchanged, with `GEVENT_LOOP=gevent_c.core.loop` (issue 8), against gevent
+on its default loop (libev) and on its CFFI libuv loop, in the same run. The cases use only
+gevent's public API: `gevent.sleep`, `gevent.spawn_raw`/`gevent.spawn` + `joinall`,
+`gevent.socket`, and `get_hub().loop.io` + `get_hub().wait`. Target: faster than libev.
+
+{ours_table(results)}
 
 """
     if nas:

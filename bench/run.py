@@ -36,7 +36,7 @@ class Failed(Exception):
 def env_for(impl):
     env = dict(os.environ)
     env.pop('GEVENT_LOOP', None)
-    if impl == 'gevent_c':
+    if impl in ('gevent_c', 'gevent-ours'):
         env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + [p for p in [env.get('PYTHONPATH')] if p])
     if impl == 'gevent-libuv':
         env['GEVENT_LOOP'] = 'libuv'
@@ -109,6 +109,7 @@ def measure(names, impls, repeat, quick):
     Repeats are the outer loop, so each case's samples spread over the whole run and a burst of
     machine noise hits one sample of every case rather than every sample of one case; within a
     repeat the implementations run back to back, in an order that rotates."""
+    names = [name for name in names if impls_for(name, impls)]   # e.g. gevent-only cases
     results = {name: {i: {'values': {}} for i in impls_for(name, impls)} for name in names}
     for r in range(repeat):
         for k, name in enumerate(names, 1):
@@ -219,7 +220,7 @@ def main():
         failed = [(c, i) for c, r in results.items() for i, v in r.items() if 'error' in v]
         na = [(c, i) for c, r in results.items() for i, v in r.items() if 'na' in v]
         print('bench --quick: %d cases in %.1f s; n/a: %s; failed: %s' % (
-            len(names), time.time() - t0, ', '.join(c for c, _ in na) or 'none',
+            len(results), time.time() - t0, ', '.join(c for c, _ in na) or 'none',
             ', '.join('%s (%s)' % f for f in failed) or 'none'))
         return 1 if failed else 0
 
@@ -245,6 +246,9 @@ def main():
     table = report.table(results, impls)
     print()
     print(table)
+    if report.ours_rows(results):
+        print()
+        print(report.ours_table(results))
     print(report.summary(results))
     if args.cases or args.impls:
         print('(partial run: docs/performance.md not rewritten)')
