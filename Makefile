@@ -52,7 +52,8 @@ clean:
 # gevent's own test suite on our loop and on gevent's CFFI libuv loop ->
 # docs/compat.md (issue 8).  The venv holds the latest gevent and its test
 # extras; gevent_c comes from this checkout (PYTHONPATH, built in place).
-COMPAT_VENV ?= .compat-venv
+# Outside the checkout (see compat/run_gevent_tests.py, CACHE).
+COMPAT_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gevent_c/compat-venv
 compat-venv:
 	@if [ ! -x $(COMPAT_VENV)/bin/python ]; then \
 		$(PYTHON) -m venv $(COMPAT_VENV) && \

@@ -24,14 +24,22 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_VENV = os.path.join(ROOT, '.compat-venv')
+# Outside the checkout: gevent.testing finds the gevent source tree (for the
+# examples/ directory) by climbing from its own file to a setup.py, and
+# inside this checkout it would stop at ours.
+CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+                     'gevent_c')
+DEFAULT_VENV = os.path.join(CACHE, 'compat-venv')
 OUT_DIR = os.path.join(ROOT, 'build', 'gevent-compat')
 DOC = os.path.join(ROOT, 'docs', 'compat.md')
 
@@ -97,6 +105,41 @@ INTERNALS = {
 def log(msg, *args):
     sys.stderr.write((msg % args if args else msg) + '\n')
     sys.stderr.flush()
+
+
+def ensure_examples(python):
+    """The root of a gevent source tree holding ``examples/`` and ``setup.py``,
+    or None.  The wheel lacks the examples that ``test__example_*`` run (an
+    echo server, a port forwarder, UDP, WSGI servers), so they come from the
+    sdist of the installed version, unpacked once into the cache."""
+    ver = subprocess.run([python, '-c', 'import gevent; print(gevent.__version__)'],
+                         stdout=subprocess.PIPE, check=False).stdout.decode().strip()
+    if not ver:
+        return None
+    root = os.path.join(CACHE, 'gevent-%s-src' % ver)
+    if os.path.isdir(os.path.join(root, 'examples')):
+        return root
+    tmp = tempfile.mkdtemp(prefix='gevent-sdist-')
+    try:
+        r = subprocess.run([python, '-m', 'pip', 'download', '-q', '--no-deps',
+                            '--no-binary', ':all:', 'gevent==' + ver, '-d', tmp],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        tars = [f for f in os.listdir(tmp) if f.endswith('.tar.gz')]
+        if r.returncode or not tars:
+            log('could not download the gevent %s sdist for its examples: %s', ver,
+                r.stdout.decode(errors='replace').strip()[-300:])
+            return None
+        top = 'gevent-%s/' % ver
+        with tarfile.open(os.path.join(tmp, tars[0])) as tf:
+            members = [m for m in tf.getmembers()
+                       if m.name.startswith(top + 'examples/') or m.name == top + 'setup.py']
+            tf.extractall(tmp, members=members, filter='data')
+        os.makedirs(CACHE, exist_ok=True)
+        shutil.move(os.path.join(tmp, top), root)
+        log('gevent %s examples unpacked into %s', ver, root)
+        return root
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def venv_python(venv):
@@ -187,7 +230,11 @@ def run_job(job, args, logdir):
     with open(logpath, 'wb') as out:
         out.write(('$ GEVENT_LOOP=%s %s\n' % (job.loop_path, ' '.join(job.cmd))).encode())
         out.flush()
-        proc = subprocess.Popen(job.cmd, env=env, cwd=job.disc['package_dir'],
+        # the example tests find examples/ from the working directory
+        cwd = job.disc['package_dir']
+        if job.name.startswith('test__example') and args.examples:
+            cwd = args.examples
+        proc = subprocess.Popen(job.cmd, env=env, cwd=cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -426,6 +473,8 @@ def main():
     if args.subset:
         names = [n for n in names if n in SUBSET]
     names = select(names, args.only)
+    args.examples = (ensure_examples(python)
+                     if any(n.startswith('test__example') for n in names) else None)
 
     for label, _ in loops:
         os.makedirs(os.path.join(OUT_DIR, label), exist_ok=True)
@@ -435,7 +484,9 @@ def main():
         for label, path_ in loops:
             own = {test_name(e['cmd']): e for e in discs[label]['commands']}
             j = Job(label, path_, n, own.get(n, entries[n]), discs[label])
-            (alone if n + '.py' in discs[label]['run_alone'] else jobs).append(j)
+            # the examples listen on fixed ports: one at a time
+            (alone if n + '.py' in discs[label]['run_alone'] or n.startswith('test__example')
+             else jobs).append(j)
     # longest-known first would be nicer; interleave loops so partial runs compare.
     log('running %d processes (%d alone), -j%d', len(jobs) + len(alone), len(alone), args.jobs)
 
