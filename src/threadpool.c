@@ -317,10 +317,14 @@ pool_after_fork(PoolObject *self)
     return pool_set_async_active(self, 0);
 }
 
+/* _on_fork() (gevent_c.hub.reinit() calls it): only in a process forked
+ * since the pool last started afresh.  In the process whose workers exist
+ * it must do nothing: abandoning a state that live workers use would leave
+ * them posting to an async handle the pool no longer clears (F7). */
 static PyObject *
 pool_on_fork(PoolObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (pool_after_fork(self) < 0)
+    if (self->fork_gen != fork_generation && pool_after_fork(self) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

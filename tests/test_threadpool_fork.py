@@ -210,3 +210,31 @@ def test_resolver_works_in_child(check_py):
         print('ok')
     '''))
     assert out.strip() == 'ok'
+
+
+def test_reinit_without_fork_keeps_in_flight_tasks(run_py):
+    # reinit() in a process that did not fork (the fuzzer does it) must not
+    # make the pool start afresh: the running worker's result would go to an
+    # abandoned state nobody drains (the task never completes), and once the
+    # pool is gone that worker posted to a freed async handle (F7).
+    p = run_py('''
+        import gc, time
+        import gevent_c.hub as H
+        from gevent_c.threadpool import ThreadPool
+        pool = ThreadPool(2)
+        r = pool.spawn(time.sleep, 0.05)
+        H.sleep(0.01)          # a worker is running it
+        H.reinit()             # the hub's own pool
+        pool._on_fork()        # and this one
+        assert r.get(timeout=5) is None
+        r2 = pool.spawn(time.sleep, 0.05)
+        H.sleep(0.01)
+        pool._on_fork()
+        pool.kill()
+        del pool
+        gc.collect()
+        time.sleep(0.1)        # the worker finishes after the pool is gone
+        print('ok')
+    ''', timeout=30)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert 'ok' in p.stdout
