@@ -473,8 +473,9 @@ print('ok', errors)
 @pytest.mark.skipif('asan' in os.environ.get('LD_PRELOAD', ''),
                     reason='RLIMIT_AS cannot be lowered under ASan (shadow memory)')
 @pytest.mark.xfail(strict=False, reason=(
-    'F10 in docs/reliability.md: about 1 run in 8 segfaults under RLIMIT_AS '
-    'exhaustion; cause not found yet (open bug, kept visible)'))
+    'F10 in docs/reliability.md: about 1 run in 8 segfaults inside greenlet '
+    '(green_new constructs its UserGreenlet at NULL when that allocation '
+    'fails); not fixable in gevent_c, kept visible'))
 def test_memory_error_paths():
     # Lower RLIMIT_AS just above the current size and allocate gevent_c
     # objects until MemoryError: it must be a MemoryError (or OSError ENOMEM
