@@ -103,6 +103,7 @@ struct LoopObject {
     /* watchers run by the loop itself rather than by a libuv handle */
     WatcherList prepares, forks, children, signals;
     WatcherList pools;         /* thread pools posting to this loop (cast) */
+    WatcherList asyncs;        /* every async_ watcher, active or not */
     uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
     uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
     int sig_slot;              /* index in the process-wide signal registry */

@@ -1011,6 +1011,25 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
     }
 }
 
+/* Loop destroyed: close every async watcher's handle (an inactive one's
+ * handle has no data, so the destroy walk would not know it) and detach
+ * the watchers. */
+static void
+loop_close_asyncs(LoopObject *self, PyObject *detached)
+{
+    for (Py_ssize_t i = 0; i < self->asyncs.n; i++) {
+        WatcherObject *w = self->asyncs.items[i];
+        uv_handle_t *h = w->handle;
+        w->handle = NULL;
+        if (h != NULL) {
+            h->data = NULL;
+            if (!uv_is_closing(h))
+                uv_close(h, (uv_close_cb)free);
+        }
+    }
+    wlist_detach_all(&self->asyncs, detached);
+}
+
 static void
 leftover_walk_cb(uv_handle_t *h, void *arg)
 {
@@ -1048,6 +1067,7 @@ loop_destroy_impl(LoopObject *self)
     wlist_detach_all(&self->signals, detached);
     wlist_detach_all(&self->children, detached);
     loop_detach_pools(self);
+    loop_close_asyncs(self, detached);
     loop_unregister_signals(self);
     close_internal_handle((uv_handle_t *)self->wake_async);
     close_internal_handle((uv_handle_t *)self->keepalive);

@@ -120,9 +120,21 @@ async_fired(WatcherObject *w)
     ((AsyncObject *)w)->async_pending = 0;
 }
 
+/* The loop lists every async watcher it has (an inactive one's handle
+ * cannot be found from the handle, whose data is NULL): loop destruction
+ * closes and frees those handles too. */
+static void
+async_native_close(WatcherObject *w)
+{
+    if (w->loop)
+        wlist_remove(&w->loop->asyncs, w);
+    watcher_close_uv_handle(w);
+}
+
 static const WatcherOps async_ops = {
     .name = "async", .native_start = async_native_start,
     .native_stop = async_native_stop, .fired = async_fired,
+    .native_close = async_native_close,
 };
 
 static PyObject *
@@ -239,8 +251,11 @@ fork_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *
 async_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    return simple_watcher_new(type, args, kwds, "O|OO:async_", &async_ops,
-                              sizeof(uv_async_t), async_init);
+    WatcherObject *w = (WatcherObject *)simple_watcher_new(
+        type, args, kwds, "O|OO:async_", &async_ops, sizeof(uv_async_t), async_init);
+    if (w != NULL && wlist_add(&w->loop->asyncs, w) < 0)
+        Py_CLEAR(w);
+    return (PyObject *)w;
 }
 
 static PyMethodDef async_methods[] = {

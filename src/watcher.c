@@ -90,13 +90,10 @@ watcher_stop_impl(WatcherObject *w)
     Py_DECREF(w);
 }
 
+/* Close and (in its close callback) free the watcher's libuv handle. */
 static void
-watcher_close_handle(WatcherObject *w)
+watcher_close_uv_handle(WatcherObject *w)
 {
-    if (w->ops && w->ops->native_close) {
-        w->ops->native_close(w);
-        return;
-    }
     uv_handle_t *h = w->handle;
     w->handle = NULL;
     if (h == NULL)
@@ -108,6 +105,15 @@ watcher_close_handle(WatcherObject *w)
         loop_orphan_handle(w->loop, h);  /* GC in another thread */
     else if (!uv_is_closing(h))
         uv_close(h, (uv_close_cb)free);
+}
+
+static void
+watcher_close_handle(WatcherObject *w)
+{
+    if (w->ops && w->ops->native_close)
+        w->ops->native_close(w);
+    else
+        watcher_close_uv_handle(w);
 }
 
 static void
