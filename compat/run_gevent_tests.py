@@ -124,6 +124,20 @@ INTERNALS = {
 }
 
 
+# (note in the per-file table, section title, section intro, files -> why)
+NOTE_SECTIONS = [
+    ('differs by design (below)', 'Files that differ by design',
+     "These fail on ours because they assert a behaviour of gevent's own loops\n"
+     "that gevent_c's spec decides otherwise; each is a deliberate difference.",
+     DIFFERENCES),
+    ('fails on every loop (below)', 'Files that fail on every loop', '', EVERYWHERE),
+    ('loop internals (below)', 'Files that look at loop internals',
+     "These check something specific to gevent's libev or CFFI libuv loops\n"
+     'rather than the loop interface (`gevent._interfaces.ILoop`).',
+     INTERNALS),
+]
+
+
 def log(msg, *args):
     sys.stderr.write((msg % args if args else msg) + '\n')
     sys.stderr.flush()
@@ -424,36 +438,19 @@ def write_doc(path, loops, names, results, discs, elapsed, args, versions):
             if n + '.py' in d['failing'] or 'FLAKY ' + n + '.py' in d['failing']:
                 notes.append('gevent config: %s on %s' % (
                     'flaky' if 'FLAKY ' + n + '.py' in d['failing'] else 'failing', label))
-        if n in DIFFERENCES:
-            notes.append('differs by design (below)')
-        elif n in EVERYWHERE:
-            notes.append('fails on every loop (below)')
-        elif n in INTERNALS:
-            notes.append('loop internals (below)')
+        notes += [note for note, _, _, table in NOTE_SECTIONS if n in table][:1]
         row += ' %s |' % '; '.join(notes)
         w(row)
     w('')
-    w('## Files that differ by design')
-    w('')
-    w("These fail on ours because they assert a behaviour of gevent's own loops")
-    w("that gevent_c's spec decides otherwise; each is a deliberate difference.")
-    w('')
-    for n in sorted(DIFFERENCES):
-        w('- `%s`: %s' % (n, DIFFERENCES[n]))
-    w('')
-    w('## Files that fail on every loop')
-    w('')
-    for n in sorted(EVERYWHERE):
-        w('- `%s`: %s' % (n, EVERYWHERE[n]))
-    w('')
-    w('## Files that look at loop internals')
-    w('')
-    w("These check something specific to gevent's libev or CFFI libuv loops")
-    w('rather than the loop interface (`gevent._interfaces.ILoop`).')
-    w('')
-    for n in sorted(INTERNALS):
-        w('- `%s`: %s' % (n, INTERNALS[n]))
-    w('')
+    for _, title, intro, table in NOTE_SECTIONS:
+        w('## ' + title)
+        w('')
+        if intro:
+            w(intro)
+            w('')
+        for n in sorted(table):
+            w('- `%s`: %s' % (n, table[n]))
+        w('')
     with open(path, 'w') as f:
         f.write('\n'.join(lines))
 
