@@ -47,3 +47,29 @@ def last_line(stream):
 
 def noop(*args):
     """A callback that does nothing."""
+
+
+def count_objects():
+    """Objects the GC tracks, after two collections."""
+    import gc
+    gc.collect()
+    gc.collect()
+    return len(gc.get_objects())
+
+
+def assert_no_leaks(cycle, n, *watched, warm=200, settle=None, slack=50):
+    """The measure-twice leak check: run ``cycle(warm)``, then ``cycle(n)``
+    (each followed by ``settle()``), and assert that the second run left the
+    GC's object count within ``slack`` and every ``watched`` object's
+    reference count unchanged."""
+    cycle(warm)
+    if settle:
+        settle()
+    n0 = count_objects()
+    rcs = [sys.getrefcount(o) for o in watched]
+    cycle(n)
+    if settle:
+        settle()
+    n1 = count_objects()
+    assert [sys.getrefcount(o) for o in watched] == rcs, (watched, rcs)
+    assert n1 - n0 < slack, (n0, n1)

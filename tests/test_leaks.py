@@ -3,15 +3,9 @@ import gc
 import sys
 
 import gevent_c.hub as H
+from _util import assert_no_leaks
 
 N = 10000
-OBJ_SLACK = 50
-
-
-def _count():
-    gc.collect()
-    gc.collect()
-    return len(gc.get_objects())
 
 
 def test_waiter_round_trips(loop):
@@ -23,15 +17,7 @@ def test_waiter_round_trips(loop):
             loop.run_callback(w.switch, x)
             assert w.get() is x
 
-    cycle(200)
-    H.sleep(0)
-    n0 = _count()
-    rc = sys.getrefcount(x)
-    cycle(N)
-    H.sleep(0)
-    n1 = _count()
-    assert sys.getrefcount(x) == rc
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, N, x, settle=lambda: H.sleep(0))
 
 
 def test_waiter_reuse_with_clear(loop):
@@ -44,17 +30,7 @@ def test_waiter_reuse_with_clear(loop):
             loop.run_callback(w.switch, x)
             assert w.get() is x
 
-    cycle(200)
-    H.sleep(0)
-    n0 = _count()
-    rc_x = sys.getrefcount(x)
-    rc_w = sys.getrefcount(w)
-    cycle(N)
-    H.sleep(0)
-    n1 = _count()
-    assert sys.getrefcount(x) == rc_x
-    assert sys.getrefcount(w) == rc_w
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, N, x, w, settle=lambda: H.sleep(0))
 
 
 def test_waiter_throw_round_trips(loop):
@@ -71,68 +47,39 @@ def test_waiter_throw_round_trips(loop):
             else:
                 raise AssertionError
 
-    cycle(200)
-    H.sleep(0)
-    err.__traceback__ = None
-    n0 = _count()
-    rc = sys.getrefcount(err)
-    cycle(N)
-    H.sleep(0)
-    err.__traceback__ = None
-    n1 = _count()
-    assert sys.getrefcount(err) == rc
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    def settle():
+        H.sleep(0)
+        err.__traceback__ = None
+
+    assert_no_leaks(cycle, N, err, settle=settle)
+
+
+def _timer_cycles(loop, body):
+    arg = object()
+
+    def f(*a):
+        pass
+
+    def cycle(n):
+        for _ in range(n):
+            body(loop.timer(10), f, arg)
+
+    assert_no_leaks(cycle, N, f, arg, settle=lambda: H.sleep(0.01))  # close callbacks
 
 
 def test_timer_start_stop_close(loop):
-    arg = object()
-
-    def f(*a):
-        pass
-
-    def cycle(n):
-        for _ in range(n):
-            t = loop.timer(10)
-            t.start(f, arg)
-            t.stop()
-            t.close()
-
-    cycle(200)
-    H.sleep(0.01)  # let close callbacks run
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(N)
-    H.sleep(0.01)
-    n1 = _count()
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    def body(t, f, arg):
+        t.start(f, arg)
+        t.stop()
+        t.close()
+    _timer_cycles(loop, body)
 
 
 def test_timer_start_close_while_active(loop):
-    arg = object()
-
-    def f(*a):
-        pass
-
-    def cycle(n):
-        for _ in range(n):
-            t = loop.timer(10)
-            t.start(f, arg)
-            t.close()
-
-    cycle(200)
-    H.sleep(0.01)
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(N)
-    H.sleep(0.01)
-    n1 = _count()
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    def body(t, f, arg):
+        t.start(f, arg)
+        t.close()
+    _timer_cycles(loop, body)
 
 
 def test_timer_fired_one_shot(loop):
@@ -148,16 +95,8 @@ def test_timer_fired_one_shot(loop):
             t.start(f, arg)
         H.sleep(0.01)
 
-    cycle(100)
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(2000)
-    n1 = _count()
+    assert_no_leaks(cycle, 2000, f, arg, warm=100)
     assert len(hits) == 2100
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
 
 
 def test_run_callback_cycles(loop):
@@ -173,15 +112,7 @@ def test_run_callback_cycles(loop):
                 cb.stop()
         H.sleep(0)
 
-    cycle(200)
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(N)
-    n1 = _count()
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, N, f, arg)
 
 
 def test_sleep_and_spawn_cycles(hub):
@@ -197,13 +128,7 @@ def test_sleep_and_spawn_cycles(hub):
         H.sleep(0)
         H.sleep(0.001)
 
-    cycle(100)
-    n0 = _count()
-    rc_arg = sys.getrefcount(arg)
-    cycle(2000)
-    n1 = _count()
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, 2000, arg, warm=100)
 
 
 def test_hub_refcount_stable(loop, hub):

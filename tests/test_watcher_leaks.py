@@ -5,21 +5,15 @@ child runs in a subprocess (it installs SIGCHLD handling on the default loop).""
 import gc
 import os
 import signal
-import sys
 
 import pytest
 
 import gevent_c.core as core
 import gevent_c.hub as H
 
+from _util import assert_no_leaks
+
 N = 10000
-OBJ_SLACK = 50
-
-
-def _count():
-    gc.collect()
-    gc.collect()
-    return len(gc.get_objects())
 
 
 @pytest.fixture
@@ -63,17 +57,7 @@ def _run_cycles(make, cycle_body, settle):
         for _ in range(n):
             cycle_body(make(), f, arg)
 
-    cycle(200)
-    settle()
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(N)
-    settle()
-    n1 = _count()
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, N, f, arg, settle=settle)
 
 
 def _start_stop_close(w, f, arg):
@@ -140,19 +124,8 @@ def test_io_fired_cycles(loop, pipe):
             waiter.get()
             iow.close()
 
-    cycle(100)
-    H.sleep(0.02)
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    del hits[:]
-    cycle(2000)
-    H.sleep(0.02)
-    n1 = _count()
-    assert len(hits) == 2000
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, 2000, f, arg, warm=100, settle=lambda: H.sleep(0.02))
+    assert len(hits) == 2100
 
 
 def test_async_send_cycles(loop):
@@ -170,17 +143,7 @@ def test_async_send_cycles(loop):
             H.sleep(0)
             a.close()
 
-    cycle(100)
-    H.sleep(0.02)
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(N)
-    H.sleep(0.02)
-    n1 = _count()
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, N, f, arg, warm=100, settle=lambda: H.sleep(0.02))
 
 
 def test_run_callback_threadsafe_cycles(loop):
@@ -194,24 +157,16 @@ def test_run_callback_threadsafe_cycles(loop):
             loop.run_callback_threadsafe(f, arg)
         H.sleep(0)
 
-    cycle(200)
-    n0 = _count()
-    rc_f = sys.getrefcount(f)
-    rc_arg = sys.getrefcount(arg)
-    cycle(N)
-    H.sleep(0.01)
-    n1 = _count()
-    assert sys.getrefcount(f) == rc_f
-    assert sys.getrefcount(arg) == rc_arg
-    assert n1 - n0 < OBJ_SLACK, (n0, n1)
+    assert_no_leaks(cycle, N, f, arg, settle=lambda: H.sleep(0.01))
 
 
 def test_child_start_stop_close(check_py):
     check_py('''
-        import gc, os, sys
+        import os, sys
+        sys.path.insert(0, 'tests')
+        from _util import assert_no_leaks
         import gevent_c.hub as H
         loop = H.get_hub().loop
-        N, SLACK = %d, %d
         arg = object()
         def f(*a):
             pass
@@ -221,20 +176,8 @@ def test_child_start_stop_close(check_py):
                 c.start(f, arg)
                 c.stop()
                 c.close()
-        def count():
-            gc.collect(); gc.collect()
-            return len(gc.get_objects())
-        cycle(200)
-        H.sleep(0.02)
-        n0 = count()
-        rc_f, rc_arg = sys.getrefcount(f), sys.getrefcount(arg)
-        cycle(N)
-        H.sleep(0.02)
-        n1 = count()
-        assert sys.getrefcount(f) == rc_f
-        assert sys.getrefcount(arg) == rc_arg
-        assert n1 - n0 < SLACK, (n0, n1)
-    ''' % (N, OBJ_SLACK), timeout=15)
+        assert_no_leaks(cycle, %d, f, arg, settle=lambda: H.sleep(0.02))
+    ''' % N, timeout=15)
 
 
 def test_signal_watchers_restore_handler_after_cycles(keep_sigusr2, loop):
