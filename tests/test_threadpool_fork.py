@@ -2,6 +2,7 @@
 "the pool works again after reinit() in a forked child"). Each test runs in a
 fresh interpreter that forks; the child reports through a pipe and its exit
 status, and is killed if it hangs."""
+import os
 import textwrap
 
 import pytest
@@ -161,9 +162,10 @@ def test_pool_not_on_hub_recovers_through_fork_watcher(check_py):
     assert out.strip() == 'ok'
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    'F11 in docs/reliability.md: the forked child sometimes hangs (SIGALRM) '
-    'under the ASan build; cause not found yet (open bug, kept visible)'))
+@pytest.mark.xfail('asan' in os.environ.get('LD_PRELOAD', ''), strict=False, reason=(
+    "F11 in docs/reliability.md: under ASan the forked child sometimes hangs: "
+    "GCC 12's libasan has no fork handler for its allocator, so a lock a parent "
+    "thread held at fork() stays locked in the child"))
 def test_many_tasks_in_child(check_py):
     # issue 5: the pool works again after reinit() in a forked child, for a
     # batch of tasks, errors included.
