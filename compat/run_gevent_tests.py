@@ -90,8 +90,7 @@ DIFFERENCES = {
         "last poll, and truncated to whole ms under libuv): the timer fires before "
         "1 ms has passed.  Spec 11 requires that a timer never fires before `after` "
         "seconds of wall time since `start()`; a pass ended at once by the ready io "
-        "lasts microseconds, so ours fires the timer in a later pass.  (gevent "
-        "skips this assertion on its own CI.)"),
+        "lasts microseconds, so ours fires the timer in a later pass."),
 }
 
 # Files that fail on every loop here, for reasons outside the loop.

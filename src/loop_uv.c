@@ -191,6 +191,26 @@ loop_handle_error(LoopObject *self, PyObject *context)
     return 0;
 }
 
+/* Report the error that calling `callback` raised.  With `switch_ctx` (the
+ * callback is a greenlet resumed directly, as sleep() and timers with a
+ * greenlet callback do) the context is that greenlet's bound switch, as it
+ * would be after a Waiter wake-up; otherwise `dflt`. */
+static int
+loop_report_call_error(LoopObject *loop, PyObject *callback, int switch_ctx, PyObject *dflt)
+{
+    PyObject *ctx = NULL;
+    if (switch_ctx) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        ctx = PyObject_GetAttrString(callback, "switch");
+        PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+    }
+    int rc = loop_handle_error(loop, ctx ? ctx : dflt);
+    Py_XDECREF(ctx);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------- */
 /* callback object                                                         */
 /* ---------------------------------------------------------------------- */
@@ -436,18 +456,8 @@ loop_run_callbacks(LoopObject *self)
             res = call_callback(callback, args);
         Py_XDECREF(args);
         int rc = 0;
-        if (res == NULL) {
-            PyObject *ctx = NULL;
-            if (cb->kind == CB_SLEEP) {
-                PyObject *t, *v, *tb;
-                PyErr_Fetch(&t, &v, &tb);
-                ctx = PyObject_GetAttrString(callback, "switch");
-                PyErr_Clear();
-                PyErr_Restore(t, v, tb);
-            }
-            rc = loop_handle_error(self, ctx ? ctx : (PyObject *)cb);
-            Py_XDECREF(ctx);
-        }
+        if (res == NULL)
+            rc = loop_report_call_error(self, callback, cb->kind == CB_SLEEP, (PyObject *)cb);
         else
             Py_DECREF(res);
         Py_DECREF(callback);

@@ -297,17 +297,7 @@ watcher_dispatch(WatcherObject *w)
     Py_XDECREF(args);
     int rc = 0;
     if (res == NULL) {
-        /* as after a Waiter wake-up, the context is the greenlet's switch */
-        PyObject *ctx = NULL;
-        if (direct) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            ctx = PyObject_GetAttrString(callback, "switch");
-            PyErr_Clear();
-            PyErr_Restore(t, v, tb);
-        }
-        rc = loop_handle_error(loop, ctx ? ctx : (PyObject *)w);
-        Py_XDECREF(ctx);
+        rc = loop_report_call_error(loop, callback, direct, (PyObject *)w);
         if (w->ops->stop_on_error)
             watcher_stop_impl(w);
     }
