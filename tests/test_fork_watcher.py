@@ -36,6 +36,23 @@ def in_child(child_body):
     os.close(r)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), data
+
+def fork_watcher_run(loop, payload, child_body, settle=lambda: H.sleep(0.01), stop=False):
+    # Start a fork watcher on loop that writes payload to the child's pipe
+    # (stopped again before the fork if stop), fork, run child_body(w) in
+    # the child; return what the child wrote.
+    state = {}
+    fw = loop.fork()
+    fw.start(lambda: os.write(state['w'], payload))
+    settle()
+    if stop:
+        fw.stop()
+    def child(w):
+        state['w'] = w
+        child_body(w)
+    code, data = in_child(child)
+    assert code == 0, code
+    return data
 '''
 
 
@@ -76,16 +93,7 @@ def test_check_fork_watcher_fires_in_child_only(check_py):
 def test_fork_watcher_without_reinit_fires_on_next_iteration(check_py):
     # "after reinit(), or at the latest on the next loop iteration in the child"
     check_py(_script('''
-        loop = H.get_hub().loop
-        state = {}
-        fw = loop.fork()
-        fw.start(lambda: os.write(state['w'], b'forked'))
-        H.sleep(0.01)
-        def child(w):
-            state['w'] = w
-            H.sleep(0.05)
-        code, data = in_child(child)
-        assert code == 0, code
+        data = fork_watcher_run(H.get_hub().loop, b'forked', lambda w: H.sleep(0.05))
         assert data == b'forked', data
     '''))
 
@@ -93,53 +101,32 @@ def test_fork_watcher_without_reinit_fires_on_next_iteration(check_py):
 def test_loop_reinit_fires_fork_watcher(check_py):
     check_py(_script('''
         loop = H.get_hub().loop
-        state = {}
-        fw = loop.fork()
-        fw.start(lambda: os.write(state['w'], b'F'))
-        H.sleep(0.01)
         def child(w):
-            state['w'] = w
             loop.reinit()
             H.sleep(0.02)
-        code, data = in_child(child)
-        assert code == 0, code
+        data = fork_watcher_run(loop, b'F', child)
         assert data == b'F', data
     '''))
 
 
 def test_fork_watcher_fires_once_in_child(check_py):
     check_py(_script('''
-        loop = H.get_hub().loop
-        state = {}
-        fw = loop.fork()
-        fw.start(lambda: os.write(state['w'], b'F'))
-        H.sleep(0.01)
         def child(w):
-            state['w'] = w
             H.reinit()
             for _ in range(5):
                 H.sleep(0.01)
-        code, data = in_child(child)
-        assert code == 0, code
+        data = fork_watcher_run(H.get_hub().loop, b'F', child)
         assert data == b'F', data
     '''))
 
 
 def test_stopped_fork_watcher_does_not_fire(check_py):
     check_py(_script('''
-        loop = H.get_hub().loop
-        state = {}
-        fw = loop.fork()
-        fw.start(lambda: os.write(state['w'], b'F'))
-        H.sleep(0.01)
-        fw.stop()
         def child(w):
-            state['w'] = w
             H.reinit()
             H.sleep(0.02)
             os.write(w, b'done')
-        code, data = in_child(child)
-        assert code == 0, code
+        data = fork_watcher_run(H.get_hub().loop, b'F', child, stop=True)
         assert data == b'done', data
     '''))
 
@@ -180,16 +167,10 @@ def test_loop_usable_in_child_after_reinit(check_py):
 def test_fork_watcher_private_loop(check_py):
     check_py(_script('''
         L = core.loop(default=False)
-        state = {}
-        fw = L.fork()
-        fw.start(lambda: os.write(state['w'], b'P'))
-        L.run(nowait=True)
         def child(w):
-            state['w'] = w
             L.reinit()
             L.run(nowait=True)
-        code, data = in_child(child)
-        assert code == 0, code
+        data = fork_watcher_run(L, b'P', child, settle=lambda: L.run(nowait=True))
         assert data == b'P', data
         L.run(nowait=True)
     '''))
@@ -225,16 +206,9 @@ def test_fork_watcher_before_hub_ever_ran(check_py):
     # the same as the check, but the hub has never run in the parent before
     # fork(), so reinit() cannot meet a suspended run()
     check_py(_script('''
-        loop = H.get_hub().loop
-        state = {}
-        fw = loop.fork()
-        fw.start(lambda: os.write(state['w'], b'forked'))
         def child(w):
-            state['w'] = w
             H.reinit()
             H.sleep(0.05)
-        code, data = in_child(child)
-        assert code == 0, code
+        data = fork_watcher_run(H.get_hub().loop, b'forked', child, settle=lambda: None)
         assert data == b'forked', data
-        fw.stop()
     '''))
