@@ -87,16 +87,7 @@ def test_loop_exported(hub):
 # ---------------------------------------------------------------- §6.6 on every type
 
 
-@pytest.fixture
-def pipe():
-    r, w = os.pipe()
-    yield r, w
-    for fd in (r, w):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
+# (the `pipe` fixture is in conftest.py)
 
 @pytest.fixture
 def keep_sigusr2():
