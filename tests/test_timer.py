@@ -395,33 +395,31 @@ def test_repeat(loop):
     assert 3 <= len(log) <= 6, log
 
 
-def test_timer_not_early(loop):
+def _elapsed_waiting_on_timer(loop, after, busy=0.0):
+    """Seconds from start() until a timer of `after` s, waited on with a
+    Waiter, fires; `busy` s of blocking work in main first (no yield)."""
+    H.sleep(0.001)
+    time.sleep(busy)
     w = H.Waiter()
-    t = loop.timer(0.05)
+    t = loop.timer(after)
     t0 = time.monotonic()
     t.start(w.switch, 'fired')
     try:
         assert w.get() == 'fired'
     finally:
         t.close()
-    el = time.monotonic() - t0
+    return time.monotonic() - t0
+
+
+def test_timer_not_early(loop):
+    el = _elapsed_waiting_on_timer(loop, 0.05)
     assert 0.049 <= el < 1, el
 
 
 def test_timer_not_early_after_busy_main(loop):
     # §11: the loop's cached now must not make a new timer fire early after
     # main was busy without yielding.
-    H.sleep(0.001)
-    time.sleep(0.3)
-    w = H.Waiter()
-    t = loop.timer(0.1)
-    t0 = time.monotonic()
-    t.start(w.switch, 'fired')
-    try:
-        assert w.get() == 'fired'
-    finally:
-        t.close()
-    el = time.monotonic() - t0
+    el = _elapsed_waiting_on_timer(loop, 0.1, busy=0.3)
     assert 0.098 <= el < 1, el
 
 
