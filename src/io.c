@@ -3,7 +3,7 @@
  * on one native uv_poll_t per fd (libuv allows only one).  Included by
  * _hub.c.
  *
- * Guards against libuv's abort()s: the fd is checked (fcntl) before every
+ * Guards against libuv's abort()s: the fd is checked (fstat) before every
  * uv_poll_start, and its identity (st_dev, st_ino) too: if the fd number
  * now names another file, the old native poll is closed and a new one
  * initialised (uv_poll_init validates that the fd can be polled).
@@ -183,6 +183,39 @@ fdpoll_release(FdPoll *p)
     PyMem_Free(p);
 }
 
+/* Before arming: is p->fd still the file the native poll was made for?
+ * 0: yes, or it names another file now and the native poll was remade for
+ * it (p->always_ready if epoll refuses that one); -1: the fd is closed (or
+ * the new file cannot be polled).  libuv abort()s if epoll_ctl fails on a
+ * poll it arms, so this is checked before every uv_poll_start: an fd number
+ * closed and reused (by a regular file, say) between two iterations, or
+ * after reinit() re-arms everything. */
+static int
+fdpoll_recheck(FdPoll *p)
+{
+    struct stat st;
+    if (fstat(p->fd, &st) < 0)
+        return -1;
+    if (st.st_dev == p->dev && st.st_ino == p->ino)
+        return 0;
+    fdpoll_close_native(p);
+    if (fdpoll_open_native(p) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+fdpoll_wake_all(FdPoll *p)
+{
+    for (IoObject *io = p->first; io; io = io->next_on_fd)
+        if (((WatcherObject *)io)->active) {
+            io->revents |= io->events;
+            loop_record((WatcherObject *)io);
+        }
+}
+
 /* Once per iteration, before polling: arm each changed poll with the union
  * of its active watchers' events, or stop it. */
 static void
@@ -198,35 +231,29 @@ loop_flush_polls(LoopObject *loop)
             p->closing = 0;
         int want = fdpoll_wanted(p);
         int again = 0;
-        if (p->always_ready && want) {
-            /* epoll cannot watch it (a regular file): ready every pass, as
-             * poll(2) and libev report it; the pass does not block */
-            for (IoObject *io = p->first; io; io = io->next_on_fd)
-                if (((WatcherObject *)io)->active) {
-                    io->revents |= io->events;
-                    loop_record((WatcherObject *)io);
-                }
-            again = fcntl(p->fd, F_GETFD) >= 0;
+        if (want == 0) {
+            if (p->poll && p->armed) {
+                uv_poll_stop(p->poll);
+                p->armed = 0;
+            }
         }
-        else if (p->poll && want != p->armed) {
-            if (want == 0) {
-                uv_poll_stop(p->poll);
-                p->armed = 0;
-            }
-            else if (fcntl(p->fd, F_GETFD) >= 0) {
-                if (uv_poll_start(p->poll, want, fdpoll_cb) == 0)
-                    p->armed = want;
-            }
-            else {
+        else if ((p->poll && want != p->armed) || p->always_ready) {
+            if (fdpoll_recheck(p) < 0) {
                 /* closed under active watchers: wake them, never arm */
-                uv_poll_stop(p->poll);
+                if (p->poll)
+                    uv_poll_stop(p->poll);
                 p->armed = 0;
-                for (IoObject *io = p->first; io; io = io->next_on_fd)
-                    if (((WatcherObject *)io)->active) {
-                        io->revents |= io->events;
-                        loop_record((WatcherObject *)io);
-                    }
+                fdpoll_wake_all(p);
             }
+            else if (p->always_ready) {
+                /* epoll cannot watch it (a regular file): ready every pass,
+                 * as poll(2) and libev report it; the pass does not block */
+                fdpoll_wake_all(p);
+                again = 1;
+            }
+            else if (p->poll && want != p->armed
+                     && uv_poll_start(p->poll, want, fdpoll_cb) == 0)
+                p->armed = want;
         }
         if (p->closing || again)
             fdpoll_mark_dirty(p);   /* keep it (and the mark) until it expires */

@@ -799,3 +799,32 @@ def test_due_timer_started_from_poll_dispatch_waits_for_next_poll(loop):
     finally:
         a.close()
         b.close()
+
+
+def test_rearm_after_fd_reused_by_regular_file(check_py, tmp_path):
+    # An active watcher's fd is closed behind the loop's back and the number
+    # reused by a regular file; reinit() re-arms every native poll.  libuv
+    # abort()s if epoll_ctl fails (EPERM for a file), so the loop re-checks
+    # the file before arming: the watcher now sees an always-ready file.
+    out = check_py('''
+        import os, socket
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        a, b = socket.socketpair()
+        fd = a.detach()
+        log = []
+        w = loop.io(fd, 1)
+        w.start(lambda: log.append('io'))
+        H.sleep(0.01)
+        assert log == [], log
+        os.close(fd)
+        f = os.open(%r, os.O_RDWR | os.O_CREAT)
+        assert f == fd, (f, fd)
+        loop.reinit()
+        H.sleep(0.01)
+        assert log, log
+        w.close()
+        os.close(f)
+        print('alive')
+    ''' % str(tmp_path / 'f'), timeout=15)
+    assert 'alive' in out

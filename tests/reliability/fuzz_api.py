@@ -701,7 +701,16 @@ class Fuzzer(object):
 
     def op_new_fds(self):
         r = self.rng
-        if r.random() < 0.5:
+        k = r.random()
+        if k < 0.15:
+            # a regular file: epoll refuses it, io watchers treat it as
+            # always ready (two fds on one file, one of them read-only)
+            import tempfile
+            fd, path = tempfile.mkstemp(prefix='gevent_c_fuzz')
+            os.unlink(path)
+            os.write(fd, b'z' * r.randrange(0, 10))
+            self.fds += [fd, os.open('/proc/self/fd/%d' % fd, os.O_RDONLY)]
+        elif k < 0.55:
             a, b = os.pipe()
             self.fds += [a, b]
             if r.random() < 0.5:
