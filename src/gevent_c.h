@@ -211,7 +211,8 @@ typedef struct {
     double interval;
     uv_stat_t attr, prev;
     int has_attr, has_prev;
-    int used;                  /* the native handle was started once */
+    uv_stat_t next;            /* a change seen by the timer, not yet dispatched */
+    int has_next, changed;
 } StatObject;
 
 /* ---- Waiter / Hub ---------------------------------------------------- */

@@ -1085,8 +1085,9 @@ loop_destroy_impl(LoopObject *self)
     self->keepalive = NULL;
     uv_walk(uv, destroy_walk_cb, detached);
     uv_walk(uv, leftover_walk_cb, NULL);
-    /* Close callbacks need a pass; requests in libuv's threadpool (the stat
-     * of a stat watcher) need their completion.  Wait for those with a 1 ms
+    /* Close callbacks need a pass; requests in libuv's threadpool (none of
+     * ours today; another extension's handles on this loop may have some)
+     * need their completion.  Wait for those with a 1 ms
      * tick so the wait is bounded (2 s): a request can never complete if
      * libuv's threadpool is gone (a forked child) or an internal fd was
      * closed by someone.  Never free a loop libuv may still use: a late

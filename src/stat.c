@@ -1,8 +1,15 @@
 /*
- * stat.c -- gevent_c.core.stat on uv_fs_poll_t.  Included by _hub.c.
+ * stat.c -- gevent_c.core.stat: a repeating uv_timer that stat()s the path
+ * every period, as libev's ev_stat does.  Included by _hub.c.
  *
- * uv_fs_poll runs its stat() calls on libuv's threadpool: a process that
- * used stat watchers should not rely on libuv's threadpool after fork().
+ * Not uv_fs_poll: it takes its baseline in libuv's threadpool some time
+ * after start(), so a change made right after start() went unreported (CI
+ * hit it under ASan), restarting one with a stat() in flight made libuv
+ * 1.44 abort, and the loop had to wait for those requests when destroyed.
+ * Here the baseline is the synchronous stat() in start(), each tick's
+ * stat() runs on the loop's thread (without the GIL), and no request
+ * outlives the watcher.  The cost, shared with libev: a stat() that blocks
+ * (a hung network filesystem) blocks the loop.
  */
 #include "gevent_c.h"
 
@@ -11,44 +18,69 @@ static PyTypeObject StatType;
 #define MIN_STAT_INTERVAL 0.1074891
 #define STAT(w) ((StatObject *)(w))
 
+/* stat() the path; 1 if it exists (*st filled), else 0. */
+static int
+stat_now(StatObject *s, uv_stat_t *st)
+{
+    uv_fs_t req;
+    int ok = uv_fs_stat(NULL, &req, PyBytes_AS_STRING(s->fspath), NULL) == 0;
+    if (ok)
+        *st = req.statbuf;
+    uv_fs_req_cleanup(&req);
+    return ok;
+}
+
+static int
+uv_timespec_eq(uv_timespec_t a, uv_timespec_t b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* Same file, same metadata (access time aside: reading is no change). */
+static int
+stat_same(const uv_stat_t *a, const uv_stat_t *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino
+        && a->st_mode == b->st_mode && a->st_nlink == b->st_nlink
+        && a->st_uid == b->st_uid && a->st_gid == b->st_gid
+        && a->st_rdev == b->st_rdev && a->st_size == b->st_size
+        && uv_timespec_eq(a->st_mtim, b->st_mtim)
+        && uv_timespec_eq(a->st_ctim, b->st_ctim);
+}
+
+/* Inside uv_run, maybe without the GIL: only C fields.  The watcher is
+ * active (it holds itself) while its timer runs.  attr is only written at
+ * dispatch (stat_fired, with the GIL), so a reader in another thread never
+ * sees it half written. */
 static void
-stat_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *curr)
+stat_tick(uv_timer_t *h)
 {
     WatcherObject *w = (WatcherObject *)h->data;
     if (w == NULL)
         return;
     StatObject *s = STAT(w);
-    if (status < 0 && !s->has_attr)
-        return;  /* still missing: libuv reports that once, it is no change */
-    s->has_prev = s->has_attr;
-    s->prev = s->attr;
-    s->has_attr = status == 0;
-    if (status == 0)
-        s->attr = *curr;
+    uv_stat_t st;
+    int has = stat_now(s, &st);
+    if (has == s->has_attr && (!has || stat_same(&st, &s->attr)))
+        return;
+    s->has_next = has;
+    if (has)
+        s->next = st;
+    s->changed = 1;
     loop_record(w);
 }
 
-/* libuv 1.44 asserts (abort) if a fs_poll handle is started again while
- * the stat() of an earlier start is still in flight.  So a restart closes
- * the used handle (libuv cleans its pending request up) and uses a fresh
- * one. */
-static int
-stat_fresh_handle(WatcherObject *w)
+static void
+stat_fired(WatcherObject *w)
 {
-    uv_fs_poll_t *h = malloc(sizeof(*h));
-    if (h == NULL)
-        return UV_ENOMEM;
-    int err = uv_fs_poll_init(w->loop->uv, h);
-    if (err < 0) {
-        free(h);
-        return err;
-    }
-    uv_handle_t *old = w->handle;
-    old->data = NULL;
-    if (!uv_is_closing(old))
-        uv_close(old, (uv_close_cb)free);
-    watcher_attach_handle(w, (uv_handle_t *)h);
-    return 0;
+    StatObject *s = STAT(w);
+    if (!s->changed)
+        return;
+    s->changed = 0;
+    s->has_prev = s->has_attr;
+    s->prev = s->attr;
+    s->has_attr = s->has_next;
+    s->attr = s->next;
 }
 
 static int
@@ -61,27 +93,20 @@ stat_native_start(WatcherObject *w)
      * test__core_stat relies on it).  Any other request is kept as given. */
     if (s->interval < 0)
         s->interval = MIN_STAT_INTERVAL;
-    if (s->used) {
-        int err = stat_fresh_handle(w);
-        if (err < 0)
-            return err;
-    }
-    s->used = 1;
-    /* like libev, attr holds the current result from the start */
-    uv_fs_t req;
-    s->has_attr = uv_fs_stat(NULL, &req, PyBytes_AS_STRING(s->fspath), NULL) == 0;
-    if (s->has_attr)
-        s->attr = req.statbuf;
-    uv_fs_req_cleanup(&req);
+    /* like libev, attr holds the current result from the start, and it is
+     * the baseline the ticks compare with */
+    s->has_attr = stat_now(s, &s->attr);
     s->has_prev = 0;
-    return uv_fs_poll_start((uv_fs_poll_t *)w->handle, stat_cb,
-                            PyBytes_AS_STRING(s->fspath), (unsigned int)(iv * 1000.0));
+    s->changed = 0;
+    double ms = iv * 1000.0;
+    uint64_t period = ms >= 1e12 ? (uint64_t)1e12 : (uint64_t)ms;
+    return uv_timer_start((uv_timer_t *)w->handle, stat_tick, period, period);
 }
 
 static void
 stat_native_stop(WatcherObject *w)
 {
-    uv_fs_poll_stop((uv_fs_poll_t *)w->handle);
+    uv_timer_stop((uv_timer_t *)w->handle);
 }
 
 static PyObject *
@@ -92,7 +117,7 @@ stat_details(WatcherObject *w)
 
 static const WatcherOps stat_ops = {
     .name = "stat", .native_start = stat_native_start,
-    .native_stop = stat_native_stop, .details = stat_details,
+    .native_stop = stat_native_stop, .details = stat_details, .fired = stat_fired,
 };
 
 static PyObject *
@@ -124,12 +149,12 @@ stat_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         return NULL;
     }
-    uv_fs_poll_t *h = malloc(sizeof(*h));
+    uv_timer_t *h = malloc(sizeof(*h));
     if (h == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
-    int err = uv_fs_poll_init(w->loop->uv, h);
+    int err = uv_timer_init(w->loop->uv, h);
     if (err < 0) {
         free(h);
         Py_DECREF(self);

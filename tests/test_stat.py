@@ -299,3 +299,52 @@ def test_restart_while_stat_in_flight_does_not_abort(check_py):
         print('alive')
     ''')
     assert out.strip() == 'alive'
+
+
+def test_change_right_after_start_is_reported(loop, tmp_path):
+    # The baseline is the stat() made in start(): a file created right after
+    # start() is a change (libuv's fs_poll took its own baseline later, in
+    # its threadpool, and could miss it; libev reports it).
+    path = tmp_path / 'early'
+    for _ in range(20):
+        if path.exists():
+            path.unlink()
+        st = loop.stat(str(path), 0.0)
+        hits = []
+        st.start(lambda: hits.append((st.attr is not None, st.prev is not None)))
+        path.write_bytes(b'x')
+        try:
+            for _ in range(100):
+                H.sleep(0.01)
+                if hits:
+                    break
+            assert hits and hits[0] == (True, False), hits
+        finally:
+            st.close()
+
+
+def test_stat_watchers_start_no_threads(check_py):
+    # each tick's stat() runs on the loop's thread: no threadpool to start,
+    # none to wait for when the loop is destroyed, nothing to lose at fork()
+    out = check_py('''
+        import os, tempfile
+        import gevent_c.core as core
+        import gevent_c.hub as H
+        def nthreads():
+            return len(os.listdir('/proc/self/task'))
+        before = nthreads()
+        d = tempfile.mkdtemp()
+        loop = H.get_hub().loop
+        ws = [loop.stat(os.path.join(d, str(i)), 0.0) for i in range(8)]
+        for w in ws:
+            w.start(lambda: None)
+        H.sleep(0.3)
+        assert nthreads() == before, (before, nthreads())
+        L = core.loop(default=False)
+        s2 = L.stat(d, 0.0)
+        s2.start(lambda: None)
+        L.run(nowait=True)
+        L.destroy()
+        print('ok')
+    ''', timeout=15)
+    assert 'ok' in out
