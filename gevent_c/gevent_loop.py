@@ -10,8 +10,8 @@ which this module can shrink to an alias.
 
 - ``loop(flags=...)``: gevent passes ``GEVENT_BACKEND`` (libev backend
   names such as 'select' or 'poll') as *flags*; libuv has one backend, so,
-  like gevent's libuv loop, we ignore backend names we do not support
-  instead of raising.
+  like gevent's libuv loop, we drop backend names we do not support
+  instead of raising, with a RuntimeWarning.
 - ``debug()``: gevent's hub and test timeouts call it when present to
   describe the loop; an empty list.
 - zope.interface declarations: ``ILoop`` on the loop, ``ICallback`` on
@@ -20,6 +20,8 @@ which this module can shrink to an alias.
   declarations for C types in its own registry, so this covers
   ``gevent_c.core.loop`` too once this module is imported.
 """
+import warnings
+
 from gevent_c import core as _core
 # gevent.core copies the globals and __all__ of the loop class's module, so
 # this module offers everything gevent_c.core does (READ, WRITE,
@@ -40,8 +42,14 @@ def _filter_flags(flags):
     if not isinstance(flags, str):
         return flags
     supported = set(_core.supported_backends())
-    kept = [f for f in (x.strip() for x in flags.split(','))
-            if f and not (f.lower() in _LIBEV_BACKENDS and f.lower() not in supported)]
+    words = [x.strip() for x in flags.split(',')]
+    dropped = [f for f in words if f.lower() in _LIBEV_BACKENDS and f.lower() not in supported]
+    if dropped:
+        # not silent: the program asked for something it does not get
+        warnings.warn('libuv has no %s backend; using %s' % (
+            ', '.join(repr(f) for f in dropped), ', '.join(sorted(supported))),
+            RuntimeWarning, stacklevel=3)
+    kept = [f for f in words if f and f not in dropped]
     return ','.join(kept) or None
 
 
