@@ -139,25 +139,36 @@ tls_set_guard(PyObject *d, PyObject *hub)
     return rc;
 }
 
+static PyObject *
+tls_dict(void)
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (d == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "no thread state");
+    return d;
+}
+
+/* d[key] = value, or no d[key] at all for None */
+static int
+tls_put(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (value != Py_None)
+        return PyDict_SetItem(d, key, value);
+    if (PyDict_DelItem(d, key) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
 static int
 tls_set_hub(PyObject *hub)
 {
-    PyObject *d = PyThreadState_GetDict();
-    if (d == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "no thread state");
+    PyObject *d = tls_dict();
+    if (d == NULL || tls_set_guard(d, hub) < 0)
         return -1;
-    }
-    if (tls_set_guard(d, hub) < 0)
-        return -1;
-    if (hub == Py_None) {
-        if (PyDict_DelItem(d, str_tls_hub) < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError))
-                return -1;
-            PyErr_Clear();
-        }
-        return 0;
-    }
-    return PyDict_SetItem(d, str_tls_hub, hub);
+    return tls_put(d, str_tls_hub, hub);
 }
 
 /* The thread's hub, created with (args, kwds) if there is none. */
@@ -351,19 +362,8 @@ get_saved_loop(void)
 static int
 set_saved_loop(PyObject *loop)
 {
-    PyObject *d = PyThreadState_GetDict();
-    if (d == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "no thread state");
-        return -1;
-    }
-    if (loop != Py_None)
-        return PyDict_SetItem(d, str_tls_loop, loop);
-    if (PyDict_DelItem(d, str_tls_loop) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError))
-            return -1;
-        PyErr_Clear();
-    }
-    return 0;
+    PyObject *d = tls_dict();
+    return d == NULL ? -1 : tls_put(d, str_tls_loop, loop);
 }
 
 static int

@@ -193,14 +193,8 @@ fdpoll_release(FdPoll *p)
 static int
 fdpoll_recheck(FdPoll *p)
 {
-    struct stat st;
-    if (fstat(p->fd, &st) < 0)
-        return -1;
-    if (st.st_dev == p->dev && st.st_ino == p->ino)
-        return 0;
-    fdpoll_close_native(p);
-    if (fdpoll_open_native(p) < 0) {
-        PyErr_Clear();
+    if (fdpoll_validate(p) < 0) {
+        PyErr_Clear();   /* the flush reports it by waking the watchers */
         return -1;
     }
     return 0;

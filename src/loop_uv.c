@@ -112,6 +112,7 @@ static void wlist_fire_all(WatcherList *l);
 static int watcher_dispatch(WatcherObject *w);
 static void loop_close_orphans(LoopObject *self);
 static int loop_check_own_thread(LoopObject *self);
+static void watcher_close_uv_handle(WatcherObject *w);
 typedef struct PoolState PoolState;
 #define SPIN_MAX_POOLS 8
 static void loop_pools_set_blocked(LoopObject *loop, int blocked);
@@ -1027,16 +1028,8 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
 static void
 loop_close_asyncs(LoopObject *self, PyObject *detached)
 {
-    for (Py_ssize_t i = 0; i < self->asyncs.n; i++) {
-        WatcherObject *w = self->asyncs.items[i];
-        uv_handle_t *h = w->handle;
-        w->handle = NULL;
-        if (h != NULL) {
-            h->data = NULL;
-            if (!uv_is_closing(h))
-                uv_close(h, (uv_close_cb)free);
-        }
-    }
+    for (Py_ssize_t i = 0; i < self->asyncs.n; i++)
+        watcher_close_uv_handle(self->asyncs.items[i]);
     wlist_detach_all(&self->asyncs, detached);
 }
 

@@ -49,17 +49,24 @@ gevc_signal_handler(int signum, siginfo_t *info, void *ctx)
     errno = saved_errno;
 }
 
+/* Install our handler for signum, saving the action it replaces. */
 static int
-sig_acquire(int signum)
+sig_install(int signum)
 {
-    if (sig_users[signum]++ > 0)
-        return 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = gevc_signal_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(signum, &sa, &sig_saved[signum]) < 0) {
+    return sigaction(signum, &sa, &sig_saved[signum]);
+}
+
+static int
+sig_acquire(int signum)
+{
+    if (sig_users[signum]++ > 0)
+        return 0;
+    if (sig_install(signum) < 0) {
         sig_users[signum]--;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
@@ -157,14 +164,8 @@ loop_install_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
     if (sig_users[SIGCHLD] > 0) {
         struct sigaction cur;
         if (sigaction(SIGCHLD, NULL, &cur) == 0 && (!(cur.sa_flags & SA_SIGINFO)
-                || cur.sa_sigaction != gevc_signal_handler)) {
-            struct sigaction sa;
-            memset(&sa, 0, sizeof(sa));
-            sa.sa_sigaction = gevc_signal_handler;
-            sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-            sigemptyset(&sa.sa_mask);
-            sigaction(SIGCHLD, &sa, &sig_saved[SIGCHLD]);
-        }
+                || cur.sa_sigaction != gevc_signal_handler))
+            sig_install(SIGCHLD);
     }
     Py_RETURN_NONE;
 }
