@@ -38,6 +38,12 @@ def values(results, row, impl):
     return r['values'].get(row.metric), ''
 
 
+def min_median(results, row, impl):
+    """An implementation's table cell: 'min / median', or why there is none."""
+    v, why = values(results, row, impl)
+    return '%s / %s' % (fmt(min(v), row.unit), fmt(statistics.median(v), row.unit)) if v else why
+
+
 def median(results, row, impl):
     v, _ = values(results, row, impl)
     return statistics.median(v) if v else None
@@ -95,9 +101,7 @@ def table(results, impls):
         for impl in impls:
             if row.metric in FLOORS:     # shown in the gevent_c column
                 impl = 'greenlet' if impl == 'gevent_c' else None
-            v, why = values(results, row, impl) if impl else (None, '—')
-            cells.append('%s / %s' % (fmt(min(v), row.unit), fmt(statistics.median(v), row.unit))
-                         if v else why)
+            cells.append(min_median(results, row, impl) if impl else '—')
         for p in peers:
             r = ratio(results, row, p) if row.metric not in FLOORS + ('idle_wakeups',) else None
             cells.append('—' if r is None else '%.2f' % r)
@@ -123,10 +127,7 @@ def ours_table(results):
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in ours_rows(results):
         cells = [row.label]
-        for impl in (OURS,) + peers:
-            v, why = values(results, row, impl)
-            cells.append('%s / %s' % (fmt(min(v), row.unit), fmt(statistics.median(v), row.unit))
-                         if v else why)
+        cells += [min_median(results, row, impl) for impl in (OURS,) + peers]
         for p in peers:
             r = ratio(results, row, p, impl=OURS)
             cells.append('—' if r is None else '%.2f' % r)
