@@ -73,3 +73,18 @@ def assert_no_leaks(cycle, n, *watched, warm=200, settle=None, slack=50):
     n1 = count_objects()
     assert [sys.getrefcount(o) for o in watched] == rcs, (watched, rcs)
     assert n1 - n0 < slack, (n0, n1)
+
+
+# Every watcher type a loop makes, and a factory for each (fd: a readable
+# fd for io; signal watchers use SIGUSR2, which the caller keeps harmless).
+WATCHER_KINDS = ['io', 'timer', 'signal', 'idle', 'prepare', 'check', 'fork', 'async_', 'stat']
+
+
+def watcher_factory(kind, loop, fd):
+    """A no-argument callable making a new watcher of ``kind`` on ``loop``."""
+    import signal
+    import gevent_c.core as core
+    special = {'io': lambda: loop.io(fd, core.READ), 'timer': lambda: loop.timer(10),
+               'signal': lambda: loop.signal(signal.SIGUSR2),
+               'stat': lambda: loop.stat('/tmp', 10.0)}
+    return special.get(kind) or getattr(loop, kind)

@@ -26,6 +26,7 @@ import pytest
 
 import gevent_c.core as core
 import gevent_c.hub as H
+from _util import WATCHER_KINDS, watcher_factory
 
 N = 10000
 OBJ_SLACK = 50
@@ -87,14 +88,6 @@ def _measure(loop, op, n, *watched):
 
 
 @pytest.fixture
-def pipe():
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
-
-
-@pytest.fixture
 def keep_sigusr2():
     old = signal.signal(signal.SIGUSR2, lambda *a: None)
     yield
@@ -143,15 +136,9 @@ def test_spawn_raw_handles_and_rss(loop):
     _measure(loop, spawn_raw, N, f, arg)
 
 
-KINDS = ['io', 'timer', 'signal', 'idle', 'prepare', 'check', 'fork', 'async_', 'stat']
-
-
-@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('kind', WATCHER_KINDS)
 def test_watcher_start_stop_close_handles_and_rss(kind, loop, pipe, keep_sigusr2):
-    r, w = pipe
-    make = {'io': lambda: loop.io(r, core.READ), 'timer': lambda: loop.timer(10),
-            'signal': lambda: loop.signal(signal.SIGUSR2),
-            'stat': lambda: loop.stat('/tmp', 10.0)}.get(kind) or getattr(loop, kind)
+    make = watcher_factory(kind, loop, pipe[0])
     arg = object()
 
     def f(*a):
@@ -166,8 +153,7 @@ def test_watcher_start_stop_close_handles_and_rss(kind, loop, pipe, keep_sigusr2
             x.close()
             if i % 500 == 0:
                 H.sleep(0)
-    # stat watchers use libuv's threadpool per start: fewer iterations
-    _measure(loop, cycle, 2000 if kind == 'stat' else N, f, arg)
+    _measure(loop, cycle, N, f, arg)
 
 
 def test_child_watcher_handles_and_rss(check_py):

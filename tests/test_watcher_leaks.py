@@ -11,7 +11,7 @@ import pytest
 import gevent_c.core as core
 import gevent_c.hub as H
 
-from _util import assert_no_leaks
+from _util import WATCHER_KINDS, assert_no_leaks, watcher_factory
 
 N = 10000
 
@@ -29,22 +29,6 @@ def keep_sigusr2():
     old = signal.getsignal(signal.SIGUSR2)
     yield
     signal.signal(signal.SIGUSR2, old)
-
-
-def _factory(kind, lp, pipe):
-    r, w = pipe
-    if kind == 'io':
-        return lambda: lp.io(r, core.READ)
-    if kind == 'timer':
-        return lambda: lp.timer(10)
-    if kind == 'signal':
-        return lambda: lp.signal(signal.SIGUSR2)
-    if kind == 'stat':
-        return lambda: lp.stat('/tmp', 10.0)
-    return getattr(lp, kind)
-
-
-KINDS = ['io', 'timer', 'signal', 'idle', 'prepare', 'check', 'fork', 'async_', 'stat']
 
 
 def _run_cycles(make, cycle_body, settle):
@@ -71,22 +55,22 @@ def _start_close(w, f, arg):
     w.close()
 
 
-@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('kind', WATCHER_KINDS)
 def test_start_stop_close_default_loop(kind, loop, pipe, keep_sigusr2):
-    _run_cycles(_factory(kind, loop, pipe), _start_stop_close,
+    _run_cycles(watcher_factory(kind, loop, pipe[0]), _start_stop_close,
                 lambda: H.sleep(0.02))  # let close callbacks run
 
 
-@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('kind', WATCHER_KINDS)
 def test_start_close_while_active(kind, loop, pipe, keep_sigusr2):
-    _run_cycles(_factory(kind, loop, pipe), _start_close, lambda: H.sleep(0.02))
+    _run_cycles(watcher_factory(kind, loop, pipe[0]), _start_close, lambda: H.sleep(0.02))
 
 
-@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('kind', WATCHER_KINDS)
 def test_start_stop_close_private_loop(kind, pipe, keep_sigusr2):
     lp = core.loop(default=False)
     try:
-        _run_cycles(_factory(kind, lp, pipe), _start_stop_close,
+        _run_cycles(watcher_factory(kind, lp, pipe[0]), _start_stop_close,
                     lambda: lp.run(nowait=True))
     finally:
         lp.destroy()
