@@ -143,6 +143,40 @@ def log(msg, *args):
     sys.stderr.flush()
 
 
+def fetch_sdist(python, dist, version, dest, keep=lambda name: True):
+    """Unpack the sdist of *dist* == *version* from PyPI into *dest* (its
+    top directory becomes *dest*), once; members whose path below the top
+    directory fails *keep* are left out.  Returns *dest*, or None (logged)
+    when the download fails."""
+    if os.path.isdir(dest):
+        return dest
+    tmp = tempfile.mkdtemp(prefix='%s-sdist-' % dist)
+    try:
+        r = subprocess.run([python, '-m', 'pip', 'download', '-q', '--no-deps',
+                            '--no-binary', ':all:', '%s==%s' % (dist, version), '-d', tmp],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        tars = [f for f in os.listdir(tmp) if f.endswith('.tar.gz')]
+        if r.returncode or not tars:
+            log('could not download the %s %s sdist: %s', dist, version,
+                r.stdout.decode(errors='replace').strip()[-300:])
+            return None
+        with tarfile.open(os.path.join(tmp, tars[0])) as tf:
+            tops = {m.name.split('/', 1)[0] for m in tf.getmembers()}
+            if len(tops) != 1:
+                log('unexpected layout of the %s sdist: %s', dist, sorted(tops))
+                return None
+            top = tops.pop()
+            members = [m for m in tf.getmembers()
+                       if m.name == top or keep(m.name[len(top) + 1:])]
+            tf.extractall(tmp, members=members, filter='data')
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.move(os.path.join(tmp, top), dest)
+        log('%s %s sdist unpacked into %s', dist, version, dest)
+        return dest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def ensure_examples(python):
     """The root of a gevent source tree holding ``examples/`` and ``setup.py``,
     or None.  The wheel lacks the examples that ``test__example_*`` run (an
@@ -155,27 +189,8 @@ def ensure_examples(python):
     root = os.path.join(CACHE, 'gevent-%s-src' % ver)
     if os.path.isdir(os.path.join(root, 'examples')):
         return root
-    tmp = tempfile.mkdtemp(prefix='gevent-sdist-')
-    try:
-        r = subprocess.run([python, '-m', 'pip', 'download', '-q', '--no-deps',
-                            '--no-binary', ':all:', 'gevent==' + ver, '-d', tmp],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        tars = [f for f in os.listdir(tmp) if f.endswith('.tar.gz')]
-        if r.returncode or not tars:
-            log('could not download the gevent %s sdist for its examples: %s', ver,
-                r.stdout.decode(errors='replace').strip()[-300:])
-            return None
-        top = 'gevent-%s/' % ver
-        with tarfile.open(os.path.join(tmp, tars[0])) as tf:
-            members = [m for m in tf.getmembers()
-                       if m.name.startswith(top + 'examples/') or m.name == top + 'setup.py']
-            tf.extractall(tmp, members=members, filter='data')
-        os.makedirs(CACHE, exist_ok=True)
-        shutil.move(os.path.join(tmp, top), root)
-        log('gevent %s examples unpacked into %s', ver, root)
-        return root
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return fetch_sdist(python, 'gevent', ver, root,
+                       keep=lambda n: n.startswith('examples/') or n == 'setup.py')
 
 
 def venv_python(venv):
@@ -245,32 +260,19 @@ class Job(object):
         self.result = None
 
 
-def run_job(job, args, logdir):
-    env = dict(os.environ)
-    for k in list(env):
-        if k.startswith('GEVENT'):
-            del env[k]
-    env.update(job.disc['env'])
-    env.update(job.setenv)
-    env['GEVENT_LOOP'] = job.loop_path
-    env['PYTHONPATH'] = os.pathsep.join(
-        [ROOT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
-                  if p and p != ROOT] + [job.disc['package_dir']])
-    env['DO_NOT_SETPGRP'] = '1'
-    timeout = min(job.timeout, args.timeout) if args.timeout else job.timeout
+def run_logged(cmd, env, cwd, timeout, logpath, header=''):
+    """Run *cmd* in its own session with stdout+stderr into *logpath*
+    (after *header*); kill the whole session after *timeout* seconds and
+    once it exits (stragglers hold the pipe).  Returns (rc, timed_out,
+    elapsed seconds, the log's text)."""
     start = time.time()
-    logpath = os.path.join(logdir, job.label, job.name + '.log')
     # The child's stdout/stderr is a pipe, as under gevent's own runner:
     # some tests watch fd 1 with an io watcher, which epoll refuses for a
     # regular file.
     with open(logpath, 'wb') as out:
-        out.write(('$ GEVENT_LOOP=%s %s\n' % (job.loop_path, ' '.join(job.cmd))).encode())
+        out.write(header.encode())
         out.flush()
-        # the example tests find examples/ from the working directory
-        cwd = job.disc['package_dir']
-        if job.name.startswith('test__example') and args.examples:
-            cwd = args.examples
-        proc = subprocess.Popen(job.cmd, env=env, cwd=cwd,
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -301,6 +303,30 @@ def run_job(job, args, logdir):
     elapsed = time.time() - start
     with open(logpath, 'rb') as f:
         text = f.read().decode('utf-8', 'replace')
+    return rc, timed_out, elapsed, text
+
+
+def run_job(job, args, logdir):
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith('GEVENT'):
+            del env[k]
+    env.update(job.disc['env'])
+    env.update(job.setenv)
+    env['GEVENT_LOOP'] = job.loop_path
+    env['PYTHONPATH'] = os.pathsep.join(
+        [ROOT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+                  if p and p != ROOT] + [job.disc['package_dir']])
+    env['DO_NOT_SETPGRP'] = '1'
+    timeout = min(job.timeout, args.timeout) if args.timeout else job.timeout
+    logpath = os.path.join(logdir, job.label, job.name + '.log')
+    # the example tests find examples/ from the working directory
+    cwd = job.disc['package_dir']
+    if job.name.startswith('test__example') and args.examples:
+        cwd = args.examples
+    rc, timed_out, elapsed, text = run_logged(
+        job.cmd, env, cwd, timeout, logpath,
+        '$ GEVENT_LOOP=%s %s\n' % (job.loop_path, ' '.join(job.cmd)))
     counts = parse_unittest(text)
     # Python >= 3.12.1's unittest exits 5 when every test was skipped.
     ok = (rc == 0 or (rc == 5 and sys.version_info[:3] >= (3, 12, 1))) and not timed_out
@@ -361,6 +387,40 @@ def totals(results, label, names):
             tests_failed += c['failed']
             tests_skipped += c['skipped']
     return files_pass, tests_pass, tests_ran, tests_failed, tests_skipped
+
+
+_SECTION = re.compile(r'^<!-- BEGIN (\S+) -->\n.*?^<!-- END \1 -->\n?', re.M | re.S)
+
+
+def other_sections(path):
+    """The blocks of *path* that another generator owns (between
+    ``<!-- BEGIN name -->`` and ``<!-- END name -->`` lines), as one string,
+    so that rewriting the rest keeps them."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return ''
+    return ''.join(m.group(0).rstrip('\n') + '\n' for m in _SECTION.finditer(text))
+
+
+def write_section(path, name, body):
+    """Put *body* into *path* as the block *name* (see other_sections),
+    replacing that block if the file has one, else appending it."""
+    block = '<!-- BEGIN %s -->\n%s\n<!-- END %s -->\n' % (name, body.strip('\n'), name)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ''
+    for m in _SECTION.finditer(text):
+        if m.group(1) == name:
+            text = text[:m.start()] + block + text[m.end():]
+            break
+    else:
+        text = text.rstrip('\n') + '\n\n' + block if text else block
+    with open(path, 'w') as f:
+        f.write(text)
 
 
 def write_doc(path, loops, names, results, discs, elapsed, args, versions):
@@ -451,8 +511,11 @@ def write_doc(path, loops, names, results, discs, elapsed, args, versions):
         for n in sorted(table):
             w('- `%s`: %s' % (n, table[n]))
         w('')
+    kept = other_sections(path)   # e.g. the peers' suites (run_peer_suites.py)
     with open(path, 'w') as f:
         f.write('\n'.join(lines))
+        if kept:
+            f.write('\n' + kept)
 
 
 def versions_line(python):
