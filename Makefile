@@ -4,7 +4,7 @@ PYTHON ?= python3
 DEB_PACKAGES := libuv1-dev libc-ares-dev pkg-config gcc dnsmasq-base
 
 .DEFAULT_GOAL := test
-.PHONY: deps install test bench build clean compat-venv gevent-compat gevent-compat-subset test-asan test-valgrind test-fuzz
+.PHONY: deps install test bench build clean compat-venv gevent-compat gevent-compat-subset peers-compat-subset test-asan test-valgrind test-fuzz
 
 # Install missing Debian build dependencies (apt-get needs root).
 deps:
@@ -63,11 +63,18 @@ compat-venv:
 
 gevent-compat: build compat-venv
 	$(PYTHON) compat/run_gevent_tests.py --venv $(COMPAT_VENV)
+	$(PYTHON) compat/run_peer_suites.py --venv $(COMPAT_VENV)
 
 # CI's fast subset (core, hub, sleep, timeout, socket files) on our loop;
 # fails when a file outside the documented known failures fails.
 gevent-compat-subset: build compat-venv
 	$(PYTHON) compat/run_gevent_tests.py --venv $(COMPAT_VENV) --subset --no-write
+	$(PYTHON) compat/run_peer_suites.py --venv $(COMPAT_VENV) --subset
+
+# Part of each peer's suite (geventhttpclient, gunicorn's gevent worker,
+# zmq.green) on libev and ours; fails when a test passing on libev fails on ours.
+peers-compat-subset: build compat-venv
+	$(PYTHON) compat/run_peer_suites.py --venv $(COMPAT_VENV) --subset
 
 # ---- reliability (issue 7; docs/reliability.md) ----
 # The whole suite against an -fsanitize=address,undefined build made in a
