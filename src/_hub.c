@@ -8,9 +8,9 @@
  */
 #include "gevent_c.h"
 
-static PyTypeObject *HubType = NULL;         /* heap type, base set at run time */
+static PyTypeObject *HubType = NULL;         /* HubCore: heap type, base set at run time */
 static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
-static PyObject *config_import = NULL;       /* gevent_c._config._import */
+static PyObject *default_hub_class = NULL;   /* set_default_hub_class(); gevent_c.hub.Hub */
 static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
 static PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
 
@@ -52,6 +52,24 @@ exc_matches_then_clear(PyObject *exc)
 /* Per-thread hub                                                          */
 /* ---------------------------------------------------------------------- */
 
+/* The default hub class: gevent_c.hub.Hub (the policy, in Python, over
+ * HubCore), registered by that module when it is imported. */
+static PyObject *
+default_hub_class_get(void)
+{
+    if (default_hub_class == NULL) {
+        PyObject *mod = PyImport_ImportModule("gevent_c.hub");
+        Py_XDECREF(mod);
+        if (mod == NULL)
+            return NULL;
+        if (default_hub_class == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "gevent_c.hub did not set the default hub class");
+            return NULL;
+        }
+    }
+    return Py_NewRef(default_hub_class);
+}
+
 static PyObject *
 get_hub_class_impl(void)
 {
@@ -60,7 +78,9 @@ get_hub_class_impl(void)
         return NULL;
     if (cls == Py_None) {
         Py_DECREF(cls);
-        cls = Py_NewRef((PyObject *)HubType);
+        cls = default_hub_class_get();
+        if (cls == NULL)
+            return NULL;
         if (PyObject_SetAttr(threadlocal, str_Hub, cls) < 0) {
             Py_DECREF(cls);
             return NULL;
@@ -89,6 +109,24 @@ typedef struct {
     PyObject *hub;
 } GuardObject;
 
+/* The thread that owns a hub, from its thread_ident attribute; 0 if unknown. */
+static unsigned long
+hub_owner_ident(PyObject *hub)
+{
+    PyObject *ident = PyObject_GetAttrString(hub, "thread_ident");
+    unsigned long id = 0;
+    if (ident != NULL && PyLong_Check(ident))
+        id = PyLong_AsUnsignedLong(ident);
+    Py_XDECREF(ident);
+    PyErr_Clear();
+    return id;
+}
+
+/* Usually run by the owning thread as it exits.  In a forked child, the
+ * other threads' states are cleared by the thread that forked: their hubs
+ * can never run again (their greenlets belong to threads that do not exist
+ * here), so their loops are released without switching into them (loop
+ * destroy abandons a loop whose run() was in such a thread). */
 static void
 guard_dealloc(GuardObject *g)
 {
@@ -98,10 +136,21 @@ guard_dealloc(GuardObject *g)
             && ((HubObject *)hub)->loop != Py_None) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
-        if (r == NULL)
-            PyErr_WriteUnraisable(hub);
-        Py_XDECREF(r);
+        PyObject *loop = ((HubObject *)hub)->loop;
+        if (hub_owner_ident(hub) == PyThread_get_thread_ident()) {
+            PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
+            if (r == NULL)
+                PyErr_WriteUnraisable(hub);
+            Py_XDECREF(r);
+        }
+        else if (IS_LOOP(loop) && loop_forked_away((LoopObject *)loop)) {
+            if (loop_destroy_impl((LoopObject *)loop) < 0)
+                PyErr_WriteUnraisable(loop);
+            ((HubObject *)hub)->loop = Py_NewRef(Py_None);
+            Py_DECREF(loop);
+        }
+        /* else: another thread's state cleared at interpreter shutdown;
+         * that thread may still be polling its loop: leave it alone */
         PyErr_Restore(t, v, tb);
     }
     Py_XDECREF(hub);
@@ -338,12 +387,6 @@ is_main_thread_ident(unsigned long ident)
     return ident == main_thread_ident();
 }
 
-static PyObject *
-import_config_object(PyObject *spec)
-{
-    return PyObject_CallOneArg(config_import, spec);
-}
-
 
 /* The loop a Hub.destroy(destroy_loop=False) kept for this thread's next
  * hub.  Like the hub, it lives in the thread state dict: destroy() may run
@@ -367,83 +410,9 @@ set_saved_loop(PyObject *loop)
 }
 
 static int
-Hub_init(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"loop", "default", NULL};
-    PyObject *loop = Py_None, *dflt = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:Hub", kwlist, &loop, &dflt))
-        return -1;
-    unsigned long ident = PyThread_get_thread_ident();
-    PyObject *ident_o = PyLong_FromUnsignedLong(ident);
-    if (ident_o == NULL || PyObject_SetAttrString((PyObject *)self, "thread_ident", ident_o) < 0) {
-        Py_XDECREF(ident_o);
-        return -1;
-    }
-    Py_DECREF(ident_o);
-
-    PyObject *the_loop = NULL;
-    int has_run = 0;
-    if (loop != Py_None) {
-        PyObject *run = NULL;
-        if (gevc_lookup_attr(loop, str_run, &run) < 0)
-            return -1;
-        has_run = run != NULL;
-        Py_XDECREF(run);
-    }
-    if (has_run) {
-        if (dflt != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "Unexpected argument: default");
-            return -1;
-        }
-        the_loop = Py_NewRef(loop);
-    }
-    else {
-        the_loop = get_saved_loop();
-        if (the_loop == NULL)
-            return -1;
-        if (the_loop == Py_None) {
-            Py_CLEAR(the_loop);
-            if (dflt == Py_None && !is_main_thread_ident(ident))
-                dflt = Py_False;
-            PyObject *flags = loop == Py_None
-                ? PyObject_GetAttrString((PyObject *)self, "backend") : Py_NewRef(loop);
-            PyObject *lc = flags ? PyObject_GetAttrString((PyObject *)self, "loop_class") : NULL;
-            PyObject *cls = lc ? import_config_object(lc) : NULL;
-            Py_XDECREF(lc);
-            if (cls) {
-                PyObject *kw = Py_BuildValue("{s:O,s:O}", "flags", flags, "default", dflt);
-                PyObject *noargs = PyTuple_New(0);
-                the_loop = (kw && noargs) ? PyObject_Call(cls, noargs, kw) : NULL;
-                Py_XDECREF(noargs);
-                Py_XDECREF(kw);
-                Py_DECREF(cls);
-            }
-            Py_XDECREF(flags);
-            if (the_loop == NULL)
-                return -1;
-        }
-    }
-    Py_XSETREF(self->loop, the_loop);
-    Py_CLEAR(self->resolver);
-    Py_CLEAR(self->threadpool);
-
-    PyObject *fc = PyObject_GetAttrString((PyObject *)self, "format_context");
-    PyObject *fcc = fc ? import_config_object(fc) : NULL;
-    Py_XDECREF(fc);
-    if (fcc == NULL)
-        return -1;
-    int rc = PyObject_SetAttrString((PyObject *)self, "format_context", fcc);
-    Py_DECREF(fcc);
-    return rc;
-}
-
-static int
 Hub_traverse(HubObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->loop);
-    Py_VISIT(self->resolver);
-    Py_VISIT(self->threadpool);
-    Py_VISIT(self->exception_stream);
     Py_VISIT(Py_TYPE(self));
     return PyGreenlet_Type.tp_traverse((PyObject *)self, visit, arg);
 }
@@ -452,9 +421,6 @@ static void
 Hub_clear_fields(HubObject *self)
 {
     Py_CLEAR(self->loop);
-    Py_CLEAR(self->resolver);
-    Py_CLEAR(self->threadpool);
-    Py_CLEAR(self->exception_stream);
 }
 
 static int
@@ -464,151 +430,19 @@ Hub_tp_clear(HubObject *self)
     return PyGreenlet_Type.tp_clear((PyObject *)self);
 }
 
-/* Follows subtype_dealloc's convention: the base may resurrect a started
- * greenlet (it throws GreenletExit into it) and then re-increfs our heap
- * type, which the final Py_DECREF(tp) balances. */
+/* Untracked first (bpo-31095): clearing the loop can run arbitrary code,
+ * a GC pass among it, which must not find this half-freed object.  Then
+ * subtype_dealloc's convention: the base may resurrect a started greenlet
+ * (it throws GreenletExit into it, tracking it again) and then re-increfs
+ * our heap type, which the final Py_DECREF(tp) balances. */
 static void
 Hub_dealloc(HubObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     Hub_clear_fields(self);
     PyGreenlet_Type.tp_dealloc((PyObject *)self);
     Py_DECREF(tp);
-}
-
-static PyObject *
-Hub_get_main_hub(HubObject *self, void *c)
-{
-    PyObject *ident = PyObject_GetAttrString((PyObject *)self, "thread_ident");
-    if (ident == NULL)
-        return NULL;
-    unsigned long id = PyLong_AsUnsignedLong(ident);
-    Py_DECREF(ident);
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_FALSE;
-    }
-    return PyBool_FromLong(is_main_thread_ident(id));
-}
-
-static PyObject *
-Hub_get_exception_stream(HubObject *self, void *c)
-{
-    if (self->exception_stream)
-        return Py_NewRef(self->exception_stream);
-    PyObject *err = PySys_GetObject("stderr");
-    return Py_NewRef(err ? err : Py_None);
-}
-
-static int
-Hub_set_exception_stream(HubObject *self, PyObject *value, void *c)
-{
-    Py_XSETREF(self->exception_stream, Py_XNewRef(value));
-    return 0;
-}
-
-/* Lazy resolver/threadpool: created from the class list on first read. */
-static PyObject *
-hub_lazy_get(HubObject *self, PyObject **slot, const char *class_attr, PyObject *args)
-{
-    if (*slot != NULL && *slot != Py_None)
-        return Py_NewRef(*slot);
-    PyObject *spec = PyObject_GetAttrString((PyObject *)self, class_attr);
-    PyObject *cls = spec ? import_config_object(spec) : NULL;
-    Py_XDECREF(spec);
-    if (cls == NULL)
-        return NULL;
-    if (PyObject_SetAttrString((PyObject *)self, class_attr, cls) < 0) {
-        Py_DECREF(cls);
-        return NULL;
-    }
-    PyObject *kw = Py_BuildValue("{s:O}", "hub", self);
-    PyObject *obj = kw ? PyObject_Call(cls, args, kw) : NULL;
-    Py_XDECREF(kw);
-    Py_DECREF(cls);
-    if (obj == NULL)
-        return NULL;
-    Py_XSETREF(*slot, Py_NewRef(obj));
-    return obj;
-}
-
-static PyObject *
-Hub_get_resolver(HubObject *self, void *c)
-{
-    PyObject *args = PyTuple_New(0);
-    PyObject *r = args ? hub_lazy_get(self, &self->resolver, "resolver_class", args) : NULL;
-    Py_XDECREF(args);
-    return r;
-}
-
-static int
-Hub_set_resolver(HubObject *self, PyObject *value, void *c)
-{
-    Py_XSETREF(self->resolver, value == Py_None ? NULL : Py_XNewRef(value));
-    return 0;
-}
-
-static PyObject *
-Hub_get_threadpool(HubObject *self, void *c)
-{
-    PyObject *size = PyObject_GetAttrString((PyObject *)self, "threadpool_size");
-    PyObject *args = size ? PyTuple_Pack(1, size) : NULL;
-    Py_XDECREF(size);
-    PyObject *r = args ? hub_lazy_get(self, &self->threadpool, "threadpool_class", args) : NULL;
-    Py_XDECREF(args);
-    return r;
-}
-
-static int
-Hub_set_threadpool(HubObject *self, PyObject *value, void *c)
-{
-    Py_XSETREF(self->threadpool, value == Py_None ? NULL : Py_XNewRef(value));
-    return 0;
-}
-
-static PyObject *
-Hub_repr(HubObject *self)
-{
-    PyObject *name = PyObject_GetAttrString((PyObject *)self, "name");
-    if (name == NULL)
-        return NULL;
-    PyObject *fmt;
-    if (self->loop == NULL || self->loop == Py_None)
-        fmt = PyUnicode_FromString("destroyed");
-    else {
-        fmt = PyObject_CallMethod(self->loop, "_format", NULL);
-        if (fmt == NULL) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            fmt = v ? PyObject_Str(v) : PyUnicode_FromString("?");
-            Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
-        }
-    }
-    if (fmt == NULL) {
-        Py_DECREF(name);
-        return NULL;
-    }
-    PyObject *res = PyUnicode_FromFormat("<%s %R at %p %U", _PyType_Name(Py_TYPE(self)),
-                                         name, self, fmt);
-    Py_DECREF(name);
-    Py_DECREF(fmt);
-    if (res && self->resolver && self->resolver != Py_None)
-        PyUnicode_AppendAndDel(&res, PyUnicode_FromFormat(" resolver=%R", self->resolver));
-    if (res && self->threadpool && self->threadpool != Py_None)
-        PyUnicode_AppendAndDel(&res, PyUnicode_FromFormat(" threadpool=%R", self->threadpool));
-    if (res) {
-        PyObject *ident = PyObject_GetAttrString((PyObject *)self, "thread_ident");
-        if (ident == NULL) {
-            Py_DECREF(res);
-            return NULL;
-        }
-        PyObject *hex = ident == Py_None ? PyUnicode_FromString("None")
-                                         : PyNumber_ToBase(ident, 16);
-        Py_DECREF(ident);
-        PyUnicode_AppendAndDel(&res, hex ? PyUnicode_FromFormat(" thread_ident=%U>", hex) : NULL);
-        Py_XDECREF(hex);
-    }
-    return res;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -781,466 +615,6 @@ Hub_wait(HubObject *self, PyObject *watcher)
     return hub_wait_impl((PyObject *)self, watcher);
 }
 
-static PyObject *
-Hub_cancel_wait(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"watcher", "error", "close_watcher", NULL};
-    PyObject *watcher, *error, *close_watcher = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:cancel_wait", kwlist,
-                                     &watcher, &error, &close_watcher))
-        return NULL;
-    if (watcher == Py_None)
-        Py_RETURN_NONE;
-    PyObject *cb = PyObject_GetAttrString(watcher, "callback");
-    if (cb == NULL)
-        return NULL;
-    int has_cb = cb != Py_None;
-    Py_DECREF(cb);
-    if (!has_cb) {
-        int c = PyObject_IsTrue(close_watcher);
-        if (c < 0)
-            return NULL;
-        if (c)
-            return PyObject_CallMethod(watcher, "close", NULL);
-        Py_RETURN_NONE;
-    }
-    PyObject *meth = PyObject_GetAttrString((PyObject *)self, "_cancel_wait");
-    if (meth == NULL)
-        return NULL;
-    PyObject *r = PyObject_CallMethod(self->loop, "run_callback", "OOOO",
-                                      meth, watcher, error, close_watcher);
-    Py_DECREF(meth);
-    if (r == NULL)
-        return NULL;
-    Py_DECREF(r);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Hub__cancel_wait(HubObject *self, PyObject *args)
-{
-    PyObject *watcher, *error, *close_watcher;
-    if (!PyArg_ParseTuple(args, "OOO:_cancel_wait", &watcher, &error, &close_watcher))
-        return NULL;
-    PyObject *active = PyObject_GetAttrString(watcher, "active");
-    PyObject *cb = active ? PyObject_GetAttrString(watcher, "callback") : NULL;
-    int is_active = active ? PyObject_IsTrue(active) : -1;
-    Py_XDECREF(active);
-    if (cb == NULL || is_active < 0) {
-        Py_XDECREF(cb);
-        return NULL;
-    }
-    int c = PyObject_IsTrue(close_watcher);
-    if (c > 0) {
-        PyObject *r = PyObject_CallMethod(watcher, "close", NULL);
-        if (r == NULL) {
-            Py_DECREF(cb);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-    PyObject *res = Py_NewRef(Py_None);
-    if (is_active && cb != Py_None) {
-        PyObject *target = NULL;
-        if (gevc_lookup_attr(cb, str___self__, &target) < 0) {
-            Py_DECREF(cb);
-            Py_DECREF(res);
-            return NULL;
-        }
-        if (target != NULL && target != Py_None) {
-            Py_DECREF(res);
-            res = call_method1(target, "throw", error);
-        }
-        Py_XDECREF(target);
-    }
-    Py_DECREF(cb);
-    return res;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Hub: join, destroy                                                      */
-/* ---------------------------------------------------------------------- */
-
-static PyObject *
-Hub_join(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"timeout", "event", NULL};
-    PyObject *timeout = Py_None, *event = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:join", kwlist, &timeout, &event))
-        return NULL;
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
-    int ok = cur && (PyObject *)cur == (PyObject *)parent;
-    Py_XDECREF(cur);
-    Py_XDECREF(parent);
-    if (PyErr_Occurred())
-        return NULL;
-    if (!ok) {
-        PyErr_SetString(PyExc_AssertionError, "only possible from the MAIN greenlet");
-        return NULL;
-    }
-    if (PyGreenlet_STARTED((PyGreenlet *)self) && !PyGreenlet_ACTIVE((PyGreenlet *)self))
-        Py_RETURN_TRUE;  /* dead */
-    WaiterObject *waiter = waiter_create((PyObject *)self);
-    if (waiter == NULL)
-        return NULL;
-    PyObject *sw = waiter_bound_switch(waiter);
-    PyObject *timer = NULL, *res = NULL;
-    int linked = 0;
-    if (sw == NULL)
-        goto done;
-    if (event != Py_None) {
-        PyObject *r = call_method1(event, "rawlink", sw);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-        linked = 1;
-    }
-    if (timeout != Py_None) {
-        timer = call_method1(self->loop, "timer", timeout);
-        if (timer == NULL || PyObject_SetAttrString(timer, "ref", Py_False) < 0)
-            goto done;
-        PyObject *r = PyObject_CallMethod(timer, "start", "OO", sw, Py_None);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    PyObject *v = waiter_get_impl(waiter);
-    if (v != NULL) {
-        Py_DECREF(v);
-        res = Py_NewRef(Py_False);
-    }
-    else if (exc_matches_then_clear(LoopExit))
-        res = Py_NewRef(Py_True);
-done:
-    {
-        PyObject *t, *val, *tb;
-        PyErr_Fetch(&t, &val, &tb);
-        if (timer) {
-            PyObject *r = PyObject_CallMethod(timer, "close", NULL);
-            Py_XDECREF(r);
-        }
-        if (linked) {
-            PyObject *r = call_method1(event, "unlink", sw);
-            Py_XDECREF(r);
-        }
-        PyErr_Clear();
-        PyErr_Restore(t, val, tb);
-    }
-    Py_XDECREF(timer);
-    Py_XDECREF(sw);
-    Py_DECREF(waiter);
-    return res;
-}
-
-static PyObject *
-Hub_destroy(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"destroy_loop", NULL};
-    PyObject *destroy_loop_o = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:destroy", kwlist, &destroy_loop_o))
-        return NULL;
-    if (self->loop == NULL || self->loop == Py_None)
-        Py_RETURN_NONE;  /* already destroyed */
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    if (cur == NULL)
-        return NULL;
-    Py_DECREF(cur);
-    if ((PyObject *)cur == (PyObject *)self) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Hub.destroy() cannot be called from inside the hub "
-                        "(a callback); call it from another greenlet");
-        return NULL;
-    }
-    PyObject *loop = Py_NewRef(self->loop);
-    int destroy_loop;
-    if (destroy_loop_o == Py_None) {
-        PyObject *d = PyObject_GetAttrString(loop, "default");
-        destroy_loop = d ? !PyObject_IsTrue(d) : -1;
-        Py_XDECREF(d);
-    }
-    else
-        destroy_loop = PyObject_IsTrue(destroy_loop_o);
-    if (destroy_loop < 0)
-        goto error;
-    if (self->resolver && self->resolver != Py_None) {
-        PyObject *r = PyObject_CallMethod(self->resolver, "close", NULL);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-    }
-    Py_CLEAR(self->resolver);
-    if (self->threadpool && self->threadpool != Py_None) {
-        PyObject *r = PyObject_CallMethod(self->threadpool, "kill", NULL);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-    }
-    Py_CLEAR(self->threadpool);
-
-    if (PyGreenlet_ACTIVE((PyGreenlet *)self) || !PyGreenlet_STARTED((PyGreenlet *)self)) {
-        PyObject *exc = PyObject_CallOneArg(HubDestroyed, destroy_loop ? Py_True : Py_False);
-        if (exc == NULL)
-            goto error;
-        PyObject *r = PyGreenlet_Throw((PyGreenlet *)self, HubDestroyed, exc, NULL);
-        Py_DECREF(exc);
-        if (r != NULL)
-            Py_DECREF(r);
-        else if (PyErr_ExceptionMatches(LoopExit) || PyErr_ExceptionMatches(HubDestroyed)
-                 || PyErr_ExceptionMatches(PyExc_GreenletError))
-            PyErr_Clear();
-        else
-            goto error;
-    }
-    if (destroy_loop) {
-        PyObject *saved = get_saved_loop();
-        if (saved == NULL)
-            goto error;
-        int same = saved == loop;
-        Py_DECREF(saved);
-        if (same && set_saved_loop(Py_None) < 0)
-            goto error;
-        PyObject *r = PyObject_CallMethod(loop, "destroy", NULL);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-    }
-    else if (set_saved_loop(loop) < 0)
-        goto error;
-    Py_CLEAR(self->loop);
-    self->loop = Py_NewRef(Py_None);
-    Py_DECREF(loop);
-    PyObject *h = tls_hub_borrowed();
-    if (h == NULL && PyErr_Occurred())
-        return NULL;
-    if (h == (PyObject *)self && tls_set_hub(Py_None) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-error:
-    Py_DECREF(loop);
-    return NULL;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Hub: errors                                                             */
-/* ---------------------------------------------------------------------- */
-
-static int
-type_is_subclass_of_attr(PyObject *self, PyObject *type, const char *attr)
-{
-    PyObject *classes = PyObject_GetAttrString(self, attr);
-    if (classes == NULL)
-        return -1;
-    int r = PyObject_IsSubclass(type, classes);
-    Py_DECREF(classes);
-    return r;
-}
-
-/* value given as a str (or None for a class): build the instance */
-static PyObject *
-normalize_value(PyObject *type, PyObject *value)
-{
-    if (PyUnicode_Check(value) && PyType_Check(type))
-        return PyObject_CallOneArg(type, value);
-    return Py_NewRef(value);
-}
-
-static PyObject *
-Hub_handle_error(HubObject *self, PyObject *args)
-{
-    PyObject *context, *type, *value, *tb;
-    if (!PyArg_ParseTuple(args, "OOOO:handle_error", &context, &type, &value, &tb))
-        return NULL;
-    PyObject *t = NULL, *v = NULL, *b = NULL, *res = NULL;
-    if (type == Py_None && value == Py_None && tb == Py_None) {
-        PyErr_GetExcInfo(&t, &v, &b);
-        if (t == NULL)
-            Py_RETURN_NONE;  /* nothing to handle */
-        if (v == NULL)
-            v = Py_NewRef(Py_None);
-        if (b == NULL)
-            b = Py_NewRef(Py_None);
-    }
-    else {
-        t = Py_NewRef(type);
-        v = normalize_value(type, value);
-        b = Py_NewRef(tb);
-        if (v == NULL)
-            goto done;
-    }
-    if (!PyType_Check(t) && PyExceptionInstance_Check(v))
-        Py_SETREF(t, Py_NewRef((PyObject *)Py_TYPE(v)));
-    if (!PyType_Check(t)) {
-        PyErr_Format(PyExc_TypeError, "handle_error: type must be an exception class, not %R", t);
-        goto done;
-    }
-    if (is_hub_destroyed(t)) {
-        PyErr_Restore(Py_NewRef(t), Py_NewRef(v), b == Py_None ? NULL : Py_NewRef(b));
-        goto done;
-    }
-    int not_error = type_is_subclass_of_attr((PyObject *)self, t, "NOT_ERROR");
-    if (not_error < 0)
-        goto done;
-    if (!not_error) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self, "print_exception", "OOOO",
-                                          context, t, v, b);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    int system = context == Py_None ? 1 : type_is_subclass_of_attr((PyObject *)self, t, "SYSTEM_ERROR");
-    if (system < 0)
-        goto done;
-    if (system) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self, "handle_system_error", "OOO", t, v, b);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    res = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(t);
-    Py_XDECREF(v);
-    Py_XDECREF(b);
-    return res;
-}
-
-static int
-stream_write(PyObject *stream, PyObject *text)
-{
-    PyObject *r = call_method1(stream, "write", text);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
-}
-
-static PyObject *
-Hub_print_exception(HubObject *self, PyObject *args)
-{
-    PyObject *context, *type, *value, *tb;
-    if (!PyArg_ParseTuple(args, "OOOO:print_exception", &context, &type, &value, &tb))
-        return NULL;
-    PyObject *stream = Hub_get_exception_stream(self, NULL);
-    if (stream == NULL)
-        return NULL;
-    PyObject *res = NULL, *v = NULL, *ctx = NULL;
-    int truth = PyObject_IsTrue(stream);
-    if (truth <= 0) {
-        res = truth < 0 ? NULL : Py_NewRef(Py_None);
-        goto done;
-    }
-    v = normalize_value(type, value);
-    if (v == NULL)
-        goto done;
-    PyObject *name = PyObject_GetAttrString(type, "__name__");
-    if (name == NULL) {
-        PyErr_Clear();
-        name = PyUnicode_FromString("exception");
-        if (name == NULL)
-            goto done;
-    }
-    if (v == Py_None) {
-        PyObject *line = PyUnicode_FromFormat("%U\n", name);
-        int rc = line ? stream_write(stream, line) : -1;
-        Py_XDECREF(line);
-        if (rc < 0) {
-            Py_DECREF(name);
-            goto done;
-        }
-    }
-    else {
-        PyObject *tbmod = PyImport_ImportModule("traceback");
-        PyObject *pe = tbmod ? PyObject_GetAttrString(tbmod, "print_exception") : NULL;
-        Py_XDECREF(tbmod);
-        PyObject *pargs = pe ? PyTuple_Pack(3, type, v, tb) : NULL;
-        PyObject *kw = pargs ? Py_BuildValue("{s:O}", "file", stream) : NULL;
-        PyObject *r = kw ? PyObject_Call(pe, pargs, kw) : NULL;
-        Py_XDECREF(pe);
-        Py_XDECREF(pargs);
-        Py_XDECREF(kw);
-        if (r == NULL) {
-            Py_DECREF(name);
-            goto done;
-        }
-        Py_DECREF(r);
-    }
-    if (context != Py_None) {
-        if (PyUnicode_Check(context))
-            ctx = Py_NewRef(context);
-        else {
-            PyObject *fc = PyObject_GetAttrString((PyObject *)self, "format_context");
-            ctx = fc ? PyObject_CallOneArg(fc, context) : NULL;
-            Py_XDECREF(fc);
-            if (ctx == NULL) {
-                PyErr_Print();  /* shows why formatting failed */
-                ctx = PyObject_Repr(context);
-            }
-            else if (!PyUnicode_Check(ctx))
-                Py_SETREF(ctx, PyObject_Str(ctx));
-        }
-        PyObject *line = ctx ? PyUnicode_FromFormat("%U failed with %U\n\n", ctx, name) : NULL;
-        int rc = line ? stream_write(stream, line) : -1;
-        Py_XDECREF(line);
-        if (rc < 0) {
-            Py_DECREF(name);
-            goto done;
-        }
-    }
-    Py_DECREF(name);
-    res = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(ctx);
-    Py_XDECREF(v);
-    Py_DECREF(stream);
-    return res;
-}
-
-static PyObject *
-Hub_handle_system_error(HubObject *self, PyObject *args)
-{
-    PyObject *type, *value, *tb = Py_None;
-    if (!PyArg_ParseTuple(args, "OO|O:handle_system_error", &type, &value, &tb))
-        return NULL;
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    if (cur == NULL)
-        return NULL;
-    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
-    if (parent == NULL) {
-        Py_DECREF(cur);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "the hub has no parent greenlet");
-        return NULL;
-    }
-    PyObject *res = NULL, *cb = NULL;
-    int direct = (PyObject *)cur == (PyObject *)self || cur == parent
-                 || self->loop == NULL || self->loop == Py_None;
-    if (!direct) {
-        /* resume the calling greenlet later, if the program survives */
-        PyObject *sw = PyObject_GetAttrString((PyObject *)cur, "switch");
-        cb = sw ? PyObject_CallMethod(self->loop, "run_callback", "O", sw) : NULL;
-        Py_XDECREF(sw);
-        if (cb == NULL)
-            goto done;
-    }
-    res = PyGreenlet_Throw(parent, type, value, tb == Py_None ? NULL : tb);
-    if (cb) {
-        PyObject *t, *v, *b;
-        PyErr_Fetch(&t, &v, &b);
-        PyObject *r = PyObject_CallMethod(cb, "stop", NULL);
-        Py_XDECREF(r);
-        PyErr_Clear();
-        PyErr_Restore(t, v, b);
-    }
-    if (res) {
-        Py_DECREF(res);
-        res = Py_NewRef(Py_None);
-    }
-done:
-    Py_XDECREF(cb);
-    Py_DECREF(cur);
-    Py_DECREF(parent);
-    return res;
-}
-
 static PyMethodDef Hub_methods[] = {
     {"switch", (PyCFunction)Hub_switch, METH_NOARGS,
      "Call the current greenlet's switch_out() if any, then switch into the hub."},
@@ -1251,56 +625,31 @@ static PyMethodDef Hub_methods[] = {
      "when nothing is left to run."},
     {"wait", (PyCFunction)Hub_wait, METH_O,
      "wait(watcher): start watcher and block the current greenlet until it fires."},
-    {"cancel_wait", (PyCFunction)(void (*)(void))Hub_cancel_wait, METH_VARARGS | METH_KEYWORDS,
-     "cancel_wait(watcher, error, close_watcher=False): raise error in the "
-     "greenlet waiting on watcher."},
-    {"_cancel_wait", (PyCFunction)Hub__cancel_wait, METH_VARARGS, NULL},
-    {"join", (PyCFunction)(void (*)(void))Hub_join, METH_VARARGS | METH_KEYWORDS,
-     "join(timeout=None, event=None) -> bool: wait for the loop to run out of "
-     "work (True), or for the timeout or the event (False)."},
-    {"destroy", (PyCFunction)(void (*)(void))Hub_destroy, METH_VARARGS | METH_KEYWORDS,
-     "destroy(destroy_loop=None): unwind the hub; destroy or keep its loop."},
-    {"handle_error", (PyCFunction)Hub_handle_error, METH_VARARGS,
-     "handle_error(context, type, value, tb): print, and raise system errors "
-     "in the parent."},
-    {"print_exception", (PyCFunction)Hub_print_exception, METH_VARARGS, NULL},
-    {"handle_system_error", (PyCFunction)Hub_handle_system_error, METH_VARARGS, NULL},
     {NULL}
 };
 
 static PyMemberDef Hub_members[] = {
     {"loop", T_OBJECT, offsetof(HubObject, loop), 0, "The hub's event loop; None after destroy()."},
-    {"_resolver", T_OBJECT, offsetof(HubObject, resolver), 0, NULL},
-    {"_threadpool", T_OBJECT, offsetof(HubObject, threadpool), 0, NULL},
-    {NULL}
-};
-
-static PyGetSetDef Hub_getset[] = {
-    {"main_hub", (getter)Hub_get_main_hub, NULL, "True for the main thread's hub."},
-    {"exception_stream", (getter)Hub_get_exception_stream, (setter)Hub_set_exception_stream,
-     "Where errors are printed: sys.stderr (read each time) until assigned."},
-    {"resolver", (getter)Hub_get_resolver, (setter)Hub_set_resolver, NULL},
-    {"threadpool", (getter)Hub_get_threadpool, (setter)Hub_set_threadpool, NULL},
     {NULL}
 };
 
 static PyType_Slot Hub_slots[] = {
-    {Py_tp_doc, "Hub(loop=None, default=None)\n\nA greenlet that runs the event loop."},
-    {Py_tp_init, Hub_init},
+    {Py_tp_doc, "HubCore: the compiled core of the hub greenlet (switch, run, wait).\n\n"
+                "gevent_c.hub.Hub subclasses it with the policy (construction, errors, "
+                "join, destroy)."},
     {Py_tp_dealloc, Hub_dealloc},
     {Py_tp_traverse, Hub_traverse},
     {Py_tp_clear, Hub_tp_clear},
-    {Py_tp_repr, Hub_repr},
     {Py_tp_methods, Hub_methods},
     {Py_tp_members, Hub_members},
-    {Py_tp_getset, Hub_getset},
     {0, NULL}
 };
 
 static PyType_Spec Hub_spec = {
-    .name = "gevent_c.hub.Hub",
+    .name = "gevent_c._hub.HubCore",
     .basicsize = sizeof(HubObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC
+             | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = Hub_slots,
 };
 
@@ -1625,7 +974,49 @@ mod_get_header_version(PyObject *m, PyObject *Py_UNUSED(ignored))
                                 UV_VERSION_PATCH);
 }
 
+static PyObject *
+mod_set_default_hub_class(PyObject *m, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, HubType)) {
+        PyErr_Format(PyExc_TypeError, "the hub class must be a subclass of %s, not %R",
+                     HubType->tp_name, cls);
+        return NULL;
+    }
+    Py_XSETREF(default_hub_class, Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_main_thread_ident(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    unsigned long id = main_thread_ident();
+    if (id == 0 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromUnsignedLong(id);
+}
+
+static PyObject *
+mod_get_saved_loop(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return get_saved_loop();
+}
+
+static PyObject *
+mod_set_saved_loop(PyObject *m, PyObject *loop)
+{
+    if (set_saved_loop(loop) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_default_hub_class", (PyCFunction)mod_set_default_hub_class, METH_O,
+     "set_default_hub_class(cls): the hub class of threads that did not choose one."},
+    {"_main_thread_ident", (PyCFunction)mod_main_thread_ident, METH_NOARGS,
+     "The interpreter's main thread (not threading's, which monkey-patching replaces)."},
+    {"_get_saved_loop", (PyCFunction)mod_get_saved_loop, METH_NOARGS,
+     "The loop Hub.destroy(destroy_loop=False) kept for this thread's next hub, or None."},
+    {"_set_saved_loop", (PyCFunction)mod_set_saved_loop, METH_O, NULL},
     {"get_hub", (PyCFunction)(void (*)(void))mod_get_hub, METH_VARARGS | METH_KEYWORDS,
      "get_hub(*args, **kwargs): this thread's hub, created (with the arguments) if needed."},
     {"_get_hub", (PyCFunction)mod_get_hub_if_exists, METH_NOARGS,
@@ -1697,8 +1088,6 @@ PyInit__hub(void)
 
     if (!(threadlocal = import_attr("gevent_c._hub_local", "_threadlocal")))
         return NULL;
-    if (!(config_import = import_attr("gevent_c._config", "_import")))
-        return NULL;
     if (!(LoopExit = import_attr("gevent_c.exceptions", "LoopExit"))
         || !(BlockingSwitchOutError = import_attr("gevent_c.exceptions", "BlockingSwitchOutError"))
         || !(InvalidSwitchError = import_attr("gevent_c.exceptions", "InvalidSwitchError"))
@@ -1726,17 +1115,10 @@ PyInit__hub(void)
         return NULL;
 
     pthread_atfork(NULL, NULL, gevc_atfork_child);
-    PyObject *configure = import_attr("gevent_c._config", "_configure_hub");
-    PyObject *r = configure ? PyObject_CallOneArg(configure, (PyObject *)HubType) : NULL;
-    Py_XDECREF(configure);
-    if (r == NULL)
-        return NULL;
-    Py_DECREF(r);
-
     PyObject *m = PyModule_Create(&hubmodule);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Hub", (PyObject *)HubType) < 0
+    if (PyModule_AddObjectRef(m, "HubCore", (PyObject *)HubType) < 0
         || PyModule_AddObjectRef(m, "Waiter", (PyObject *)&WaiterType) < 0
         || PyModule_AddObjectRef(m, "loop", (PyObject *)&LoopType) < 0
         || PyModule_AddObjectRef(m, "callback", (PyObject *)&CallbackType) < 0

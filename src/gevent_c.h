@@ -87,6 +87,7 @@ struct LoopObject {
     Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
     Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
     Py_ssize_t depth;
+    unsigned long run_ident;   /* the thread in run() while depth > 0 */
     unsigned long iteration;
     int break_flag;
     int in_uv;                 /* inside uv_run (C callbacks may record) */
@@ -226,12 +227,11 @@ typedef struct {
     int has_result;
 } WaiterObject;
 
+/* HubCore: the compiled part of the hub greenlet; gevent_c.hub.Hub adds
+ * the policy in Python (its attributes live in the greenlet's dict). */
 typedef struct {
     PyGreenlet base;
     PyObject *loop;
-    PyObject *resolver;
-    PyObject *threadpool;
-    PyObject *exception_stream;  /* NULL: sys.stderr at the time of reading */
 } HubObject;
 
 /* defined in _hub.c: the interpreter's main thread */

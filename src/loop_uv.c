@@ -1042,6 +1042,15 @@ leftover_walk_cb(uv_handle_t *h, void *arg)
     }
 }
 
+/* In a forked child: is this loop's run() on the stack of a thread that
+ * did not survive the fork (only the forking thread does)? */
+static int
+loop_forked_away(LoopObject *self)
+{
+    return self->depth > 0 && self->fork_gen != fork_generation
+           && self->run_ident != PyThread_get_thread_ident();
+}
+
 /* Close every handle, wait for the close callbacks, close the native loop. */
 static int
 loop_destroy_impl(LoopObject *self)
@@ -1049,8 +1058,22 @@ loop_destroy_impl(LoopObject *self)
     if (self->uv == NULL)
         return 0;
     if (self->depth > 0) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot destroy a loop while it is running");
-        return -1;
+        if (!loop_forked_away(self)) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot destroy a loop while it is running");
+            return -1;
+        }
+        /* A forked child: the run() on the stack belongs to a thread that
+         * does not exist here.  Give libuv its own kernel state (the epoll,
+         * eventfd and signal pipe are the parent's), then destroy as usual,
+         * which closes them. */
+        self->depth = 0;
+        self->in_uv = self->in_uv_nogil = 0;
+        int err = uv_loop_fork(self->uv);
+        if (err < 0) {
+            gevc_uv_error(err);
+            return -1;
+        }
+        self->fork_gen = fork_generation;
     }
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
@@ -1290,6 +1313,7 @@ loop_run_impl(LoopObject *self, int nowait, int once)
         return -1;
     }
     self->depth++;
+    self->run_ident = PyThread_get_thread_ident();
     self->break_flag = 0;
     int rc = 0;
     for (;;) {
