@@ -8,12 +8,6 @@
  */
 #include "gevent_c.h"
 
-static PyTypeObject *HubType = NULL;         /* HubCore: heap type, base set at run time */
-static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
-static PyObject *default_hub_class = NULL;   /* set_default_hub_class(); gevent_c.hub.Hub */
-static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
-static PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
-
 #include "loop_uv.c"
 #include "watcher.c"
 #include "timer.c"
@@ -23,16 +17,13 @@ static PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *s
 #include "stat.c"
 #include "waiter.c"
 
-#define IS_HUB(o) (HubType != NULL && PyObject_TypeCheck((o), HubType))
-#define IS_LOOP(o) PyObject_TypeCheck((o), &LoopType)
-
 /* Ours, or gevent's own HubDestroyed when gevent runs on this loop. */
 static int
-is_hub_destroyed(PyObject *type)
+is_hub_destroyed(gevc_state *gst, PyObject *type)
 {
-    if (type == NULL || HubDestroyed == NULL || !PyExceptionClass_Check(type))
+    if (type == NULL || !PyExceptionClass_Check(type))
         return 0;
-    if (PyObject_IsSubclass(type, HubDestroyed) == 1)
+    if (PyObject_IsSubclass(type, gst->HubDestroyed) == 1)
         return 1;
     return strcmp(_PyType_Name((PyTypeObject *)type), "HubDestroyed") == 0
            && PyObject_IsSubclass(type, PyExc_GreenletExit) == 1;
@@ -55,33 +46,33 @@ exc_matches_then_clear(PyObject *exc)
 /* The default hub class: gevent_c.hub.Hub (the policy, in Python, over
  * HubCore), registered by that module when it is imported. */
 static PyObject *
-default_hub_class_get(void)
+default_hub_class_get(gevc_state *gst)
 {
-    if (default_hub_class == NULL) {
+    if (gst->default_hub_class == NULL) {
         PyObject *mod = PyImport_ImportModule("gevent_c.hub");
         Py_XDECREF(mod);
         if (mod == NULL)
             return NULL;
-        if (default_hub_class == NULL) {
+        if (gst->default_hub_class == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "gevent_c.hub did not set the default hub class");
             return NULL;
         }
     }
-    return Py_NewRef(default_hub_class);
+    return Py_NewRef(gst->default_hub_class);
 }
 
 static PyObject *
-get_hub_class_impl(void)
+get_hub_class_impl(gevc_state *gst)
 {
-    PyObject *cls = PyObject_GetAttr(threadlocal, str_Hub);
+    PyObject *cls = PyObject_GetAttr(gst->threadlocal, gst->str_Hub);
     if (cls == NULL)
         return NULL;
     if (cls == Py_None) {
         Py_DECREF(cls);
-        cls = default_hub_class_get();
+        cls = default_hub_class_get(gst);
         if (cls == NULL)
             return NULL;
-        if (PyObject_SetAttr(threadlocal, str_Hub, cls) < 0) {
+        if (PyObject_SetAttr(gst->threadlocal, gst->str_Hub, cls) < 0) {
             Py_DECREF(cls);
             return NULL;
         }
@@ -92,12 +83,12 @@ get_hub_class_impl(void)
 /* The thread's hub lives in the thread state dict (strong reference,
  * released when the thread exits): one dict lookup with an interned key. */
 static PyObject *
-tls_hub_borrowed(void)
+tls_hub_borrowed(gevc_state *gst)
 {
     PyObject *d = PyThreadState_GetDict();
     if (d == NULL)
         return NULL;
-    return PyDict_GetItemWithError(d, str_tls_hub);
+    return PyDict_GetItemWithError(d, gst->str_tls_hub);
 }
 
 /* A thread's hub is destroyed when the thread exits: the thread state dict
@@ -106,14 +97,15 @@ tls_hub_borrowed(void)
  * its own run(), would keep itself and its loop (and their fds) forever. */
 typedef struct {
     PyObject_HEAD
+    gevc_state *gst;
     PyObject *hub;
 } GuardObject;
 
 /* The thread that owns a hub, from its thread_ident attribute; 0 if unknown. */
 static unsigned long
-hub_owner_ident(PyObject *hub)
+hub_owner_ident(gevc_state *gst, PyObject *hub)
 {
-    PyObject *ident = PyObject_GetAttrString(hub, "thread_ident");
+    PyObject *ident = PyObject_GetAttr(hub, gst->str_thread_ident);
     unsigned long id = 0;
     if (ident != NULL && PyLong_Check(ident))
         id = PyLong_AsUnsignedLong(ident);
@@ -126,24 +118,26 @@ hub_owner_ident(PyObject *hub)
  * other threads' states are cleared by the thread that forked: their hubs
  * can never run again (their greenlets belong to threads that do not exist
  * here), so their loops are released without switching into them (loop
- * destroy abandons a loop whose run() was in such a thread). */
+ * destroy gives such a loop its own kernel state first). */
 static void
 guard_dealloc(GuardObject *g)
 {
+    PyTypeObject *tp = Py_TYPE(g);
+    gevc_state *gst = g->gst;
     PyObject *hub = g->hub;
     g->hub = NULL;
-    if (hub != NULL && IS_HUB(hub) && ((HubObject *)hub)->loop != NULL
+    if (hub != NULL && IS_HUB(gst, hub) && ((HubObject *)hub)->loop != NULL
             && ((HubObject *)hub)->loop != Py_None) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
         PyObject *loop = ((HubObject *)hub)->loop;
-        if (hub_owner_ident(hub) == PyThread_get_thread_ident()) {
+        if (hub_owner_ident(gst, hub) == PyThread_get_thread_ident()) {
             PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
             if (r == NULL)
                 PyErr_WriteUnraisable(hub);
             Py_XDECREF(r);
         }
-        else if (IS_LOOP(loop) && loop_forked_away((LoopObject *)loop)) {
+        else if (IS_LOOP(gst, loop) && loop_forked_away((LoopObject *)loop)) {
             if (loop_destroy_impl((LoopObject *)loop) < 0)
                 PyErr_WriteUnraisable(loop);
             ((HubObject *)hub)->loop = Py_NewRef(Py_None);
@@ -155,35 +149,41 @@ guard_dealloc(GuardObject *g)
     }
     Py_XDECREF(hub);
     PyObject_Free(g);
+    Py_DECREF(tp);
 }
 
-static PyTypeObject GuardType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c._hub._ThreadHubGuard",
-    .tp_basicsize = sizeof(GuardObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = (destructor)guard_dealloc,
+static PyType_Slot guard_slots[] = {
+    {Py_tp_dealloc, guard_dealloc},
+    {0, NULL}
+};
+
+static PyType_Spec guard_spec = {
+    .name = "gevent_c._hub._ThreadHubGuard",
+    .basicsize = sizeof(GuardObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = guard_slots,
 };
 
 static int
-tls_set_guard(PyObject *d, PyObject *hub)
+tls_set_guard(gevc_state *gst, PyObject *d, PyObject *hub)
 {
     /* disarm the previous guard first: replacing it must not destroy */
-    PyObject *old = PyDict_GetItemWithError(d, str_tls_guard);
+    PyObject *old = PyDict_GetItemWithError(d, gst->str_tls_guard);
     if (old != NULL)
         Py_CLEAR(((GuardObject *)old)->hub);
     else if (PyErr_Occurred())
         return -1;
     if (hub == Py_None || PyThread_get_thread_ident() == main_thread_ident()) {
-        if (old != NULL && PyDict_DelItem(d, str_tls_guard) < 0)
+        if (old != NULL && PyDict_DelItem(d, gst->str_tls_guard) < 0)
             return -1;
         return 0;
     }
-    GuardObject *g = PyObject_New(GuardObject, &GuardType);
+    GuardObject *g = PyObject_New(GuardObject, gst->GuardType);
     if (g == NULL)
         return -1;
+    g->gst = gst;
     g->hub = Py_NewRef(hub);
-    int rc = PyDict_SetItem(d, str_tls_guard, (PyObject *)g);
+    int rc = PyDict_SetItem(d, gst->str_tls_guard, (PyObject *)g);
     Py_DECREF(g);
     return rc;
 }
@@ -212,31 +212,31 @@ tls_put(PyObject *d, PyObject *key, PyObject *value)
 }
 
 static int
-tls_set_hub(PyObject *hub)
+tls_set_hub(gevc_state *gst, PyObject *hub)
 {
     PyObject *d = tls_dict();
-    if (d == NULL || tls_set_guard(d, hub) < 0)
+    if (d == NULL || tls_set_guard(gst, d, hub) < 0)
         return -1;
-    return tls_put(d, str_tls_hub, hub);
+    return tls_put(d, gst->str_tls_hub, hub);
 }
 
 /* The thread's hub, created with (args, kwds) if there is none. */
 static PyObject *
-get_hub_with(PyObject *args, PyObject *kwds)
+get_hub_with(gevc_state *gst, PyObject *args, PyObject *kwds)
 {
-    PyObject *hub = tls_hub_borrowed();
+    PyObject *hub = tls_hub_borrowed(gst);
     if (hub != NULL)
         return Py_NewRef(hub);
     if (PyErr_Occurred())
         return NULL;
-    PyObject *cls = get_hub_class_impl();
+    PyObject *cls = get_hub_class_impl(gst);
     if (cls == NULL)
         return NULL;
     hub = args ? PyObject_Call(cls, args, kwds) : PyObject_CallNoArgs(cls);
     Py_DECREF(cls);
     if (hub == NULL)
         return NULL;
-    if (tls_set_hub(hub) < 0) {
+    if (tls_set_hub(gst, hub) < 0) {
         Py_DECREF(hub);
         return NULL;
     }
@@ -244,21 +244,21 @@ get_hub_with(PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-get_hub_impl(void)
+get_hub_impl(gevc_state *gst)
 {
-    return get_hub_with(NULL, NULL);
+    return get_hub_with(gst, NULL, NULL);
 }
 
 static PyObject *
 mod_get_hub(PyObject *m, PyObject *args, PyObject *kwds)
 {
-    return get_hub_with(args, kwds);
+    return get_hub_with(gevc_get_state(m), args, kwds);
 }
 
 static PyObject *
 mod_get_hub_if_exists(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *hub = tls_hub_borrowed();
+    PyObject *hub = tls_hub_borrowed(gevc_get_state(m));
     if (hub == NULL && PyErr_Occurred())
         return NULL;
     return Py_NewRef(hub ? hub : Py_None);
@@ -267,13 +267,13 @@ mod_get_hub_if_exists(PyObject *m, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mod_get_hub_class(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    return get_hub_class_impl();
+    return get_hub_class_impl(gevc_get_state(m));
 }
 
 static PyObject *
 mod_set_hub(PyObject *m, PyObject *hub)
 {
-    if (tls_set_hub(hub) < 0)
+    if (tls_set_hub(gevc_get_state(m), hub) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -284,19 +284,19 @@ mod_set_hub(PyObject *m, PyObject *hub)
 
 /* Call the current greenlet's switch_out() if it has one. */
 static int
-call_switch_out(PyGreenlet *cur)
+call_switch_out(gevc_state *gst, PyGreenlet *cur)
 {
     PyObject *so = NULL;
     if (Py_TYPE(cur) == &PyGreenlet_Type) {
         /* plain greenlet: only its instance dict can hold switch_out */
         if (cur->dict == NULL)
             return 0;
-        so = PyDict_GetItemWithError(cur->dict, str_switch_out);
+        so = PyDict_GetItemWithError(cur->dict, gst->str_switch_out);
         if (so == NULL)
             return PyErr_Occurred() ? -1 : 0;
         Py_INCREF(so);
     }
-    else if (gevc_lookup_attr((PyObject *)cur, str_switch_out, &so) < 0)
+    else if (gevc_lookup_attr((PyObject *)cur, gst->str_switch_out, &so) < 0)
         return -1;
     if (so == NULL)
         return 0;
@@ -310,20 +310,20 @@ call_switch_out(PyGreenlet *cur)
 
 /* hub.switch(): switch_out() the current greenlet, then switch to the hub. */
 static PyObject *
-hub_switch_from(PyObject *hub, PyGreenlet *cur)
+hub_switch_from(gevc_state *gst, PyObject *hub, PyGreenlet *cur)
 {
     if (!PyGreenlet_Check(hub))
         return PyObject_CallMethod(hub, "switch", NULL);
-    if (call_switch_out(cur) < 0)
+    if (call_switch_out(gst, cur) < 0)
         return NULL;
     if (PyGreenlet_STARTED((PyGreenlet *)hub) && !PyGreenlet_ACTIVE((PyGreenlet *)hub)) {
         /* greenlet would "switch" to the dead hub's parent and return ():
          * a wait that nothing can ever end must say so */
-        PyObject *exc = PyObject_CallFunction(LoopExit, "sO[]",
+        PyObject *exc = PyObject_CallFunction(gst->LoopExit, "sO[]",
                                               "This operation would block forever "
                                               "(the hub was destroyed)", hub);
         if (exc != NULL) {
-            PyErr_SetObject(LoopExit, exc);
+            PyErr_SetObject(gst->LoopExit, exc);
             Py_DECREF(exc);
         }
         return NULL;
@@ -332,26 +332,26 @@ hub_switch_from(PyObject *hub, PyGreenlet *cur)
 }
 
 static PyObject *
-hub_switch_impl(PyObject *hub)
+hub_switch_impl(gevc_state *gst, PyObject *hub)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
-    PyObject *res = hub_switch_from(hub, cur);
+    PyObject *res = hub_switch_from(gst, hub, cur);
     Py_DECREF(cur);
     return res;
 }
 
 static PyObject *
-Hub_switch(PyObject *self, PyObject *Py_UNUSED(ignored))
+Hub_switch(HubObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return hub_switch_impl(self);
+    return hub_switch_impl(self->gst, (PyObject *)self);
 }
 
 static PyObject *
-Hub_switch_out(PyObject *self, PyObject *Py_UNUSED(ignored))
+Hub_switch_out(HubObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyErr_SetString(BlockingSwitchOutError,
+    PyErr_SetString(self->gst->BlockingSwitchOutError,
                     "Impossible to call blocking function in the event loop callback");
     return NULL;
 }
@@ -393,20 +393,33 @@ is_main_thread_ident(unsigned long ident)
  * while that dict is being cleared (thread exit), when touching a
  * _thread._local would re-create its per-thread dict and leak it. */
 static PyObject *
-get_saved_loop(void)
+get_saved_loop(gevc_state *gst)
 {
     PyObject *d = PyThreadState_GetDict();
-    PyObject *loop = d ? PyDict_GetItemWithError(d, str_tls_loop) : NULL;
+    PyObject *loop = d ? PyDict_GetItemWithError(d, gst->str_tls_loop) : NULL;
     if (loop == NULL && PyErr_Occurred())
         return NULL;
     return Py_NewRef(loop ? loop : Py_None);
 }
 
 static int
-set_saved_loop(PyObject *loop)
+set_saved_loop(gevc_state *gst, PyObject *loop)
 {
     PyObject *d = tls_dict();
-    return d == NULL ? -1 : tls_put(d, str_tls_loop, loop);
+    return d == NULL ? -1 : tls_put(d, gst->str_tls_loop, loop);
+}
+
+/* greenlet's tp_new, then the module state for the hot paths */
+static PyObject *
+Hub_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    gevc_state *gst = gevc_state_by_type(type);
+    if (gst == NULL)
+        return NULL;
+    PyObject *self = PyGreenlet_Type.tp_new(type, args, kwds);
+    if (self != NULL)
+        ((HubObject *)self)->gst = gst;
+    return self;
 }
 
 static int
@@ -450,9 +463,9 @@ Hub_dealloc(HubObject *self)
 /* ---------------------------------------------------------------------- */
 
 static int
-loop_set_handler(PyObject *loop, PyObject *handler)
+loop_set_handler(gevc_state *gst, PyObject *loop, PyObject *handler)
 {
-    if (IS_LOOP(loop)) {
+    if (IS_LOOP(gst, loop)) {
         Py_XSETREF(((LoopObject *)loop)->error_handler, Py_NewRef(handler));
         return 0;
     }
@@ -473,10 +486,10 @@ debug_walk_cb(uv_handle_t *h, void *arg)
 
 /* The loop's live handles, for LoopExit's third argument. */
 static PyObject *
-loop_debug_list(PyObject *loop)
+loop_debug_list(gevc_state *gst, PyObject *loop)
 {
     PyObject *list = PyList_New(0);
-    if (list && IS_LOOP(loop) && ((LoopObject *)loop)->uv)
+    if (list && IS_LOOP(gst, loop) && ((LoopObject *)loop)->uv)
         uv_walk(((LoopObject *)loop)->uv, debug_walk_cb, list);
     return list;
 }
@@ -484,6 +497,7 @@ loop_debug_list(PyObject *loop)
 static PyObject *
 Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
 {
+    gevc_state *gst = self->gst;
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
@@ -497,9 +511,9 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
         if (loop == NULL || loop == Py_None)
             Py_RETURN_NONE;
         Py_INCREF(loop);
-        int rc = loop_set_handler(loop, (PyObject *)self);
+        int rc = loop_set_handler(gst, loop, (PyObject *)self);
         if (rc == 0) {
-            if (IS_LOOP(loop))
+            if (IS_LOOP(gst, loop))
                 rc = loop_run_impl((LoopObject *)loop, 0, 0);
             else {
                 PyObject *r = PyObject_CallMethod(loop, "run", NULL);
@@ -509,20 +523,20 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
         }
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        if (loop_set_handler(loop, Py_None) < 0)
+        if (loop_set_handler(gst, loop, Py_None) < 0)
             PyErr_Clear();
         PyErr_Restore(t, v, tb);
         if (rc < 0) {
             Py_DECREF(loop);
-            if (exc_matches_then_clear(HubDestroyed))
+            if (exc_matches_then_clear(gst->HubDestroyed))
                 Py_RETURN_NONE;
             return NULL;
         }
-        PyObject *debug = loop_debug_list(loop);
+        PyObject *debug = loop_debug_list(gst, loop);
         Py_DECREF(loop);
         if (debug == NULL)
             return NULL;
-        PyObject *exc = PyObject_CallFunction(LoopExit, "sOO", "This operation would block forever",
+        PyObject *exc = PyObject_CallFunction(gst->LoopExit, "sOO", "This operation would block forever",
                                               self, debug);
         Py_DECREF(debug);
         if (exc == NULL)
@@ -534,11 +548,11 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
                 PyErr_SetString(PyExc_RuntimeError, "the hub has no parent greenlet");
             return NULL;
         }
-        PyObject *res = PyGreenlet_Throw(parent, LoopExit, exc, NULL);
+        PyObject *res = PyGreenlet_Throw(parent, gst->LoopExit, exc, NULL);
         Py_DECREF(parent);
         Py_DECREF(exc);
         if (res == NULL) {
-            if (exc_matches_then_clear(HubDestroyed))
+            if (exc_matches_then_clear(gst->HubDestroyed))
                 Py_RETURN_NONE;
             return NULL;
         }
@@ -548,9 +562,9 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
 
 /* Start `watcher` with waiter.switch(waiter) and block until it fires. */
 static PyObject *
-hub_wait_impl(PyObject *hub, PyObject *watcher)
+hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
 {
-    WaiterObject *waiter = waiter_create(hub);
+    WaiterObject *waiter = waiter_create(gst, hub);
     if (waiter == NULL)
         return NULL;
     PyObject *sw = waiter_bound_switch(waiter);
@@ -560,10 +574,10 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     int rc;
     /* our own watcher types (not Python subclasses, which may override
      * start): start in C */
-    if (PyObject_TypeCheck(watcher, &WatcherType)
+    if (PyObject_TypeCheck(watcher, gst->WatcherType)
             && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
         PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
-        if (Py_TYPE(watcher) == &IoType)
+        if (Py_TYPE(watcher) == gst->IoType)
             ((IoObject *)watcher)->pass_events = 0;
         rc = args ? watcher_start_impl((WatcherObject *)watcher, sw, args) : -1;
         Py_XDECREF(args);
@@ -580,7 +594,7 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     /* stop in every case, keeping any pending exception */
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    if (PyObject_TypeCheck(watcher, &WatcherType))
+    if (PyObject_TypeCheck(watcher, gst->WatcherType))
         watcher_stop_impl((WatcherObject *)watcher);
     else {
         PyObject *r = PyObject_CallMethod(watcher, "stop", NULL);
@@ -595,7 +609,7 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     PyErr_Restore(t, v, tb);
     if (res != NULL && res != (PyObject *)waiter) {
         PyGreenlet *cur = PyGreenlet_GetCurrent();
-        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected %R; waiting on %R)",
+        PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected %R; waiting on %R)",
                      cur, res, (PyObject *)waiter, watcher);
         Py_XDECREF(cur);
         Py_CLEAR(res);
@@ -612,7 +626,7 @@ done:
 static PyObject *
 Hub_wait(HubObject *self, PyObject *watcher)
 {
-    return hub_wait_impl((PyObject *)self, watcher);
+    return hub_wait_impl(self->gst, (PyObject *)self, watcher);
 }
 
 static PyMethodDef Hub_methods[] = {
@@ -637,6 +651,7 @@ static PyType_Slot Hub_slots[] = {
     {Py_tp_doc, "HubCore: the compiled core of the hub greenlet (switch, run, wait).\n\n"
                 "gevent_c.hub.Hub subclasses it with the policy (construction, errors, "
                 "join, destroy)."},
+    {Py_tp_new, Hub_new},
     {Py_tp_dealloc, Hub_dealloc},
     {Py_tp_traverse, Hub_traverse},
     {Py_tp_clear, Hub_tp_clear},
@@ -658,9 +673,9 @@ static PyType_Spec Hub_spec = {
 /* ---------------------------------------------------------------------- */
 
 static PyObject *
-hub_loop_of(PyObject *hub)
+hub_loop_of(gevc_state *gst, PyObject *hub)
 {
-    if (IS_HUB(hub)) {
+    if (IS_HUB(gst, hub)) {
         PyObject *loop = ((HubObject *)hub)->loop;
         if (loop == NULL || loop == Py_None) {
             PyErr_SetString(PyExc_ValueError, "the hub was destroyed");
@@ -668,31 +683,31 @@ hub_loop_of(PyObject *hub)
         }
         return Py_NewRef(loop);
     }
-    return PyObject_GetAttr(hub, str_loop);
+    return PyObject_GetAttr(hub, gst->str_loop);
 }
 
 /* sleep(0): queue a callback that switches back into this greenlet (the
  * callback object plays the Waiter: if anything else resumes us first, we
  * stop it, so it never switches into us later). */
 static PyObject *
-sleep_yield(PyObject *hub, PyObject *loop)
+sleep_yield(gevc_state *gst, PyObject *hub, PyObject *loop)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
     CallbackObject *cb = NULL;
     PyObject *res = NULL;
-    if (IS_LOOP(loop) && PyGreenlet_Check(hub)) {
+    if (IS_LOOP(gst, loop) && PyGreenlet_Check(hub)) {
         cb = loop_queue_callback((LoopObject *)loop, (PyObject *)cur, NULL, CB_SLEEP);
         if (cb != NULL) {
-            res = hub_switch_from(hub, cur);
+            res = hub_switch_from(gst, hub, cur);
             if (cb->state == CB_PENDING)
                 callback_stop(cb, NULL);
             Py_DECREF(cb);
         }
     }
     else {
-        WaiterObject *waiter = waiter_create(hub);
+        WaiterObject *waiter = waiter_create(gst, hub);
         PyObject *sw = waiter ? PyObject_GetAttrString((PyObject *)waiter, "switch") : NULL;
         PyObject *c = sw ? PyObject_CallMethod(loop, "run_callback", "OO", sw, Py_None) : NULL;
         if (c != NULL) {
@@ -712,7 +727,7 @@ sleep_yield(PyObject *hub, PyObject *loop)
  * switch in later; a wake-up by anything else is an InvalidSwitchError, as
  * with hub.wait(). */
 static PyObject *
-sleep_direct(PyObject *hub, LoopObject *loop, double after, int ref)
+sleep_direct(gevc_state *gst, PyObject *hub, LoopObject *loop, double after, int ref)
 {
     if (loop_check_alive(loop) < 0)
         return NULL;
@@ -732,14 +747,14 @@ sleep_direct(PyObject *hub, LoopObject *loop, double after, int ref)
     w->callback = Py_NewRef((PyObject *)cur);
     w->direct_switch = 1;
     watcher_activate(w);
-    res = hub_switch_from(hub, cur);
+    res = hub_switch_from(gst, hub, cur);
     int fired = !w->active;
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
     watcher_close_impl(w);
     PyErr_Restore(t, v, tb);
     if (res != NULL && !fired) {
-        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
+        PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
                      "of sleep())", cur, res);
         Py_CLEAR(res);
     }
@@ -750,17 +765,17 @@ done:
 }
 
 static PyObject *
-sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
+sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 {
     PyObject *timer;
-    if (IS_LOOP(loop) && IS_HUB(hub)) {
+    if (IS_LOOP(gst, loop) && IS_HUB(gst, hub)) {
         double after = PyFloat_AsDouble(seconds);
         if (after == -1.0 && PyErr_Occurred())
             return NULL;
         int r = PyObject_IsTrue(ref);
         if (r < 0)
             return NULL;
-        return sleep_direct(hub, (LoopObject *)loop, after, r);
+        return sleep_direct(gst, hub, (LoopObject *)loop, after, r);
     }
     else {
         PyObject *kw = Py_BuildValue("{s:O}", "ref", ref);
@@ -773,10 +788,10 @@ sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
     }
     if (timer == NULL)
         return NULL;
-    PyObject *res = hub_wait_impl(hub, timer);
+    PyObject *res = hub_wait_impl(gst, hub, timer);
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    if (PyObject_TypeCheck(timer, &WatcherType))
+    if (PyObject_TypeCheck(timer, gst->WatcherType))
         watcher_close_impl((WatcherObject *)timer);
     else {
         PyObject *r = PyObject_CallMethod(timer, "close", NULL);
@@ -791,6 +806,7 @@ sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 static PyObject *
 mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    gevc_state *gst = gevc_get_state(m);
     PyObject *seconds = NULL, *ref = Py_True;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (nargs > 2) {
@@ -823,13 +839,13 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         if (secs == -1.0 && PyErr_Occurred())
             return NULL;
     }
-    PyObject *hub = get_hub_impl();
+    PyObject *hub = get_hub_impl(gst);
     if (hub == NULL)
         return NULL;
-    PyObject *loop = hub_loop_of(hub);
+    PyObject *loop = hub_loop_of(gst, hub);
     PyObject *res = NULL;
     if (loop != NULL) {
-        res = secs > 0 ? sleep_timer(hub, loop, seconds, ref) : sleep_yield(hub, loop);
+        res = secs > 0 ? sleep_timer(gst, hub, loop, seconds, ref) : sleep_yield(gst, hub, loop);
         Py_DECREF(loop);
     }
     Py_DECREF(hub);
@@ -843,6 +859,7 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 static PyObject *
 mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
 {
+    gevc_state *gst = gevc_get_state(m);
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     if (n < 1) {
         PyErr_SetString(PyExc_TypeError, "spawn_raw() missing required argument 'function'");
@@ -853,10 +870,10 @@ mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "function must be callable");
         return NULL;
     }
-    PyObject *hub = get_hub_impl();
+    PyObject *hub = get_hub_impl(gst);
     if (hub == NULL)
         return NULL;
-    PyObject *loop = hub_loop_of(hub);
+    PyObject *loop = hub_loop_of(gst, hub);
     PyObject *rest = loop ? PyTuple_GetSlice(args, 1, n) : NULL;
     PyObject *run = NULL, *g = NULL, *cb = NULL;
     if (rest == NULL)
@@ -882,9 +899,9 @@ mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
     g = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)hub);
     if (g == NULL)
         goto done;
-    if (PyObject_SetAttr(g, str_loop, loop) < 0)
+    if (PyObject_SetAttr(g, gst->str_loop, loop) < 0)
         goto done;
-    if (IS_LOOP(loop))
+    if (IS_LOOP(gst, loop))
         cb = (PyObject *)loop_queue_callback((LoopObject *)loop, g, rest, CB_GREENLET_SWITCH);
     else {
         PyObject *sw = PyObject_GetAttrString(g, "switch");
@@ -911,6 +928,7 @@ done:
 static PyObject *
 mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
 {
+    gevc_state *gst = gevc_get_state(m);
     static char *kwlist[] = {"greenlet", "exception", NULL};
     PyObject *greenlet, *exception = PyExc_GreenletExit;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:kill", kwlist, &greenlet, &exception))
@@ -925,7 +943,7 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
     if (is_dead)
         Py_RETURN_NONE;
     PyObject *kill = NULL;
-    if (gevc_lookup_attr(greenlet, str_kill, &kill) < 0)
+    if (gevc_lookup_attr(greenlet, gst->str_kill, &kill) < 0)
         return NULL;
     if (kill != NULL) {
         /* a gevent-style Greenlet: let it kill itself */
@@ -940,8 +958,8 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
         Py_DECREF(r);
         Py_RETURN_NONE;
     }
-    PyObject *hub = get_hub_impl();
-    PyObject *loop = hub ? hub_loop_of(hub) : NULL;
+    PyObject *hub = get_hub_impl(gst);
+    PyObject *loop = hub ? hub_loop_of(gst, hub) : NULL;
     PyObject *throw = loop ? PyObject_GetAttrString(greenlet, "throw") : NULL;
     PyObject *cb = throw ? PyObject_CallMethod(loop, "run_callback", "OO", throw, exception) : NULL;
     Py_XDECREF(throw);
@@ -977,12 +995,13 @@ mod_get_header_version(PyObject *m, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mod_set_default_hub_class(PyObject *m, PyObject *cls)
 {
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, HubType)) {
+    gevc_state *gst = gevc_get_state(m);
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, gst->HubType)) {
         PyErr_Format(PyExc_TypeError, "the hub class must be a subclass of %s, not %R",
-                     HubType->tp_name, cls);
+                     gst->HubType->tp_name, cls);
         return NULL;
     }
-    Py_XSETREF(default_hub_class, Py_NewRef(cls));
+    Py_XSETREF(gst->default_hub_class, Py_NewRef(cls));
     Py_RETURN_NONE;
 }
 
@@ -998,13 +1017,13 @@ mod_main_thread_ident(PyObject *m, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mod_get_saved_loop(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    return get_saved_loop();
+    return get_saved_loop(gevc_get_state(m));
 }
 
 static PyObject *
 mod_set_saved_loop(PyObject *m, PyObject *loop)
 {
-    if (set_saved_loop(loop) < 0)
+    if (set_saved_loop(gevc_get_state(m), loop) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -1040,13 +1059,78 @@ static PyMethodDef module_methods[] = {
     {NULL}
 };
 
-static struct PyModuleDef hubmodule = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "gevent_c._hub",
-    .m_doc = "C core of gevent_c: Hub, Waiter, the libuv loop and its watchers.",
-    .m_size = -1,
-    .m_methods = module_methods,
-};
+/* ---------------------------------------------------------------------- */
+/* Module: state, exec, GC                                                 */
+/* ---------------------------------------------------------------------- */
+
+static gevc_state *
+gevc_get_state(PyObject *module)
+{
+    return (gevc_state *)PyModule_GetState(module);
+}
+
+/* The state of the module that defined type (or a base of it): works for
+ * Python subclasses of our types. */
+static gevc_state *
+gevc_state_by_type(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *m = PyType_GetModuleByDef(tp, &hubmodule);
+#else
+    PyObject *m = NULL;
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro) && m == NULL; i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE))
+            continue;
+        PyObject *bm = PyType_GetModule(base);
+        if (bm == NULL)
+            PyErr_Clear();
+        else if (PyModule_GetDef(bm) == &hubmodule)
+            m = bm;
+    }
+    if (m == NULL)
+        PyErr_Format(PyExc_TypeError, "PyType_GetModuleByDef: No superclass of '%s' has "
+                     "the given module", tp->tp_name);
+#endif
+    return m == NULL ? NULL : gevc_get_state(m);
+}
+
+#define GEVC_STATE_OBJECTS(X) \
+    X(HubType) X(GuardType) X(WaiterType) X(LoopType) X(CallbackType) X(WatcherType) \
+    X(TimerType) X(IoType) X(SignalType) X(ChildType) X(IdleType) X(CheckType) \
+    X(PrepareType) X(ForkType) X(AsyncType) X(StatType) X(PoolType) \
+    X(LoopExit) X(BlockingSwitchOutError) X(InvalidSwitchError) X(HubDestroyed) \
+    X(ConcurrentObjectUseError) X(InvalidThreadUseError) X(threadlocal) \
+    X(default_hub_class) X(str_tls_hub) X(str_tls_guard) X(str_tls_loop) \
+    X(str_switch_out) X(str_hub) X(str_Hub) X(str_loop) X(str_run) X(str___self__) \
+    X(str_kill) X(str_handle_error) X(str_thread_ident)
+
+static int
+hubmodule_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    gevc_state *gst = gevc_get_state(m);
+#define VISIT(name) Py_VISIT(gst->name);
+    GEVC_STATE_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+hubmodule_clear(PyObject *m)
+{
+    gevc_state *gst = gevc_get_state(m);
+#define CLEAR(name) Py_CLEAR(gst->name);
+    GEVC_STATE_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+hubmodule_free(void *m)
+{
+    hubmodule_clear((PyObject *)m);
+}
 
 static PyObject *
 import_attr(const char *module, const char *name)
@@ -1059,88 +1143,123 @@ import_attr(const char *module, const char *name)
     return r;
 }
 
-#define INTERN(var, text) do { if (!((var) = PyUnicode_InternFromString(text))) return NULL; } while (0)
-
-PyMODINIT_FUNC
-PyInit__hub(void)
+static PyTypeObject *
+add_type(PyObject *m, const char *name, PyType_Spec *spec, PyTypeObject *base)
 {
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, (PyObject *)base);
+    if (tp == NULL)
+        return NULL;
+    if (name != NULL && PyModule_AddObjectRef(m, name, (PyObject *)tp) < 0) {
+        Py_DECREF(tp);
+        return NULL;
+    }
+    return tp;
+}
+
+static int
+hubmodule_exec(PyObject *m)
+{
+    gevc_state *gst = gevc_get_state(m);
+    /* greenlet keeps process-wide state and the libuv default loop, the
+     * signal registry and the fork hooks are process-wide: one interpreter */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "gevent_c._hub cannot be loaded in a subinterpreter "
+                        "(greenlet and libuv's default loop are process-wide)");
+        return -1;
+    }
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
-        return NULL;
+        return -1;
     if (PyGreenlet_Type.tp_basicsize != (Py_ssize_t)sizeof(PyGreenlet)) {
         PyErr_Format(PyExc_ImportError,
                      "greenlet.greenlet size changed (%zd, compiled against %zd): "
                      "rebuild gevent_c against the installed greenlet",
                      PyGreenlet_Type.tp_basicsize, (Py_ssize_t)sizeof(PyGreenlet));
-        return NULL;
+        return -1;
     }
-    INTERN(str_switch_out, "switch_out");
-    INTERN(str_hub, "hub");
-    INTERN(str_tls_hub, "gevent_c.hub");
-    INTERN(str_tls_guard, "gevent_c.hub_guard");
-    INTERN(str_tls_loop, "gevent_c.loop");
-    INTERN(str_Hub, "Hub");
-    INTERN(str_loop, "loop");
-    INTERN(str_run, "run");
-    INTERN(str___self__, "__self__");
-    INTERN(str_kill, "kill");
-    INTERN(str_handle_error, "handle_error");
+#define INTERN(field, text) \
+    if (!(gst->field = PyUnicode_InternFromString(text))) return -1;
+    INTERN(str_switch_out, "switch_out")
+    INTERN(str_hub, "hub")
+    INTERN(str_tls_hub, GEVC_TLS_HUB_KEY)
+    INTERN(str_tls_guard, "gevent_c.hub_guard")
+    INTERN(str_tls_loop, "gevent_c.loop")
+    INTERN(str_Hub, "Hub")
+    INTERN(str_loop, "loop")
+    INTERN(str_run, "run")
+    INTERN(str___self__, "__self__")
+    INTERN(str_kill, "kill")
+    INTERN(str_handle_error, "handle_error")
+    INTERN(str_thread_ident, "thread_ident")
+#undef INTERN
+#define IMPORT(field, module, name) \
+    if (!(gst->field = import_attr(module, name))) return -1;
+    IMPORT(threadlocal, "gevent_c._hub_local", "_threadlocal")
+    IMPORT(LoopExit, "gevent_c.exceptions", "LoopExit")
+    IMPORT(BlockingSwitchOutError, "gevent_c.exceptions", "BlockingSwitchOutError")
+    IMPORT(InvalidSwitchError, "gevent_c.exceptions", "InvalidSwitchError")
+    IMPORT(ConcurrentObjectUseError, "gevent_c.exceptions", "ConcurrentObjectUseError")
+    IMPORT(HubDestroyed, "gevent_c.exceptions", "HubDestroyed")
+    IMPORT(InvalidThreadUseError, "gevent_c.exceptions", "InvalidThreadUseError")
+#undef IMPORT
+    if (!(gst->HubType = add_type(m, "HubCore", &Hub_spec, &PyGreenlet_Type))
+        || !(gst->GuardType = add_type(m, NULL, &guard_spec, NULL))
+        || !(gst->WaiterType = add_type(m, "Waiter", &waiter_spec, NULL))
+        || !(gst->LoopType = add_type(m, "loop", &loop_spec, NULL))
+        || !(gst->CallbackType = add_type(m, "callback", &callback_spec, NULL))
+        || !(gst->WatcherType = add_type(m, "watcher", &watcher_spec, NULL))
+        || !(gst->TimerType = add_type(m, "timer", &timer_spec, gst->WatcherType))
+        || !(gst->IoType = add_type(m, "io", &io_spec, gst->WatcherType))
+        || !(gst->SignalType = add_type(m, "signal", &signal_spec, gst->WatcherType))
+        || !(gst->ChildType = add_type(m, "child", &child_spec, gst->WatcherType))
+        || !(gst->IdleType = add_type(m, "idle", &idle_spec, gst->WatcherType))
+        || !(gst->PrepareType = add_type(m, "prepare", &prepare_spec, gst->WatcherType))
+        || !(gst->CheckType = add_type(m, "check", &check_spec, gst->WatcherType))
+        || !(gst->ForkType = add_type(m, "fork", &fork_spec, gst->WatcherType))
+        || !(gst->AsyncType = add_type(m, "async_", &async_spec, gst->WatcherType))
+        || !(gst->StatType = add_type(m, "stat", &stat_spec, gst->WatcherType))
+        || !(gst->PoolType = add_type(m, "ThreadPoolBase", &pool_spec, NULL)))
+        return -1;
+    /* Waiter(hub) without an argument tuple (Py_tp_vectorcall: 3.14+) */
+    gst->WaiterType->tp_vectorcall = waiter_vectorcall;
 
-    if (!(threadlocal = import_attr("gevent_c._hub_local", "_threadlocal")))
-        return NULL;
-    if (!(LoopExit = import_attr("gevent_c.exceptions", "LoopExit"))
-        || !(BlockingSwitchOutError = import_attr("gevent_c.exceptions", "BlockingSwitchOutError"))
-        || !(InvalidSwitchError = import_attr("gevent_c.exceptions", "InvalidSwitchError"))
-        || !(ConcurrentObjectUseError = import_attr("gevent_c.exceptions", "ConcurrentObjectUseError"))
-        || !(HubDestroyed = import_attr("gevent_c.exceptions", "HubDestroyed"))
-        || !(InvalidThreadUseError = import_attr("gevent_c.exceptions", "InvalidThreadUseError")))
-        return NULL;
-
-    if (PyType_Ready(&CallbackType) < 0 || PyType_Ready(&LoopType) < 0
-        || PyType_Ready(&WatcherType) < 0 || PyType_Ready(&TimerType) < 0
-        || PyType_Ready(&IoType) < 0 || PyType_Ready(&SignalType) < 0
-        || PyType_Ready(&ChildType) < 0 || PyType_Ready(&IdleType) < 0
-        || PyType_Ready(&PrepareType) < 0 || PyType_Ready(&CheckType) < 0
-        || PyType_Ready(&ForkType) < 0 || PyType_Ready(&AsyncType) < 0
-        || PyType_Ready(&StatType) < 0 || PyType_Ready(&PoolType) < 0
-        || PyType_Ready(&GuardType) < 0
-        || PyType_Ready(&WaiterType) < 0)
-        return NULL;
-    PyObject *bases = PyTuple_Pack(1, (PyObject *)&PyGreenlet_Type);
-    if (bases == NULL)
-        return NULL;
-    HubType = (PyTypeObject *)PyType_FromSpecWithBases(&Hub_spec, bases);
-    Py_DECREF(bases);
-    if (HubType == NULL)
-        return NULL;
-
-    pthread_atfork(NULL, NULL, gevc_atfork_child);
-    PyObject *m = PyModule_Create(&hubmodule);
-    if (m == NULL)
-        return NULL;
-    if (PyModule_AddObjectRef(m, "HubCore", (PyObject *)HubType) < 0
-        || PyModule_AddObjectRef(m, "Waiter", (PyObject *)&WaiterType) < 0
-        || PyModule_AddObjectRef(m, "loop", (PyObject *)&LoopType) < 0
-        || PyModule_AddObjectRef(m, "callback", (PyObject *)&CallbackType) < 0
-        || PyModule_AddObjectRef(m, "watcher", (PyObject *)&WatcherType) < 0
-        || PyModule_AddObjectRef(m, "timer", (PyObject *)&TimerType) < 0
-        || PyModule_AddObjectRef(m, "io", (PyObject *)&IoType) < 0
-        || PyModule_AddObjectRef(m, "signal", (PyObject *)&SignalType) < 0
-        || PyModule_AddObjectRef(m, "child", (PyObject *)&ChildType) < 0
-        || PyModule_AddObjectRef(m, "idle", (PyObject *)&IdleType) < 0
-        || PyModule_AddObjectRef(m, "prepare", (PyObject *)&PrepareType) < 0
-        || PyModule_AddObjectRef(m, "check", (PyObject *)&CheckType) < 0
-        || PyModule_AddObjectRef(m, "fork", (PyObject *)&ForkType) < 0
-        || PyModule_AddObjectRef(m, "async_", (PyObject *)&AsyncType) < 0
-        || PyModule_AddObjectRef(m, "stat", (PyObject *)&StatType) < 0
-        || PyModule_AddObjectRef(m, "ThreadPoolBase", (PyObject *)&PoolType) < 0
-        || PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
+    static int atfork_installed = 0;
+    if (!atfork_installed) {
+        pthread_atfork(NULL, NULL, gevc_atfork_child);
+        atfork_installed = 1;
+    }
+    if (PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
         || PyModule_AddIntConstant(m, "WRITE", UV_WRITABLE) < 0
         || PyModule_AddIntConstant(m, "READWRITE", UV_READABLE | UV_WRITABLE) < 0
         || PyModule_AddIntConstant(m, "MAXPRI", GEVC_MAXPRI) < 0
-        || PyModule_AddIntConstant(m, "MINPRI", GEVC_MINPRI) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+        || PyModule_AddIntConstant(m, "MINPRI", GEVC_MINPRI) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot hubmodule_slots[] = {
+    {Py_mod_exec, hubmodule_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL}
+};
+
+static struct PyModuleDef hubmodule = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gevent_c._hub",
+    .m_doc = "C core of gevent_c: HubCore, Waiter, the libuv loop and its watchers.",
+    .m_size = sizeof(gevc_state),
+    .m_methods = module_methods,
+    .m_slots = hubmodule_slots,
+    .m_traverse = hubmodule_traverse,
+    .m_clear = hubmodule_clear,
+    .m_free = hubmodule_free,
+};
+
+PyMODINIT_FUNC
+PyInit__hub(void)
+{
+    return PyModuleDef_Init(&hubmodule);
 }
