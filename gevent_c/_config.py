@@ -87,19 +87,3 @@ def _import(path):
         except AttributeError:
             raise ImportError('Cannot import %r from %r' % (attr, x))
     return result
-
-
-def _configure_hub(Hub):
-    """Set the hub's class attributes; called once by the C module."""
-    from greenlet import GreenletExit
-    Hub.SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
-    Hub.NOT_ERROR = (GreenletExit, SystemExit)
-    Hub.loop_class = config(list(DEFAULT_LOOP), 'GEVENT_LOOP', _loops)
-    Hub.resolver_class = resolver_config(list(DEFAULT_RESOLVER), 'GEVENT_RESOLVER')
-    Hub.threadpool_class = config(list(DEFAULT_THREADPOOL), 'GEVENT_THREADPOOL')
-    backend = os.environ.get('GEVENT_BACKEND')
-    Hub.backend = _split(backend) if backend else None
-    Hub.format_context = 'pprint.pformat'
-    Hub.threadpool_size = 10
-    Hub.name = ''
-    Hub.thread_ident = None

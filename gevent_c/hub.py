@@ -9,14 +9,18 @@ from _thread import get_ident
 from _thread import _local as threadlocal
 
 from greenlet import greenlet, getcurrent, GreenletExit
+from greenlet import error as greenlet_error
 
-from gevent_c import _hub
+from gevent_c._hub import _main_thread_ident, _get_saved_loop, _set_saved_loop
 from gevent_c._hub import (  # noqa: F401
-    Hub, Waiter, get_hub, get_hub_class, set_hub, get_hub_if_exists,
-    sleep, spawn_raw, kill,
+    HubCore, Waiter, get_hub, get_hub_class, set_hub, get_hub_if_exists,
+    set_default_hub_class, sleep, spawn_raw, kill,
 )
 from gevent_c._hub_local import _threadlocal  # noqa: F401
-from gevent_c._config import _import, config, resolver_config, _resolvers  # noqa: F401
+from gevent_c._config import (  # noqa: F401
+    _import, config, resolver_config, _resolvers, _split, _loops,
+    DEFAULT_LOOP, DEFAULT_RESOLVER, DEFAULT_THREADPOOL,
+)
 from gevent_c._wait import iwait, wait, linkproxy  # noqa: F401
 from gevent_c.exceptions import (  # noqa: F401
     LoopExit, BlockingSwitchOutError, InvalidSwitchError, ConcurrentObjectUseError,
@@ -31,11 +35,8 @@ string_types = (str,)
 integer_types = (int,)
 
 
-def _main_thread_ident():
-    import threading
-    return threading.main_thread().ident
-
-
+# The interpreter's main thread, as the signal module knows it: not
+# threading.main_thread(), which gevent's monkey.patch_all() replaces.
 MAIN_THREAD = MAIN_THREAD_IDENT = _main_thread_ident()
 get_ident = get_ident
 
@@ -49,8 +50,312 @@ class _NONE(object):
 
 
 _NONE = _NONE()
-del _hub
 _get_hub = get_hub_if_exists
+_UNSET = object()
+
+
+def _is_hub_destroyed(tp):
+    # ours, or gevent's own HubDestroyed when gevent runs on this loop
+    return issubclass(tp, HubDestroyed) or (
+        tp.__name__ == 'HubDestroyed' and issubclass(tp, GreenletExit))
+
+
+def _exception_value(tp, value):
+    """A value given as a str (gevent 1.0 callers) becomes an instance."""
+    if isinstance(value, str) and isinstance(tp, type):
+        return tp(value)
+    return value
+
+
+class Hub(HubCore):
+    """Hub(loop=None, default=None): the greenlet that runs the event loop.
+
+    One per thread (``get_hub()``).  The switching, ``run()`` and ``wait()``
+    are compiled (``HubCore``); what is policy rather than hot path lives
+    here: construction from the class lists, error reporting, ``join``,
+    ``destroy``, the lazy resolver and thread pool, ``repr``.
+
+    ``loop`` is a loop object (anything with a ``run`` method), or the flags
+    (backend names) for a new one made from ``loop_class``; ``default``
+    asks for the default loop, which belongs to the main thread.
+    """
+
+    #: Errors raised in the main greenlet by ``handle_error`` (always when
+    #: there is no context).
+    SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
+    #: Errors ``handle_error`` does not print.
+    NOT_ERROR = (GreenletExit, SystemExit)
+    loop_class = config(list(DEFAULT_LOOP), 'GEVENT_LOOP', _loops)
+    resolver_class = resolver_config(list(DEFAULT_RESOLVER), 'GEVENT_RESOLVER')
+    threadpool_class = config(list(DEFAULT_THREADPOOL), 'GEVENT_THREADPOOL')
+    backend = config(None, 'GEVENT_BACKEND')
+    format_context = 'pprint.pformat'
+    threadpool_size = 10
+    name = ''
+    thread_ident = None
+    _resolver = None
+    _threadpool = None
+    _exception_stream = _UNSET
+
+    def __init__(self, loop=None, default=None):
+        # HubCore.__init__ is greenlet's (run, parent): not called
+        self.thread_ident = get_ident()
+        if hasattr(loop, 'run'):
+            if default is not None:
+                raise TypeError('Unexpected argument: default')
+            self.loop = loop
+        else:
+            saved = _get_saved_loop()
+            if saved is not None:
+                self.loop = saved
+            else:
+                if default is None and self.thread_ident != MAIN_THREAD_IDENT:
+                    default = False
+                flags = self.backend if loop is None else loop
+                loop_class = _import(self.loop_class)
+                self.loop = loop_class(flags=flags, default=default)
+        self._resolver = None
+        self._threadpool = None
+        self.format_context = _import(self.format_context)
+
+    @property
+    def main_hub(self):
+        """True for the main thread's hub."""
+        return self.thread_ident == MAIN_THREAD_IDENT
+
+    @property
+    def exception_stream(self):
+        """Where errors are printed: sys.stderr (read each time) until assigned."""
+        stream = self._exception_stream
+        return sys.stderr if stream is _UNSET else stream
+
+    @exception_stream.setter
+    def exception_stream(self, value):
+        self._exception_stream = value
+
+    @exception_stream.deleter
+    def exception_stream(self):
+        self._exception_stream = _UNSET
+
+    def __repr__(self):
+        if self.loop is None:
+            info = 'destroyed'
+        else:
+            try:
+                info = self.loop._format()
+            except Exception as ex:  # noqa: BLE001 (repr must not fail)
+                info = str(ex) or '?'
+        result = '<%s %r at 0x%x %s' % (type(self).__name__, self.name, id(self), info)
+        if self._resolver is not None:
+            result += ' resolver=%r' % (self._resolver,)
+        if self._threadpool is not None:
+            result += ' threadpool=%r' % (self._threadpool,)
+        ident = self.thread_ident
+        return result + ' thread_ident=%s>' % ('None' if ident is None else hex(ident),)
+
+    # -- errors ----------------------------------------------------------
+
+    def handle_error(self, context, type, value, tb):
+        """Print the error (unless it is a NOT_ERROR) and raise system
+        errors (or any error without a context) in the main greenlet.
+        ``(None, None, None)`` handles the exception being handled, if any."""
+        if type is None and value is None and tb is None:
+            type, value, tb = sys.exc_info()
+            if type is None:
+                return
+        else:
+            value = _exception_value(type, value)
+        if not _is_class(type) and isinstance(value, BaseException):
+            type = value.__class__
+        if not _is_class(type):
+            raise TypeError('handle_error: type must be an exception class, not %r' % (type,))
+        if _is_hub_destroyed(type):
+            if value is None:
+                value = type()
+            raise value.with_traceback(tb)
+        if not issubclass(type, self.NOT_ERROR):
+            self.print_exception(context, type, value, tb)
+        if context is None or issubclass(type, self.SYSTEM_ERROR):
+            self.handle_system_error(type, value, tb)
+
+    def handle_system_error(self, type, value, tb=None):
+        """Raise the error in the hub's parent (the main greenlet); a greenlet
+        other than the hub and the parent is resumed later if the program
+        survives."""
+        parent = self.parent
+        if parent is None:
+            raise RuntimeError('the hub has no parent greenlet')
+        current = getcurrent()
+        if current is self or current is parent or self.loop is None:
+            parent.throw(type, value, tb)
+            return
+        cb = self.loop.run_callback(current.switch)
+        try:
+            parent.throw(type, value, tb)
+        finally:
+            try:
+                cb.stop()
+            except Exception:  # noqa: BLE001 (keep the error being raised)
+                pass
+
+    def print_exception(self, context, type, value, tb):
+        """Write the traceback, then ``<context> failed with <Type>``, to
+        ``exception_stream`` (nothing if it is false)."""
+        stream = self.exception_stream
+        if not stream:
+            return
+        value = _exception_value(type, value)
+        try:
+            name = type.__name__
+        except Exception:  # noqa: BLE001
+            name = 'exception'
+        if value is None:
+            stream.write('%s\n' % (name,))
+        else:
+            import traceback
+            traceback.print_exception(type, value, tb, file=stream)
+        if context is not None:
+            if not isinstance(context, str):
+                try:
+                    context = self.format_context(context)
+                except:  # noqa: E722  (show why formatting failed, go on)
+                    sys.excepthook(*sys.exc_info())
+                    context = repr(context)
+                else:
+                    if not isinstance(context, str):
+                        context = str(context)
+            stream.write('%s failed with %s\n\n' % (context, name))
+
+    # -- waiting ---------------------------------------------------------
+
+    def cancel_wait(self, watcher, error, close_watcher=False):
+        """Raise ``error`` in the greenlet waiting on ``watcher`` (from the
+        next callback pass); close the watcher if asked."""
+        if watcher is None:
+            return
+        if watcher.callback is not None:
+            self.loop.run_callback(self._cancel_wait, watcher, error, close_watcher)
+        elif close_watcher:
+            watcher.close()
+
+    def _cancel_wait(self, watcher, error, close_watcher):
+        active = watcher.active
+        callback = watcher.callback
+        if close_watcher:
+            watcher.close()
+        if active and callback is not None:
+            glet = getattr(callback, '__self__', None)
+            if glet is not None:
+                glet.throw(error)
+
+    def join(self, timeout=None, event=None):
+        """Wait for the loop to run out of work (True), or for ``timeout``
+        seconds or ``event`` (False).  Only from the main greenlet."""
+        if getcurrent() is not self.parent:
+            raise AssertionError('only possible from the MAIN greenlet')
+        if self.dead:
+            return True
+        waiter = Waiter(self)
+        switch = waiter.switch
+        timer = None
+        if event is not None:
+            event.rawlink(switch)
+        try:
+            if timeout is not None:
+                timer = self.loop.timer(timeout, ref=False)
+                timer.start(switch, None)
+            try:
+                waiter.get()
+            except LoopExit:
+                return True
+            return False
+        finally:
+            try:
+                if timer is not None:
+                    timer.close()
+                if event is not None:
+                    event.unlink(switch)
+            except Exception:  # noqa: BLE001 (keep the result or the error)
+                pass
+
+    def destroy(self, destroy_loop=None):
+        """Unwind the hub and destroy its loop (default: unless it is the
+        default loop) or keep it for this thread's next hub.  A second call
+        does nothing.  Only the hub's own thread may destroy it, and not
+        from inside the hub (a callback)."""
+        loop = self.loop
+        if loop is None:
+            return
+        if self.thread_ident is not None and self.thread_ident != get_ident():
+            raise InvalidThreadUseError(
+                'Hub.destroy() must be called from the hub\'s own thread '
+                '(%s), not %s' % (hex(self.thread_ident), hex(get_ident())))
+        if getcurrent() is self:
+            raise RuntimeError('Hub.destroy() cannot be called from inside the hub '
+                               '(a callback); call it from another greenlet')
+        if destroy_loop is None:
+            destroy_loop = not loop.default
+        if self._resolver is not None:
+            self._resolver.close()
+        self._resolver = None
+        if self._threadpool is not None:
+            self._threadpool.kill()
+        self._threadpool = None
+        if not self.dead:  # running, or never started
+            try:
+                self.throw(HubDestroyed(destroy_loop))
+            except (LoopExit, HubDestroyed, greenlet_error):
+                pass
+        if destroy_loop:
+            if _get_saved_loop() is loop:
+                _set_saved_loop(None)
+            loop.destroy()
+        else:
+            _set_saved_loop(loop)
+        self.loop = None
+        if get_hub_if_exists() is self:
+            set_hub(None)
+
+    # -- lazily created helpers -----------------------------------------
+
+    @property
+    def resolver(self):
+        """The DNS resolver, made from ``resolver_class`` on first use."""
+        if self._resolver is None:
+            self.resolver_class = resolver_class = _import(self.resolver_class)
+            self._resolver = resolver_class(hub=self)
+        return self._resolver
+
+    @resolver.setter
+    def resolver(self, value):
+        self._resolver = value
+
+    @resolver.deleter
+    def resolver(self):
+        self._resolver = None
+
+    @property
+    def threadpool(self):
+        """The thread pool, made from ``threadpool_class`` on first use."""
+        if self._threadpool is None:
+            self.threadpool_class = threadpool_class = _import(self.threadpool_class)
+            self._threadpool = threadpool_class(self.threadpool_size, hub=self)
+        return self._threadpool
+
+    @threadpool.setter
+    def threadpool(self, value):
+        self._threadpool = value
+
+    @threadpool.deleter
+    def threadpool(self):
+        self._threadpool = None
+
+
+def _is_class(obj):
+    return isinstance(obj, type)
+
+
+set_default_hub_class(Hub)
 
 
 

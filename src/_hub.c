@@ -8,12 +8,6 @@
  */
 #include "gevent_c.h"
 
-static PyTypeObject *HubType = NULL;         /* heap type, base set at run time */
-static PyObject *threadlocal = NULL;         /* gevent_c._hub_local._threadlocal */
-static PyObject *config_import = NULL;       /* gevent_c._config._import */
-static PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
-static PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *str_hub, *str_Hub, *str_loop, *str_run, *str___self__, *str_kill;
-
 #include "loop_uv.c"
 #include "watcher.c"
 #include "timer.c"
@@ -23,16 +17,13 @@ static PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *s
 #include "stat.c"
 #include "waiter.c"
 
-#define IS_HUB(o) (HubType != NULL && PyObject_TypeCheck((o), HubType))
-#define IS_LOOP(o) PyObject_TypeCheck((o), &LoopType)
-
 /* Ours, or gevent's own HubDestroyed when gevent runs on this loop. */
 static int
-is_hub_destroyed(PyObject *type)
+is_hub_destroyed(gevc_state *gst, PyObject *type)
 {
-    if (type == NULL || HubDestroyed == NULL || !PyExceptionClass_Check(type))
+    if (type == NULL || !PyExceptionClass_Check(type))
         return 0;
-    if (PyObject_IsSubclass(type, HubDestroyed) == 1)
+    if (PyObject_IsSubclass(type, gst->HubDestroyed) == 1)
         return 1;
     return strcmp(_PyType_Name((PyTypeObject *)type), "HubDestroyed") == 0
            && PyObject_IsSubclass(type, PyExc_GreenletExit) == 1;
@@ -52,16 +43,36 @@ exc_matches_then_clear(PyObject *exc)
 /* Per-thread hub                                                          */
 /* ---------------------------------------------------------------------- */
 
+/* The default hub class: gevent_c.hub.Hub (the policy, in Python, over
+ * HubCore), registered by that module when it is imported. */
 static PyObject *
-get_hub_class_impl(void)
+default_hub_class_get(gevc_state *gst)
 {
-    PyObject *cls = PyObject_GetAttr(threadlocal, str_Hub);
+    if (gst->default_hub_class == NULL) {
+        PyObject *mod = PyImport_ImportModule("gevent_c.hub");
+        Py_XDECREF(mod);
+        if (mod == NULL)
+            return NULL;
+        if (gst->default_hub_class == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "gevent_c.hub did not set the default hub class");
+            return NULL;
+        }
+    }
+    return Py_NewRef(gst->default_hub_class);
+}
+
+static PyObject *
+get_hub_class_impl(gevc_state *gst)
+{
+    PyObject *cls = PyObject_GetAttr(gst->threadlocal, gst->str_Hub);
     if (cls == NULL)
         return NULL;
     if (cls == Py_None) {
         Py_DECREF(cls);
-        cls = Py_NewRef((PyObject *)HubType);
-        if (PyObject_SetAttr(threadlocal, str_Hub, cls) < 0) {
+        cls = default_hub_class_get(gst);
+        if (cls == NULL)
+            return NULL;
+        if (PyObject_SetAttr(gst->threadlocal, gst->str_Hub, cls) < 0) {
             Py_DECREF(cls);
             return NULL;
         }
@@ -72,12 +83,12 @@ get_hub_class_impl(void)
 /* The thread's hub lives in the thread state dict (strong reference,
  * released when the thread exits): one dict lookup with an interned key. */
 static PyObject *
-tls_hub_borrowed(void)
+tls_hub_borrowed(gevc_state *gst)
 {
     PyObject *d = PyThreadState_GetDict();
     if (d == NULL)
         return NULL;
-    return PyDict_GetItemWithError(d, str_tls_hub);
+    return PyDict_GetItemWithError(d, gst->str_tls_hub);
 }
 
 /* A thread's hub is destroyed when the thread exits: the thread state dict
@@ -86,55 +97,93 @@ tls_hub_borrowed(void)
  * its own run(), would keep itself and its loop (and their fds) forever. */
 typedef struct {
     PyObject_HEAD
+    gevc_state *gst;
     PyObject *hub;
 } GuardObject;
 
+/* The thread that owns a hub, from its thread_ident attribute; 0 if unknown. */
+static unsigned long
+hub_owner_ident(gevc_state *gst, PyObject *hub)
+{
+    PyObject *ident = PyObject_GetAttr(hub, gst->str_thread_ident);
+    unsigned long id = 0;
+    if (ident != NULL && PyLong_Check(ident))
+        id = PyLong_AsUnsignedLong(ident);
+    Py_XDECREF(ident);
+    PyErr_Clear();
+    return id;
+}
+
+/* Usually run by the owning thread as it exits.  In a forked child, the
+ * other threads' states are cleared by the thread that forked: their hubs
+ * can never run again (their greenlets belong to threads that do not exist
+ * here), so their loops are released without switching into them (loop
+ * destroy gives such a loop its own kernel state first). */
 static void
 guard_dealloc(GuardObject *g)
 {
+    PyTypeObject *tp = Py_TYPE(g);
+    gevc_state *gst = g->gst;
     PyObject *hub = g->hub;
     g->hub = NULL;
-    if (hub != NULL && IS_HUB(hub) && ((HubObject *)hub)->loop != NULL
+    if (hub != NULL && IS_HUB(gst, hub) && ((HubObject *)hub)->loop != NULL
             && ((HubObject *)hub)->loop != Py_None) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
-        if (r == NULL)
-            PyErr_WriteUnraisable(hub);
-        Py_XDECREF(r);
+        PyObject *loop = ((HubObject *)hub)->loop;
+        if (hub_owner_ident(gst, hub) == PyThread_get_thread_ident()) {
+            PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
+            if (r == NULL)
+                PyErr_WriteUnraisable(hub);
+            Py_XDECREF(r);
+        }
+        else if (IS_LOOP(gst, loop) && loop_forked_away((LoopObject *)loop)) {
+            if (loop_destroy_impl((LoopObject *)loop) < 0)
+                PyErr_WriteUnraisable(loop);
+            ((HubObject *)hub)->loop = Py_NewRef(Py_None);
+            Py_DECREF(loop);
+        }
+        /* else: another thread's state cleared at interpreter shutdown;
+         * that thread may still be polling its loop: leave it alone */
         PyErr_Restore(t, v, tb);
     }
     Py_XDECREF(hub);
     PyObject_Free(g);
+    Py_DECREF(tp);
 }
 
-static PyTypeObject GuardType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c._hub._ThreadHubGuard",
-    .tp_basicsize = sizeof(GuardObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = (destructor)guard_dealloc,
+static PyType_Slot guard_slots[] = {
+    {Py_tp_dealloc, guard_dealloc},
+    {0, NULL}
+};
+
+static PyType_Spec guard_spec = {
+    .name = "gevent_c._hub._ThreadHubGuard",
+    .basicsize = sizeof(GuardObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = guard_slots,
 };
 
 static int
-tls_set_guard(PyObject *d, PyObject *hub)
+tls_set_guard(gevc_state *gst, PyObject *d, PyObject *hub)
 {
     /* disarm the previous guard first: replacing it must not destroy */
-    PyObject *old = PyDict_GetItemWithError(d, str_tls_guard);
+    PyObject *old = PyDict_GetItemWithError(d, gst->str_tls_guard);
     if (old != NULL)
         Py_CLEAR(((GuardObject *)old)->hub);
     else if (PyErr_Occurred())
         return -1;
     if (hub == Py_None || PyThread_get_thread_ident() == main_thread_ident()) {
-        if (old != NULL && PyDict_DelItem(d, str_tls_guard) < 0)
+        if (old != NULL && PyDict_DelItem(d, gst->str_tls_guard) < 0)
             return -1;
         return 0;
     }
-    GuardObject *g = PyObject_New(GuardObject, &GuardType);
+    GuardObject *g = PyObject_New(GuardObject, gst->GuardType);
     if (g == NULL)
         return -1;
+    g->gst = gst;
     g->hub = Py_NewRef(hub);
-    int rc = PyDict_SetItem(d, str_tls_guard, (PyObject *)g);
+    int rc = PyDict_SetItem(d, gst->str_tls_guard, (PyObject *)g);
     Py_DECREF(g);
     return rc;
 }
@@ -163,31 +212,31 @@ tls_put(PyObject *d, PyObject *key, PyObject *value)
 }
 
 static int
-tls_set_hub(PyObject *hub)
+tls_set_hub(gevc_state *gst, PyObject *hub)
 {
     PyObject *d = tls_dict();
-    if (d == NULL || tls_set_guard(d, hub) < 0)
+    if (d == NULL || tls_set_guard(gst, d, hub) < 0)
         return -1;
-    return tls_put(d, str_tls_hub, hub);
+    return tls_put(d, gst->str_tls_hub, hub);
 }
 
 /* The thread's hub, created with (args, kwds) if there is none. */
 static PyObject *
-get_hub_with(PyObject *args, PyObject *kwds)
+get_hub_with(gevc_state *gst, PyObject *args, PyObject *kwds)
 {
-    PyObject *hub = tls_hub_borrowed();
+    PyObject *hub = tls_hub_borrowed(gst);
     if (hub != NULL)
         return Py_NewRef(hub);
     if (PyErr_Occurred())
         return NULL;
-    PyObject *cls = get_hub_class_impl();
+    PyObject *cls = get_hub_class_impl(gst);
     if (cls == NULL)
         return NULL;
     hub = args ? PyObject_Call(cls, args, kwds) : PyObject_CallNoArgs(cls);
     Py_DECREF(cls);
     if (hub == NULL)
         return NULL;
-    if (tls_set_hub(hub) < 0) {
+    if (tls_set_hub(gst, hub) < 0) {
         Py_DECREF(hub);
         return NULL;
     }
@@ -195,21 +244,21 @@ get_hub_with(PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-get_hub_impl(void)
+get_hub_impl(gevc_state *gst)
 {
-    return get_hub_with(NULL, NULL);
+    return get_hub_with(gst, NULL, NULL);
 }
 
 static PyObject *
 mod_get_hub(PyObject *m, PyObject *args, PyObject *kwds)
 {
-    return get_hub_with(args, kwds);
+    return get_hub_with(gevc_get_state(m), args, kwds);
 }
 
 static PyObject *
 mod_get_hub_if_exists(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *hub = tls_hub_borrowed();
+    PyObject *hub = tls_hub_borrowed(gevc_get_state(m));
     if (hub == NULL && PyErr_Occurred())
         return NULL;
     return Py_NewRef(hub ? hub : Py_None);
@@ -218,13 +267,13 @@ mod_get_hub_if_exists(PyObject *m, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mod_get_hub_class(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    return get_hub_class_impl();
+    return get_hub_class_impl(gevc_get_state(m));
 }
 
 static PyObject *
 mod_set_hub(PyObject *m, PyObject *hub)
 {
-    if (tls_set_hub(hub) < 0)
+    if (tls_set_hub(gevc_get_state(m), hub) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -235,19 +284,19 @@ mod_set_hub(PyObject *m, PyObject *hub)
 
 /* Call the current greenlet's switch_out() if it has one. */
 static int
-call_switch_out(PyGreenlet *cur)
+call_switch_out(gevc_state *gst, PyGreenlet *cur)
 {
     PyObject *so = NULL;
     if (Py_TYPE(cur) == &PyGreenlet_Type) {
         /* plain greenlet: only its instance dict can hold switch_out */
         if (cur->dict == NULL)
             return 0;
-        so = PyDict_GetItemWithError(cur->dict, str_switch_out);
+        so = PyDict_GetItemWithError(cur->dict, gst->str_switch_out);
         if (so == NULL)
             return PyErr_Occurred() ? -1 : 0;
         Py_INCREF(so);
     }
-    else if (gevc_lookup_attr((PyObject *)cur, str_switch_out, &so) < 0)
+    else if (gevc_lookup_attr((PyObject *)cur, gst->str_switch_out, &so) < 0)
         return -1;
     if (so == NULL)
         return 0;
@@ -261,20 +310,20 @@ call_switch_out(PyGreenlet *cur)
 
 /* hub.switch(): switch_out() the current greenlet, then switch to the hub. */
 static PyObject *
-hub_switch_from(PyObject *hub, PyGreenlet *cur)
+hub_switch_from(gevc_state *gst, PyObject *hub, PyGreenlet *cur)
 {
     if (!PyGreenlet_Check(hub))
         return PyObject_CallMethod(hub, "switch", NULL);
-    if (call_switch_out(cur) < 0)
+    if (call_switch_out(gst, cur) < 0)
         return NULL;
     if (PyGreenlet_STARTED((PyGreenlet *)hub) && !PyGreenlet_ACTIVE((PyGreenlet *)hub)) {
         /* greenlet would "switch" to the dead hub's parent and return ():
          * a wait that nothing can ever end must say so */
-        PyObject *exc = PyObject_CallFunction(LoopExit, "sO[]",
+        PyObject *exc = PyObject_CallFunction(gst->LoopExit, "sO[]",
                                               "This operation would block forever "
                                               "(the hub was destroyed)", hub);
         if (exc != NULL) {
-            PyErr_SetObject(LoopExit, exc);
+            PyErr_SetObject(gst->LoopExit, exc);
             Py_DECREF(exc);
         }
         return NULL;
@@ -283,26 +332,26 @@ hub_switch_from(PyObject *hub, PyGreenlet *cur)
 }
 
 static PyObject *
-hub_switch_impl(PyObject *hub)
+hub_switch_impl(gevc_state *gst, PyObject *hub)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
-    PyObject *res = hub_switch_from(hub, cur);
+    PyObject *res = hub_switch_from(gst, hub, cur);
     Py_DECREF(cur);
     return res;
 }
 
 static PyObject *
-Hub_switch(PyObject *self, PyObject *Py_UNUSED(ignored))
+Hub_switch(HubObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return hub_switch_impl(self);
+    return hub_switch_impl(self->gst, (PyObject *)self);
 }
 
 static PyObject *
-Hub_switch_out(PyObject *self, PyObject *Py_UNUSED(ignored))
+Hub_switch_out(HubObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyErr_SetString(BlockingSwitchOutError,
+    PyErr_SetString(self->gst->BlockingSwitchOutError,
                     "Impossible to call blocking function in the event loop callback");
     return NULL;
 }
@@ -338,112 +387,45 @@ is_main_thread_ident(unsigned long ident)
     return ident == main_thread_ident();
 }
 
-static PyObject *
-import_config_object(PyObject *spec)
-{
-    return PyObject_CallOneArg(config_import, spec);
-}
-
 
 /* The loop a Hub.destroy(destroy_loop=False) kept for this thread's next
  * hub.  Like the hub, it lives in the thread state dict: destroy() may run
  * while that dict is being cleared (thread exit), when touching a
  * _thread._local would re-create its per-thread dict and leak it. */
 static PyObject *
-get_saved_loop(void)
+get_saved_loop(gevc_state *gst)
 {
     PyObject *d = PyThreadState_GetDict();
-    PyObject *loop = d ? PyDict_GetItemWithError(d, str_tls_loop) : NULL;
+    PyObject *loop = d ? PyDict_GetItemWithError(d, gst->str_tls_loop) : NULL;
     if (loop == NULL && PyErr_Occurred())
         return NULL;
     return Py_NewRef(loop ? loop : Py_None);
 }
 
 static int
-set_saved_loop(PyObject *loop)
+set_saved_loop(gevc_state *gst, PyObject *loop)
 {
     PyObject *d = tls_dict();
-    return d == NULL ? -1 : tls_put(d, str_tls_loop, loop);
+    return d == NULL ? -1 : tls_put(d, gst->str_tls_loop, loop);
 }
 
-static int
-Hub_init(HubObject *self, PyObject *args, PyObject *kwds)
+/* greenlet's tp_new, then the module state for the hot paths */
+static PyObject *
+Hub_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"loop", "default", NULL};
-    PyObject *loop = Py_None, *dflt = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:Hub", kwlist, &loop, &dflt))
-        return -1;
-    unsigned long ident = PyThread_get_thread_ident();
-    PyObject *ident_o = PyLong_FromUnsignedLong(ident);
-    if (ident_o == NULL || PyObject_SetAttrString((PyObject *)self, "thread_ident", ident_o) < 0) {
-        Py_XDECREF(ident_o);
-        return -1;
-    }
-    Py_DECREF(ident_o);
-
-    PyObject *the_loop = NULL;
-    int has_run = 0;
-    if (loop != Py_None) {
-        PyObject *run = NULL;
-        if (gevc_lookup_attr(loop, str_run, &run) < 0)
-            return -1;
-        has_run = run != NULL;
-        Py_XDECREF(run);
-    }
-    if (has_run) {
-        if (dflt != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "Unexpected argument: default");
-            return -1;
-        }
-        the_loop = Py_NewRef(loop);
-    }
-    else {
-        the_loop = get_saved_loop();
-        if (the_loop == NULL)
-            return -1;
-        if (the_loop == Py_None) {
-            Py_CLEAR(the_loop);
-            if (dflt == Py_None && !is_main_thread_ident(ident))
-                dflt = Py_False;
-            PyObject *flags = loop == Py_None
-                ? PyObject_GetAttrString((PyObject *)self, "backend") : Py_NewRef(loop);
-            PyObject *lc = flags ? PyObject_GetAttrString((PyObject *)self, "loop_class") : NULL;
-            PyObject *cls = lc ? import_config_object(lc) : NULL;
-            Py_XDECREF(lc);
-            if (cls) {
-                PyObject *kw = Py_BuildValue("{s:O,s:O}", "flags", flags, "default", dflt);
-                PyObject *noargs = PyTuple_New(0);
-                the_loop = (kw && noargs) ? PyObject_Call(cls, noargs, kw) : NULL;
-                Py_XDECREF(noargs);
-                Py_XDECREF(kw);
-                Py_DECREF(cls);
-            }
-            Py_XDECREF(flags);
-            if (the_loop == NULL)
-                return -1;
-        }
-    }
-    Py_XSETREF(self->loop, the_loop);
-    Py_CLEAR(self->resolver);
-    Py_CLEAR(self->threadpool);
-
-    PyObject *fc = PyObject_GetAttrString((PyObject *)self, "format_context");
-    PyObject *fcc = fc ? import_config_object(fc) : NULL;
-    Py_XDECREF(fc);
-    if (fcc == NULL)
-        return -1;
-    int rc = PyObject_SetAttrString((PyObject *)self, "format_context", fcc);
-    Py_DECREF(fcc);
-    return rc;
+    gevc_state *gst = gevc_state_by_type(type);
+    if (gst == NULL)
+        return NULL;
+    PyObject *self = PyGreenlet_Type.tp_new(type, args, kwds);
+    if (self != NULL)
+        ((HubObject *)self)->gst = gst;
+    return self;
 }
 
 static int
 Hub_traverse(HubObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->loop);
-    Py_VISIT(self->resolver);
-    Py_VISIT(self->threadpool);
-    Py_VISIT(self->exception_stream);
     Py_VISIT(Py_TYPE(self));
     return PyGreenlet_Type.tp_traverse((PyObject *)self, visit, arg);
 }
@@ -452,9 +434,6 @@ static void
 Hub_clear_fields(HubObject *self)
 {
     Py_CLEAR(self->loop);
-    Py_CLEAR(self->resolver);
-    Py_CLEAR(self->threadpool);
-    Py_CLEAR(self->exception_stream);
 }
 
 static int
@@ -464,151 +443,19 @@ Hub_tp_clear(HubObject *self)
     return PyGreenlet_Type.tp_clear((PyObject *)self);
 }
 
-/* Follows subtype_dealloc's convention: the base may resurrect a started
- * greenlet (it throws GreenletExit into it) and then re-increfs our heap
- * type, which the final Py_DECREF(tp) balances. */
+/* Untracked first (bpo-31095): clearing the loop can run arbitrary code,
+ * a GC pass among it, which must not find this half-freed object.  Then
+ * subtype_dealloc's convention: the base may resurrect a started greenlet
+ * (it throws GreenletExit into it, tracking it again) and then re-increfs
+ * our heap type, which the final Py_DECREF(tp) balances. */
 static void
 Hub_dealloc(HubObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     Hub_clear_fields(self);
     PyGreenlet_Type.tp_dealloc((PyObject *)self);
     Py_DECREF(tp);
-}
-
-static PyObject *
-Hub_get_main_hub(HubObject *self, void *c)
-{
-    PyObject *ident = PyObject_GetAttrString((PyObject *)self, "thread_ident");
-    if (ident == NULL)
-        return NULL;
-    unsigned long id = PyLong_AsUnsignedLong(ident);
-    Py_DECREF(ident);
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_FALSE;
-    }
-    return PyBool_FromLong(is_main_thread_ident(id));
-}
-
-static PyObject *
-Hub_get_exception_stream(HubObject *self, void *c)
-{
-    if (self->exception_stream)
-        return Py_NewRef(self->exception_stream);
-    PyObject *err = PySys_GetObject("stderr");
-    return Py_NewRef(err ? err : Py_None);
-}
-
-static int
-Hub_set_exception_stream(HubObject *self, PyObject *value, void *c)
-{
-    Py_XSETREF(self->exception_stream, Py_XNewRef(value));
-    return 0;
-}
-
-/* Lazy resolver/threadpool: created from the class list on first read. */
-static PyObject *
-hub_lazy_get(HubObject *self, PyObject **slot, const char *class_attr, PyObject *args)
-{
-    if (*slot != NULL && *slot != Py_None)
-        return Py_NewRef(*slot);
-    PyObject *spec = PyObject_GetAttrString((PyObject *)self, class_attr);
-    PyObject *cls = spec ? import_config_object(spec) : NULL;
-    Py_XDECREF(spec);
-    if (cls == NULL)
-        return NULL;
-    if (PyObject_SetAttrString((PyObject *)self, class_attr, cls) < 0) {
-        Py_DECREF(cls);
-        return NULL;
-    }
-    PyObject *kw = Py_BuildValue("{s:O}", "hub", self);
-    PyObject *obj = kw ? PyObject_Call(cls, args, kw) : NULL;
-    Py_XDECREF(kw);
-    Py_DECREF(cls);
-    if (obj == NULL)
-        return NULL;
-    Py_XSETREF(*slot, Py_NewRef(obj));
-    return obj;
-}
-
-static PyObject *
-Hub_get_resolver(HubObject *self, void *c)
-{
-    PyObject *args = PyTuple_New(0);
-    PyObject *r = args ? hub_lazy_get(self, &self->resolver, "resolver_class", args) : NULL;
-    Py_XDECREF(args);
-    return r;
-}
-
-static int
-Hub_set_resolver(HubObject *self, PyObject *value, void *c)
-{
-    Py_XSETREF(self->resolver, value == Py_None ? NULL : Py_XNewRef(value));
-    return 0;
-}
-
-static PyObject *
-Hub_get_threadpool(HubObject *self, void *c)
-{
-    PyObject *size = PyObject_GetAttrString((PyObject *)self, "threadpool_size");
-    PyObject *args = size ? PyTuple_Pack(1, size) : NULL;
-    Py_XDECREF(size);
-    PyObject *r = args ? hub_lazy_get(self, &self->threadpool, "threadpool_class", args) : NULL;
-    Py_XDECREF(args);
-    return r;
-}
-
-static int
-Hub_set_threadpool(HubObject *self, PyObject *value, void *c)
-{
-    Py_XSETREF(self->threadpool, value == Py_None ? NULL : Py_XNewRef(value));
-    return 0;
-}
-
-static PyObject *
-Hub_repr(HubObject *self)
-{
-    PyObject *name = PyObject_GetAttrString((PyObject *)self, "name");
-    if (name == NULL)
-        return NULL;
-    PyObject *fmt;
-    if (self->loop == NULL || self->loop == Py_None)
-        fmt = PyUnicode_FromString("destroyed");
-    else {
-        fmt = PyObject_CallMethod(self->loop, "_format", NULL);
-        if (fmt == NULL) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            fmt = v ? PyObject_Str(v) : PyUnicode_FromString("?");
-            Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
-        }
-    }
-    if (fmt == NULL) {
-        Py_DECREF(name);
-        return NULL;
-    }
-    PyObject *res = PyUnicode_FromFormat("<%s %R at %p %U", _PyType_Name(Py_TYPE(self)),
-                                         name, self, fmt);
-    Py_DECREF(name);
-    Py_DECREF(fmt);
-    if (res && self->resolver && self->resolver != Py_None)
-        PyUnicode_AppendAndDel(&res, PyUnicode_FromFormat(" resolver=%R", self->resolver));
-    if (res && self->threadpool && self->threadpool != Py_None)
-        PyUnicode_AppendAndDel(&res, PyUnicode_FromFormat(" threadpool=%R", self->threadpool));
-    if (res) {
-        PyObject *ident = PyObject_GetAttrString((PyObject *)self, "thread_ident");
-        if (ident == NULL) {
-            Py_DECREF(res);
-            return NULL;
-        }
-        PyObject *hex = ident == Py_None ? PyUnicode_FromString("None")
-                                         : PyNumber_ToBase(ident, 16);
-        Py_DECREF(ident);
-        PyUnicode_AppendAndDel(&res, hex ? PyUnicode_FromFormat(" thread_ident=%U>", hex) : NULL);
-        Py_XDECREF(hex);
-    }
-    return res;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -616,9 +463,9 @@ Hub_repr(HubObject *self)
 /* ---------------------------------------------------------------------- */
 
 static int
-loop_set_handler(PyObject *loop, PyObject *handler)
+loop_set_handler(gevc_state *gst, PyObject *loop, PyObject *handler)
 {
-    if (IS_LOOP(loop)) {
+    if (IS_LOOP(gst, loop)) {
         Py_XSETREF(((LoopObject *)loop)->error_handler, Py_NewRef(handler));
         return 0;
     }
@@ -639,10 +486,10 @@ debug_walk_cb(uv_handle_t *h, void *arg)
 
 /* The loop's live handles, for LoopExit's third argument. */
 static PyObject *
-loop_debug_list(PyObject *loop)
+loop_debug_list(gevc_state *gst, PyObject *loop)
 {
     PyObject *list = PyList_New(0);
-    if (list && IS_LOOP(loop) && ((LoopObject *)loop)->uv)
+    if (list && IS_LOOP(gst, loop) && ((LoopObject *)loop)->uv)
         uv_walk(((LoopObject *)loop)->uv, debug_walk_cb, list);
     return list;
 }
@@ -650,6 +497,7 @@ loop_debug_list(PyObject *loop)
 static PyObject *
 Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
 {
+    gevc_state *gst = self->gst;
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
@@ -663,9 +511,9 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
         if (loop == NULL || loop == Py_None)
             Py_RETURN_NONE;
         Py_INCREF(loop);
-        int rc = loop_set_handler(loop, (PyObject *)self);
+        int rc = loop_set_handler(gst, loop, (PyObject *)self);
         if (rc == 0) {
-            if (IS_LOOP(loop))
+            if (IS_LOOP(gst, loop))
                 rc = loop_run_impl((LoopObject *)loop, 0, 0);
             else {
                 PyObject *r = PyObject_CallMethod(loop, "run", NULL);
@@ -675,20 +523,20 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
         }
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        if (loop_set_handler(loop, Py_None) < 0)
+        if (loop_set_handler(gst, loop, Py_None) < 0)
             PyErr_Clear();
         PyErr_Restore(t, v, tb);
         if (rc < 0) {
             Py_DECREF(loop);
-            if (exc_matches_then_clear(HubDestroyed))
+            if (exc_matches_then_clear(gst->HubDestroyed))
                 Py_RETURN_NONE;
             return NULL;
         }
-        PyObject *debug = loop_debug_list(loop);
+        PyObject *debug = loop_debug_list(gst, loop);
         Py_DECREF(loop);
         if (debug == NULL)
             return NULL;
-        PyObject *exc = PyObject_CallFunction(LoopExit, "sOO", "This operation would block forever",
+        PyObject *exc = PyObject_CallFunction(gst->LoopExit, "sOO", "This operation would block forever",
                                               self, debug);
         Py_DECREF(debug);
         if (exc == NULL)
@@ -700,11 +548,11 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
                 PyErr_SetString(PyExc_RuntimeError, "the hub has no parent greenlet");
             return NULL;
         }
-        PyObject *res = PyGreenlet_Throw(parent, LoopExit, exc, NULL);
+        PyObject *res = PyGreenlet_Throw(parent, gst->LoopExit, exc, NULL);
         Py_DECREF(parent);
         Py_DECREF(exc);
         if (res == NULL) {
-            if (exc_matches_then_clear(HubDestroyed))
+            if (exc_matches_then_clear(gst->HubDestroyed))
                 Py_RETURN_NONE;
             return NULL;
         }
@@ -714,9 +562,9 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
 
 /* Start `watcher` with waiter.switch(waiter) and block until it fires. */
 static PyObject *
-hub_wait_impl(PyObject *hub, PyObject *watcher)
+hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
 {
-    WaiterObject *waiter = waiter_create(hub);
+    WaiterObject *waiter = waiter_create(gst, hub);
     if (waiter == NULL)
         return NULL;
     PyObject *sw = waiter_bound_switch(waiter);
@@ -726,10 +574,10 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     int rc;
     /* our own watcher types (not Python subclasses, which may override
      * start): start in C */
-    if (PyObject_TypeCheck(watcher, &WatcherType)
+    if (PyObject_TypeCheck(watcher, gst->WatcherType)
             && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
         PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
-        if (Py_TYPE(watcher) == &IoType)
+        if (Py_TYPE(watcher) == gst->IoType)
             ((IoObject *)watcher)->pass_events = 0;
         rc = args ? watcher_start_impl((WatcherObject *)watcher, sw, args) : -1;
         Py_XDECREF(args);
@@ -746,7 +594,7 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     /* stop in every case, keeping any pending exception */
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    if (PyObject_TypeCheck(watcher, &WatcherType))
+    if (PyObject_TypeCheck(watcher, gst->WatcherType))
         watcher_stop_impl((WatcherObject *)watcher);
     else {
         PyObject *r = PyObject_CallMethod(watcher, "stop", NULL);
@@ -761,7 +609,7 @@ hub_wait_impl(PyObject *hub, PyObject *watcher)
     PyErr_Restore(t, v, tb);
     if (res != NULL && res != (PyObject *)waiter) {
         PyGreenlet *cur = PyGreenlet_GetCurrent();
-        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected %R; waiting on %R)",
+        PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected %R; waiting on %R)",
                      cur, res, (PyObject *)waiter, watcher);
         Py_XDECREF(cur);
         Py_CLEAR(res);
@@ -778,467 +626,7 @@ done:
 static PyObject *
 Hub_wait(HubObject *self, PyObject *watcher)
 {
-    return hub_wait_impl((PyObject *)self, watcher);
-}
-
-static PyObject *
-Hub_cancel_wait(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"watcher", "error", "close_watcher", NULL};
-    PyObject *watcher, *error, *close_watcher = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:cancel_wait", kwlist,
-                                     &watcher, &error, &close_watcher))
-        return NULL;
-    if (watcher == Py_None)
-        Py_RETURN_NONE;
-    PyObject *cb = PyObject_GetAttrString(watcher, "callback");
-    if (cb == NULL)
-        return NULL;
-    int has_cb = cb != Py_None;
-    Py_DECREF(cb);
-    if (!has_cb) {
-        int c = PyObject_IsTrue(close_watcher);
-        if (c < 0)
-            return NULL;
-        if (c)
-            return PyObject_CallMethod(watcher, "close", NULL);
-        Py_RETURN_NONE;
-    }
-    PyObject *meth = PyObject_GetAttrString((PyObject *)self, "_cancel_wait");
-    if (meth == NULL)
-        return NULL;
-    PyObject *r = PyObject_CallMethod(self->loop, "run_callback", "OOOO",
-                                      meth, watcher, error, close_watcher);
-    Py_DECREF(meth);
-    if (r == NULL)
-        return NULL;
-    Py_DECREF(r);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Hub__cancel_wait(HubObject *self, PyObject *args)
-{
-    PyObject *watcher, *error, *close_watcher;
-    if (!PyArg_ParseTuple(args, "OOO:_cancel_wait", &watcher, &error, &close_watcher))
-        return NULL;
-    PyObject *active = PyObject_GetAttrString(watcher, "active");
-    PyObject *cb = active ? PyObject_GetAttrString(watcher, "callback") : NULL;
-    int is_active = active ? PyObject_IsTrue(active) : -1;
-    Py_XDECREF(active);
-    if (cb == NULL || is_active < 0) {
-        Py_XDECREF(cb);
-        return NULL;
-    }
-    int c = PyObject_IsTrue(close_watcher);
-    if (c > 0) {
-        PyObject *r = PyObject_CallMethod(watcher, "close", NULL);
-        if (r == NULL) {
-            Py_DECREF(cb);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-    PyObject *res = Py_NewRef(Py_None);
-    if (is_active && cb != Py_None) {
-        PyObject *target = NULL;
-        if (gevc_lookup_attr(cb, str___self__, &target) < 0) {
-            Py_DECREF(cb);
-            Py_DECREF(res);
-            return NULL;
-        }
-        if (target != NULL && target != Py_None) {
-            Py_DECREF(res);
-            res = call_method1(target, "throw", error);
-        }
-        Py_XDECREF(target);
-    }
-    Py_DECREF(cb);
-    return res;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Hub: join, destroy                                                      */
-/* ---------------------------------------------------------------------- */
-
-static PyObject *
-Hub_join(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"timeout", "event", NULL};
-    PyObject *timeout = Py_None, *event = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:join", kwlist, &timeout, &event))
-        return NULL;
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
-    int ok = cur && (PyObject *)cur == (PyObject *)parent;
-    Py_XDECREF(cur);
-    Py_XDECREF(parent);
-    if (PyErr_Occurred())
-        return NULL;
-    if (!ok) {
-        PyErr_SetString(PyExc_AssertionError, "only possible from the MAIN greenlet");
-        return NULL;
-    }
-    if (PyGreenlet_STARTED((PyGreenlet *)self) && !PyGreenlet_ACTIVE((PyGreenlet *)self))
-        Py_RETURN_TRUE;  /* dead */
-    WaiterObject *waiter = waiter_create((PyObject *)self);
-    if (waiter == NULL)
-        return NULL;
-    PyObject *sw = waiter_bound_switch(waiter);
-    PyObject *timer = NULL, *res = NULL;
-    int linked = 0;
-    if (sw == NULL)
-        goto done;
-    if (event != Py_None) {
-        PyObject *r = call_method1(event, "rawlink", sw);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-        linked = 1;
-    }
-    if (timeout != Py_None) {
-        timer = call_method1(self->loop, "timer", timeout);
-        if (timer == NULL || PyObject_SetAttrString(timer, "ref", Py_False) < 0)
-            goto done;
-        PyObject *r = PyObject_CallMethod(timer, "start", "OO", sw, Py_None);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    PyObject *v = waiter_get_impl(waiter);
-    if (v != NULL) {
-        Py_DECREF(v);
-        res = Py_NewRef(Py_False);
-    }
-    else if (exc_matches_then_clear(LoopExit))
-        res = Py_NewRef(Py_True);
-done:
-    {
-        PyObject *t, *val, *tb;
-        PyErr_Fetch(&t, &val, &tb);
-        if (timer) {
-            PyObject *r = PyObject_CallMethod(timer, "close", NULL);
-            Py_XDECREF(r);
-        }
-        if (linked) {
-            PyObject *r = call_method1(event, "unlink", sw);
-            Py_XDECREF(r);
-        }
-        PyErr_Clear();
-        PyErr_Restore(t, val, tb);
-    }
-    Py_XDECREF(timer);
-    Py_XDECREF(sw);
-    Py_DECREF(waiter);
-    return res;
-}
-
-static PyObject *
-Hub_destroy(HubObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"destroy_loop", NULL};
-    PyObject *destroy_loop_o = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:destroy", kwlist, &destroy_loop_o))
-        return NULL;
-    if (self->loop == NULL || self->loop == Py_None)
-        Py_RETURN_NONE;  /* already destroyed */
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    if (cur == NULL)
-        return NULL;
-    Py_DECREF(cur);
-    if ((PyObject *)cur == (PyObject *)self) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Hub.destroy() cannot be called from inside the hub "
-                        "(a callback); call it from another greenlet");
-        return NULL;
-    }
-    PyObject *loop = Py_NewRef(self->loop);
-    int destroy_loop;
-    if (destroy_loop_o == Py_None) {
-        PyObject *d = PyObject_GetAttrString(loop, "default");
-        destroy_loop = d ? !PyObject_IsTrue(d) : -1;
-        Py_XDECREF(d);
-    }
-    else
-        destroy_loop = PyObject_IsTrue(destroy_loop_o);
-    if (destroy_loop < 0)
-        goto error;
-    if (self->resolver && self->resolver != Py_None) {
-        PyObject *r = PyObject_CallMethod(self->resolver, "close", NULL);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-    }
-    Py_CLEAR(self->resolver);
-    if (self->threadpool && self->threadpool != Py_None) {
-        PyObject *r = PyObject_CallMethod(self->threadpool, "kill", NULL);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-    }
-    Py_CLEAR(self->threadpool);
-
-    if (PyGreenlet_ACTIVE((PyGreenlet *)self) || !PyGreenlet_STARTED((PyGreenlet *)self)) {
-        PyObject *exc = PyObject_CallOneArg(HubDestroyed, destroy_loop ? Py_True : Py_False);
-        if (exc == NULL)
-            goto error;
-        PyObject *r = PyGreenlet_Throw((PyGreenlet *)self, HubDestroyed, exc, NULL);
-        Py_DECREF(exc);
-        if (r != NULL)
-            Py_DECREF(r);
-        else if (PyErr_ExceptionMatches(LoopExit) || PyErr_ExceptionMatches(HubDestroyed)
-                 || PyErr_ExceptionMatches(PyExc_GreenletError))
-            PyErr_Clear();
-        else
-            goto error;
-    }
-    if (destroy_loop) {
-        PyObject *saved = get_saved_loop();
-        if (saved == NULL)
-            goto error;
-        int same = saved == loop;
-        Py_DECREF(saved);
-        if (same && set_saved_loop(Py_None) < 0)
-            goto error;
-        PyObject *r = PyObject_CallMethod(loop, "destroy", NULL);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-    }
-    else if (set_saved_loop(loop) < 0)
-        goto error;
-    Py_CLEAR(self->loop);
-    self->loop = Py_NewRef(Py_None);
-    Py_DECREF(loop);
-    PyObject *h = tls_hub_borrowed();
-    if (h == NULL && PyErr_Occurred())
-        return NULL;
-    if (h == (PyObject *)self && tls_set_hub(Py_None) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-error:
-    Py_DECREF(loop);
-    return NULL;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Hub: errors                                                             */
-/* ---------------------------------------------------------------------- */
-
-static int
-type_is_subclass_of_attr(PyObject *self, PyObject *type, const char *attr)
-{
-    PyObject *classes = PyObject_GetAttrString(self, attr);
-    if (classes == NULL)
-        return -1;
-    int r = PyObject_IsSubclass(type, classes);
-    Py_DECREF(classes);
-    return r;
-}
-
-/* value given as a str (or None for a class): build the instance */
-static PyObject *
-normalize_value(PyObject *type, PyObject *value)
-{
-    if (PyUnicode_Check(value) && PyType_Check(type))
-        return PyObject_CallOneArg(type, value);
-    return Py_NewRef(value);
-}
-
-static PyObject *
-Hub_handle_error(HubObject *self, PyObject *args)
-{
-    PyObject *context, *type, *value, *tb;
-    if (!PyArg_ParseTuple(args, "OOOO:handle_error", &context, &type, &value, &tb))
-        return NULL;
-    PyObject *t = NULL, *v = NULL, *b = NULL, *res = NULL;
-    if (type == Py_None && value == Py_None && tb == Py_None) {
-        PyErr_GetExcInfo(&t, &v, &b);
-        if (t == NULL)
-            Py_RETURN_NONE;  /* nothing to handle */
-        if (v == NULL)
-            v = Py_NewRef(Py_None);
-        if (b == NULL)
-            b = Py_NewRef(Py_None);
-    }
-    else {
-        t = Py_NewRef(type);
-        v = normalize_value(type, value);
-        b = Py_NewRef(tb);
-        if (v == NULL)
-            goto done;
-    }
-    if (!PyType_Check(t) && PyExceptionInstance_Check(v))
-        Py_SETREF(t, Py_NewRef((PyObject *)Py_TYPE(v)));
-    if (!PyType_Check(t)) {
-        PyErr_Format(PyExc_TypeError, "handle_error: type must be an exception class, not %R", t);
-        goto done;
-    }
-    if (is_hub_destroyed(t)) {
-        PyErr_Restore(Py_NewRef(t), Py_NewRef(v), b == Py_None ? NULL : Py_NewRef(b));
-        goto done;
-    }
-    int not_error = type_is_subclass_of_attr((PyObject *)self, t, "NOT_ERROR");
-    if (not_error < 0)
-        goto done;
-    if (!not_error) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self, "print_exception", "OOOO",
-                                          context, t, v, b);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    int system = context == Py_None ? 1 : type_is_subclass_of_attr((PyObject *)self, t, "SYSTEM_ERROR");
-    if (system < 0)
-        goto done;
-    if (system) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self, "handle_system_error", "OOO", t, v, b);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    res = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(t);
-    Py_XDECREF(v);
-    Py_XDECREF(b);
-    return res;
-}
-
-static int
-stream_write(PyObject *stream, PyObject *text)
-{
-    PyObject *r = call_method1(stream, "write", text);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
-}
-
-static PyObject *
-Hub_print_exception(HubObject *self, PyObject *args)
-{
-    PyObject *context, *type, *value, *tb;
-    if (!PyArg_ParseTuple(args, "OOOO:print_exception", &context, &type, &value, &tb))
-        return NULL;
-    PyObject *stream = Hub_get_exception_stream(self, NULL);
-    if (stream == NULL)
-        return NULL;
-    PyObject *res = NULL, *v = NULL, *ctx = NULL;
-    int truth = PyObject_IsTrue(stream);
-    if (truth <= 0) {
-        res = truth < 0 ? NULL : Py_NewRef(Py_None);
-        goto done;
-    }
-    v = normalize_value(type, value);
-    if (v == NULL)
-        goto done;
-    PyObject *name = PyObject_GetAttrString(type, "__name__");
-    if (name == NULL) {
-        PyErr_Clear();
-        name = PyUnicode_FromString("exception");
-        if (name == NULL)
-            goto done;
-    }
-    if (v == Py_None) {
-        PyObject *line = PyUnicode_FromFormat("%U\n", name);
-        int rc = line ? stream_write(stream, line) : -1;
-        Py_XDECREF(line);
-        if (rc < 0) {
-            Py_DECREF(name);
-            goto done;
-        }
-    }
-    else {
-        PyObject *tbmod = PyImport_ImportModule("traceback");
-        PyObject *pe = tbmod ? PyObject_GetAttrString(tbmod, "print_exception") : NULL;
-        Py_XDECREF(tbmod);
-        PyObject *pargs = pe ? PyTuple_Pack(3, type, v, tb) : NULL;
-        PyObject *kw = pargs ? Py_BuildValue("{s:O}", "file", stream) : NULL;
-        PyObject *r = kw ? PyObject_Call(pe, pargs, kw) : NULL;
-        Py_XDECREF(pe);
-        Py_XDECREF(pargs);
-        Py_XDECREF(kw);
-        if (r == NULL) {
-            Py_DECREF(name);
-            goto done;
-        }
-        Py_DECREF(r);
-    }
-    if (context != Py_None) {
-        if (PyUnicode_Check(context))
-            ctx = Py_NewRef(context);
-        else {
-            PyObject *fc = PyObject_GetAttrString((PyObject *)self, "format_context");
-            ctx = fc ? PyObject_CallOneArg(fc, context) : NULL;
-            Py_XDECREF(fc);
-            if (ctx == NULL) {
-                PyErr_Print();  /* shows why formatting failed */
-                ctx = PyObject_Repr(context);
-            }
-            else if (!PyUnicode_Check(ctx))
-                Py_SETREF(ctx, PyObject_Str(ctx));
-        }
-        PyObject *line = ctx ? PyUnicode_FromFormat("%U failed with %U\n\n", ctx, name) : NULL;
-        int rc = line ? stream_write(stream, line) : -1;
-        Py_XDECREF(line);
-        if (rc < 0) {
-            Py_DECREF(name);
-            goto done;
-        }
-    }
-    Py_DECREF(name);
-    res = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(ctx);
-    Py_XDECREF(v);
-    Py_DECREF(stream);
-    return res;
-}
-
-static PyObject *
-Hub_handle_system_error(HubObject *self, PyObject *args)
-{
-    PyObject *type, *value, *tb = Py_None;
-    if (!PyArg_ParseTuple(args, "OO|O:handle_system_error", &type, &value, &tb))
-        return NULL;
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    if (cur == NULL)
-        return NULL;
-    PyGreenlet *parent = PyGreenlet_GetParent((PyGreenlet *)self);
-    if (parent == NULL) {
-        Py_DECREF(cur);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "the hub has no parent greenlet");
-        return NULL;
-    }
-    PyObject *res = NULL, *cb = NULL;
-    int direct = (PyObject *)cur == (PyObject *)self || cur == parent
-                 || self->loop == NULL || self->loop == Py_None;
-    if (!direct) {
-        /* resume the calling greenlet later, if the program survives */
-        PyObject *sw = PyObject_GetAttrString((PyObject *)cur, "switch");
-        cb = sw ? PyObject_CallMethod(self->loop, "run_callback", "O", sw) : NULL;
-        Py_XDECREF(sw);
-        if (cb == NULL)
-            goto done;
-    }
-    res = PyGreenlet_Throw(parent, type, value, tb == Py_None ? NULL : tb);
-    if (cb) {
-        PyObject *t, *v, *b;
-        PyErr_Fetch(&t, &v, &b);
-        PyObject *r = PyObject_CallMethod(cb, "stop", NULL);
-        Py_XDECREF(r);
-        PyErr_Clear();
-        PyErr_Restore(t, v, b);
-    }
-    if (res) {
-        Py_DECREF(res);
-        res = Py_NewRef(Py_None);
-    }
-done:
-    Py_XDECREF(cb);
-    Py_DECREF(cur);
-    Py_DECREF(parent);
-    return res;
+    return hub_wait_impl(self->gst, (PyObject *)self, watcher);
 }
 
 static PyMethodDef Hub_methods[] = {
@@ -1251,56 +639,32 @@ static PyMethodDef Hub_methods[] = {
      "when nothing is left to run."},
     {"wait", (PyCFunction)Hub_wait, METH_O,
      "wait(watcher): start watcher and block the current greenlet until it fires."},
-    {"cancel_wait", (PyCFunction)(void (*)(void))Hub_cancel_wait, METH_VARARGS | METH_KEYWORDS,
-     "cancel_wait(watcher, error, close_watcher=False): raise error in the "
-     "greenlet waiting on watcher."},
-    {"_cancel_wait", (PyCFunction)Hub__cancel_wait, METH_VARARGS, NULL},
-    {"join", (PyCFunction)(void (*)(void))Hub_join, METH_VARARGS | METH_KEYWORDS,
-     "join(timeout=None, event=None) -> bool: wait for the loop to run out of "
-     "work (True), or for the timeout or the event (False)."},
-    {"destroy", (PyCFunction)(void (*)(void))Hub_destroy, METH_VARARGS | METH_KEYWORDS,
-     "destroy(destroy_loop=None): unwind the hub; destroy or keep its loop."},
-    {"handle_error", (PyCFunction)Hub_handle_error, METH_VARARGS,
-     "handle_error(context, type, value, tb): print, and raise system errors "
-     "in the parent."},
-    {"print_exception", (PyCFunction)Hub_print_exception, METH_VARARGS, NULL},
-    {"handle_system_error", (PyCFunction)Hub_handle_system_error, METH_VARARGS, NULL},
     {NULL}
 };
 
 static PyMemberDef Hub_members[] = {
     {"loop", T_OBJECT, offsetof(HubObject, loop), 0, "The hub's event loop; None after destroy()."},
-    {"_resolver", T_OBJECT, offsetof(HubObject, resolver), 0, NULL},
-    {"_threadpool", T_OBJECT, offsetof(HubObject, threadpool), 0, NULL},
-    {NULL}
-};
-
-static PyGetSetDef Hub_getset[] = {
-    {"main_hub", (getter)Hub_get_main_hub, NULL, "True for the main thread's hub."},
-    {"exception_stream", (getter)Hub_get_exception_stream, (setter)Hub_set_exception_stream,
-     "Where errors are printed: sys.stderr (read each time) until assigned."},
-    {"resolver", (getter)Hub_get_resolver, (setter)Hub_set_resolver, NULL},
-    {"threadpool", (getter)Hub_get_threadpool, (setter)Hub_set_threadpool, NULL},
     {NULL}
 };
 
 static PyType_Slot Hub_slots[] = {
-    {Py_tp_doc, "Hub(loop=None, default=None)\n\nA greenlet that runs the event loop."},
-    {Py_tp_init, Hub_init},
+    {Py_tp_doc, "HubCore: the compiled core of the hub greenlet (switch, run, wait).\n\n"
+                "gevent_c.hub.Hub subclasses it with the policy (construction, errors, "
+                "join, destroy)."},
+    {Py_tp_new, Hub_new},
     {Py_tp_dealloc, Hub_dealloc},
     {Py_tp_traverse, Hub_traverse},
     {Py_tp_clear, Hub_tp_clear},
-    {Py_tp_repr, Hub_repr},
     {Py_tp_methods, Hub_methods},
     {Py_tp_members, Hub_members},
-    {Py_tp_getset, Hub_getset},
     {0, NULL}
 };
 
 static PyType_Spec Hub_spec = {
-    .name = "gevent_c.hub.Hub",
+    .name = "gevent_c._hub.HubCore",
     .basicsize = sizeof(HubObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC
+             | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = Hub_slots,
 };
 
@@ -1309,9 +673,9 @@ static PyType_Spec Hub_spec = {
 /* ---------------------------------------------------------------------- */
 
 static PyObject *
-hub_loop_of(PyObject *hub)
+hub_loop_of(gevc_state *gst, PyObject *hub)
 {
-    if (IS_HUB(hub)) {
+    if (IS_HUB(gst, hub)) {
         PyObject *loop = ((HubObject *)hub)->loop;
         if (loop == NULL || loop == Py_None) {
             PyErr_SetString(PyExc_ValueError, "the hub was destroyed");
@@ -1319,31 +683,31 @@ hub_loop_of(PyObject *hub)
         }
         return Py_NewRef(loop);
     }
-    return PyObject_GetAttr(hub, str_loop);
+    return PyObject_GetAttr(hub, gst->str_loop);
 }
 
 /* sleep(0): queue a callback that switches back into this greenlet (the
  * callback object plays the Waiter: if anything else resumes us first, we
  * stop it, so it never switches into us later). */
 static PyObject *
-sleep_yield(PyObject *hub, PyObject *loop)
+sleep_yield(gevc_state *gst, PyObject *hub, PyObject *loop)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
     CallbackObject *cb = NULL;
     PyObject *res = NULL;
-    if (IS_LOOP(loop) && PyGreenlet_Check(hub)) {
+    if (IS_LOOP(gst, loop) && PyGreenlet_Check(hub)) {
         cb = loop_queue_callback((LoopObject *)loop, (PyObject *)cur, NULL, CB_SLEEP);
         if (cb != NULL) {
-            res = hub_switch_from(hub, cur);
+            res = hub_switch_from(gst, hub, cur);
             if (cb->state == CB_PENDING)
                 callback_stop(cb, NULL);
             Py_DECREF(cb);
         }
     }
     else {
-        WaiterObject *waiter = waiter_create(hub);
+        WaiterObject *waiter = waiter_create(gst, hub);
         PyObject *sw = waiter ? PyObject_GetAttrString((PyObject *)waiter, "switch") : NULL;
         PyObject *c = sw ? PyObject_CallMethod(loop, "run_callback", "OO", sw, Py_None) : NULL;
         if (c != NULL) {
@@ -1363,7 +727,7 @@ sleep_yield(PyObject *hub, PyObject *loop)
  * switch in later; a wake-up by anything else is an InvalidSwitchError, as
  * with hub.wait(). */
 static PyObject *
-sleep_direct(PyObject *hub, LoopObject *loop, double after, int ref)
+sleep_direct(gevc_state *gst, PyObject *hub, LoopObject *loop, double after, int ref)
 {
     if (loop_check_alive(loop) < 0)
         return NULL;
@@ -1383,14 +747,14 @@ sleep_direct(PyObject *hub, LoopObject *loop, double after, int ref)
     w->callback = Py_NewRef((PyObject *)cur);
     w->direct_switch = 1;
     watcher_activate(w);
-    res = hub_switch_from(hub, cur);
+    res = hub_switch_from(gst, hub, cur);
     int fired = !w->active;
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
     watcher_close_impl(w);
     PyErr_Restore(t, v, tb);
     if (res != NULL && !fired) {
-        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
+        PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
                      "of sleep())", cur, res);
         Py_CLEAR(res);
     }
@@ -1401,17 +765,17 @@ done:
 }
 
 static PyObject *
-sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
+sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 {
     PyObject *timer;
-    if (IS_LOOP(loop) && IS_HUB(hub)) {
+    if (IS_LOOP(gst, loop) && IS_HUB(gst, hub)) {
         double after = PyFloat_AsDouble(seconds);
         if (after == -1.0 && PyErr_Occurred())
             return NULL;
         int r = PyObject_IsTrue(ref);
         if (r < 0)
             return NULL;
-        return sleep_direct(hub, (LoopObject *)loop, after, r);
+        return sleep_direct(gst, hub, (LoopObject *)loop, after, r);
     }
     else {
         PyObject *kw = Py_BuildValue("{s:O}", "ref", ref);
@@ -1424,10 +788,10 @@ sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
     }
     if (timer == NULL)
         return NULL;
-    PyObject *res = hub_wait_impl(hub, timer);
+    PyObject *res = hub_wait_impl(gst, hub, timer);
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    if (PyObject_TypeCheck(timer, &WatcherType))
+    if (PyObject_TypeCheck(timer, gst->WatcherType))
         watcher_close_impl((WatcherObject *)timer);
     else {
         PyObject *r = PyObject_CallMethod(timer, "close", NULL);
@@ -1442,6 +806,7 @@ sleep_timer(PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 static PyObject *
 mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    gevc_state *gst = gevc_get_state(m);
     PyObject *seconds = NULL, *ref = Py_True;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (nargs > 2) {
@@ -1474,13 +839,13 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         if (secs == -1.0 && PyErr_Occurred())
             return NULL;
     }
-    PyObject *hub = get_hub_impl();
+    PyObject *hub = get_hub_impl(gst);
     if (hub == NULL)
         return NULL;
-    PyObject *loop = hub_loop_of(hub);
+    PyObject *loop = hub_loop_of(gst, hub);
     PyObject *res = NULL;
     if (loop != NULL) {
-        res = secs > 0 ? sleep_timer(hub, loop, seconds, ref) : sleep_yield(hub, loop);
+        res = secs > 0 ? sleep_timer(gst, hub, loop, seconds, ref) : sleep_yield(gst, hub, loop);
         Py_DECREF(loop);
     }
     Py_DECREF(hub);
@@ -1494,6 +859,7 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 static PyObject *
 mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
 {
+    gevc_state *gst = gevc_get_state(m);
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     if (n < 1) {
         PyErr_SetString(PyExc_TypeError, "spawn_raw() missing required argument 'function'");
@@ -1504,10 +870,10 @@ mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "function must be callable");
         return NULL;
     }
-    PyObject *hub = get_hub_impl();
+    PyObject *hub = get_hub_impl(gst);
     if (hub == NULL)
         return NULL;
-    PyObject *loop = hub_loop_of(hub);
+    PyObject *loop = hub_loop_of(gst, hub);
     PyObject *rest = loop ? PyTuple_GetSlice(args, 1, n) : NULL;
     PyObject *run = NULL, *g = NULL, *cb = NULL;
     if (rest == NULL)
@@ -1533,9 +899,9 @@ mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
     g = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)hub);
     if (g == NULL)
         goto done;
-    if (PyObject_SetAttr(g, str_loop, loop) < 0)
+    if (PyObject_SetAttr(g, gst->str_loop, loop) < 0)
         goto done;
-    if (IS_LOOP(loop))
+    if (IS_LOOP(gst, loop))
         cb = (PyObject *)loop_queue_callback((LoopObject *)loop, g, rest, CB_GREENLET_SWITCH);
     else {
         PyObject *sw = PyObject_GetAttrString(g, "switch");
@@ -1562,6 +928,7 @@ done:
 static PyObject *
 mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
 {
+    gevc_state *gst = gevc_get_state(m);
     static char *kwlist[] = {"greenlet", "exception", NULL};
     PyObject *greenlet, *exception = PyExc_GreenletExit;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:kill", kwlist, &greenlet, &exception))
@@ -1576,7 +943,7 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
     if (is_dead)
         Py_RETURN_NONE;
     PyObject *kill = NULL;
-    if (gevc_lookup_attr(greenlet, str_kill, &kill) < 0)
+    if (gevc_lookup_attr(greenlet, gst->str_kill, &kill) < 0)
         return NULL;
     if (kill != NULL) {
         /* a gevent-style Greenlet: let it kill itself */
@@ -1591,8 +958,8 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
         Py_DECREF(r);
         Py_RETURN_NONE;
     }
-    PyObject *hub = get_hub_impl();
-    PyObject *loop = hub ? hub_loop_of(hub) : NULL;
+    PyObject *hub = get_hub_impl(gst);
+    PyObject *loop = hub ? hub_loop_of(gst, hub) : NULL;
     PyObject *throw = loop ? PyObject_GetAttrString(greenlet, "throw") : NULL;
     PyObject *cb = throw ? PyObject_CallMethod(loop, "run_callback", "OO", throw, exception) : NULL;
     Py_XDECREF(throw);
@@ -1625,7 +992,50 @@ mod_get_header_version(PyObject *m, PyObject *Py_UNUSED(ignored))
                                 UV_VERSION_PATCH);
 }
 
+static PyObject *
+mod_set_default_hub_class(PyObject *m, PyObject *cls)
+{
+    gevc_state *gst = gevc_get_state(m);
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, gst->HubType)) {
+        PyErr_Format(PyExc_TypeError, "the hub class must be a subclass of %s, not %R",
+                     gst->HubType->tp_name, cls);
+        return NULL;
+    }
+    Py_XSETREF(gst->default_hub_class, Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_main_thread_ident(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    unsigned long id = main_thread_ident();
+    if (id == 0 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromUnsignedLong(id);
+}
+
+static PyObject *
+mod_get_saved_loop(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return get_saved_loop(gevc_get_state(m));
+}
+
+static PyObject *
+mod_set_saved_loop(PyObject *m, PyObject *loop)
+{
+    if (set_saved_loop(gevc_get_state(m), loop) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_default_hub_class", (PyCFunction)mod_set_default_hub_class, METH_O,
+     "set_default_hub_class(cls): the hub class of threads that did not choose one."},
+    {"_main_thread_ident", (PyCFunction)mod_main_thread_ident, METH_NOARGS,
+     "The interpreter's main thread (not threading's, which monkey-patching replaces)."},
+    {"_get_saved_loop", (PyCFunction)mod_get_saved_loop, METH_NOARGS,
+     "The loop Hub.destroy(destroy_loop=False) kept for this thread's next hub, or None."},
+    {"_set_saved_loop", (PyCFunction)mod_set_saved_loop, METH_O, NULL},
     {"get_hub", (PyCFunction)(void (*)(void))mod_get_hub, METH_VARARGS | METH_KEYWORDS,
      "get_hub(*args, **kwargs): this thread's hub, created (with the arguments) if needed."},
     {"_get_hub", (PyCFunction)mod_get_hub_if_exists, METH_NOARGS,
@@ -1649,13 +1059,78 @@ static PyMethodDef module_methods[] = {
     {NULL}
 };
 
-static struct PyModuleDef hubmodule = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "gevent_c._hub",
-    .m_doc = "C core of gevent_c: Hub, Waiter, the libuv loop and its watchers.",
-    .m_size = -1,
-    .m_methods = module_methods,
-};
+/* ---------------------------------------------------------------------- */
+/* Module: state, exec, GC                                                 */
+/* ---------------------------------------------------------------------- */
+
+static gevc_state *
+gevc_get_state(PyObject *module)
+{
+    return (gevc_state *)PyModule_GetState(module);
+}
+
+/* The state of the module that defined type (or a base of it): works for
+ * Python subclasses of our types. */
+static gevc_state *
+gevc_state_by_type(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *m = PyType_GetModuleByDef(tp, &hubmodule);
+#else
+    PyObject *m = NULL;
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro) && m == NULL; i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE))
+            continue;
+        PyObject *bm = PyType_GetModule(base);
+        if (bm == NULL)
+            PyErr_Clear();
+        else if (PyModule_GetDef(bm) == &hubmodule)
+            m = bm;
+    }
+    if (m == NULL)
+        PyErr_Format(PyExc_TypeError, "PyType_GetModuleByDef: No superclass of '%s' has "
+                     "the given module", tp->tp_name);
+#endif
+    return m == NULL ? NULL : gevc_get_state(m);
+}
+
+#define GEVC_STATE_OBJECTS(X) \
+    X(HubType) X(GuardType) X(WaiterType) X(LoopType) X(CallbackType) X(WatcherType) \
+    X(TimerType) X(IoType) X(SignalType) X(ChildType) X(IdleType) X(CheckType) \
+    X(PrepareType) X(ForkType) X(AsyncType) X(StatType) X(PoolType) \
+    X(LoopExit) X(BlockingSwitchOutError) X(InvalidSwitchError) X(HubDestroyed) \
+    X(ConcurrentObjectUseError) X(InvalidThreadUseError) X(threadlocal) \
+    X(default_hub_class) X(str_tls_hub) X(str_tls_guard) X(str_tls_loop) \
+    X(str_switch_out) X(str_hub) X(str_Hub) X(str_loop) X(str_run) X(str___self__) \
+    X(str_kill) X(str_handle_error) X(str_thread_ident)
+
+static int
+hubmodule_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    gevc_state *gst = gevc_get_state(m);
+#define VISIT(name) Py_VISIT(gst->name);
+    GEVC_STATE_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+hubmodule_clear(PyObject *m)
+{
+    gevc_state *gst = gevc_get_state(m);
+#define CLEAR(name) Py_CLEAR(gst->name);
+    GEVC_STATE_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+hubmodule_free(void *m)
+{
+    hubmodule_clear((PyObject *)m);
+}
 
 static PyObject *
 import_attr(const char *module, const char *name)
@@ -1668,97 +1143,123 @@ import_attr(const char *module, const char *name)
     return r;
 }
 
-#define INTERN(var, text) do { if (!((var) = PyUnicode_InternFromString(text))) return NULL; } while (0)
-
-PyMODINIT_FUNC
-PyInit__hub(void)
+static PyTypeObject *
+add_type(PyObject *m, const char *name, PyType_Spec *spec, PyTypeObject *base)
 {
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, (PyObject *)base);
+    if (tp == NULL)
+        return NULL;
+    if (name != NULL && PyModule_AddObjectRef(m, name, (PyObject *)tp) < 0) {
+        Py_DECREF(tp);
+        return NULL;
+    }
+    return tp;
+}
+
+static int
+hubmodule_exec(PyObject *m)
+{
+    gevc_state *gst = gevc_get_state(m);
+    /* greenlet keeps process-wide state and the libuv default loop, the
+     * signal registry and the fork hooks are process-wide: one interpreter */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "gevent_c._hub cannot be loaded in a subinterpreter "
+                        "(greenlet and libuv's default loop are process-wide)");
+        return -1;
+    }
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
-        return NULL;
+        return -1;
     if (PyGreenlet_Type.tp_basicsize != (Py_ssize_t)sizeof(PyGreenlet)) {
         PyErr_Format(PyExc_ImportError,
                      "greenlet.greenlet size changed (%zd, compiled against %zd): "
                      "rebuild gevent_c against the installed greenlet",
                      PyGreenlet_Type.tp_basicsize, (Py_ssize_t)sizeof(PyGreenlet));
-        return NULL;
+        return -1;
     }
-    INTERN(str_switch_out, "switch_out");
-    INTERN(str_hub, "hub");
-    INTERN(str_tls_hub, "gevent_c.hub");
-    INTERN(str_tls_guard, "gevent_c.hub_guard");
-    INTERN(str_tls_loop, "gevent_c.loop");
-    INTERN(str_Hub, "Hub");
-    INTERN(str_loop, "loop");
-    INTERN(str_run, "run");
-    INTERN(str___self__, "__self__");
-    INTERN(str_kill, "kill");
-    INTERN(str_handle_error, "handle_error");
+#define INTERN(field, text) \
+    if (!(gst->field = PyUnicode_InternFromString(text))) return -1;
+    INTERN(str_switch_out, "switch_out")
+    INTERN(str_hub, "hub")
+    INTERN(str_tls_hub, GEVC_TLS_HUB_KEY)
+    INTERN(str_tls_guard, "gevent_c.hub_guard")
+    INTERN(str_tls_loop, "gevent_c.loop")
+    INTERN(str_Hub, "Hub")
+    INTERN(str_loop, "loop")
+    INTERN(str_run, "run")
+    INTERN(str___self__, "__self__")
+    INTERN(str_kill, "kill")
+    INTERN(str_handle_error, "handle_error")
+    INTERN(str_thread_ident, "thread_ident")
+#undef INTERN
+#define IMPORT(field, module, name) \
+    if (!(gst->field = import_attr(module, name))) return -1;
+    IMPORT(threadlocal, "gevent_c._hub_local", "_threadlocal")
+    IMPORT(LoopExit, "gevent_c.exceptions", "LoopExit")
+    IMPORT(BlockingSwitchOutError, "gevent_c.exceptions", "BlockingSwitchOutError")
+    IMPORT(InvalidSwitchError, "gevent_c.exceptions", "InvalidSwitchError")
+    IMPORT(ConcurrentObjectUseError, "gevent_c.exceptions", "ConcurrentObjectUseError")
+    IMPORT(HubDestroyed, "gevent_c.exceptions", "HubDestroyed")
+    IMPORT(InvalidThreadUseError, "gevent_c.exceptions", "InvalidThreadUseError")
+#undef IMPORT
+    if (!(gst->HubType = add_type(m, "HubCore", &Hub_spec, &PyGreenlet_Type))
+        || !(gst->GuardType = add_type(m, NULL, &guard_spec, NULL))
+        || !(gst->WaiterType = add_type(m, "Waiter", &waiter_spec, NULL))
+        || !(gst->LoopType = add_type(m, "loop", &loop_spec, NULL))
+        || !(gst->CallbackType = add_type(m, "callback", &callback_spec, NULL))
+        || !(gst->WatcherType = add_type(m, "watcher", &watcher_spec, NULL))
+        || !(gst->TimerType = add_type(m, "timer", &timer_spec, gst->WatcherType))
+        || !(gst->IoType = add_type(m, "io", &io_spec, gst->WatcherType))
+        || !(gst->SignalType = add_type(m, "signal", &signal_spec, gst->WatcherType))
+        || !(gst->ChildType = add_type(m, "child", &child_spec, gst->WatcherType))
+        || !(gst->IdleType = add_type(m, "idle", &idle_spec, gst->WatcherType))
+        || !(gst->PrepareType = add_type(m, "prepare", &prepare_spec, gst->WatcherType))
+        || !(gst->CheckType = add_type(m, "check", &check_spec, gst->WatcherType))
+        || !(gst->ForkType = add_type(m, "fork", &fork_spec, gst->WatcherType))
+        || !(gst->AsyncType = add_type(m, "async_", &async_spec, gst->WatcherType))
+        || !(gst->StatType = add_type(m, "stat", &stat_spec, gst->WatcherType))
+        || !(gst->PoolType = add_type(m, "ThreadPoolBase", &pool_spec, NULL)))
+        return -1;
+    /* Waiter(hub) without an argument tuple (Py_tp_vectorcall: 3.14+) */
+    gst->WaiterType->tp_vectorcall = waiter_vectorcall;
 
-    if (!(threadlocal = import_attr("gevent_c._hub_local", "_threadlocal")))
-        return NULL;
-    if (!(config_import = import_attr("gevent_c._config", "_import")))
-        return NULL;
-    if (!(LoopExit = import_attr("gevent_c.exceptions", "LoopExit"))
-        || !(BlockingSwitchOutError = import_attr("gevent_c.exceptions", "BlockingSwitchOutError"))
-        || !(InvalidSwitchError = import_attr("gevent_c.exceptions", "InvalidSwitchError"))
-        || !(ConcurrentObjectUseError = import_attr("gevent_c.exceptions", "ConcurrentObjectUseError"))
-        || !(HubDestroyed = import_attr("gevent_c.exceptions", "HubDestroyed"))
-        || !(InvalidThreadUseError = import_attr("gevent_c.exceptions", "InvalidThreadUseError")))
-        return NULL;
-
-    if (PyType_Ready(&CallbackType) < 0 || PyType_Ready(&LoopType) < 0
-        || PyType_Ready(&WatcherType) < 0 || PyType_Ready(&TimerType) < 0
-        || PyType_Ready(&IoType) < 0 || PyType_Ready(&SignalType) < 0
-        || PyType_Ready(&ChildType) < 0 || PyType_Ready(&IdleType) < 0
-        || PyType_Ready(&PrepareType) < 0 || PyType_Ready(&CheckType) < 0
-        || PyType_Ready(&ForkType) < 0 || PyType_Ready(&AsyncType) < 0
-        || PyType_Ready(&StatType) < 0 || PyType_Ready(&PoolType) < 0
-        || PyType_Ready(&GuardType) < 0
-        || PyType_Ready(&WaiterType) < 0)
-        return NULL;
-    PyObject *bases = PyTuple_Pack(1, (PyObject *)&PyGreenlet_Type);
-    if (bases == NULL)
-        return NULL;
-    HubType = (PyTypeObject *)PyType_FromSpecWithBases(&Hub_spec, bases);
-    Py_DECREF(bases);
-    if (HubType == NULL)
-        return NULL;
-
-    pthread_atfork(NULL, NULL, gevc_atfork_child);
-    PyObject *configure = import_attr("gevent_c._config", "_configure_hub");
-    PyObject *r = configure ? PyObject_CallOneArg(configure, (PyObject *)HubType) : NULL;
-    Py_XDECREF(configure);
-    if (r == NULL)
-        return NULL;
-    Py_DECREF(r);
-
-    PyObject *m = PyModule_Create(&hubmodule);
-    if (m == NULL)
-        return NULL;
-    if (PyModule_AddObjectRef(m, "Hub", (PyObject *)HubType) < 0
-        || PyModule_AddObjectRef(m, "Waiter", (PyObject *)&WaiterType) < 0
-        || PyModule_AddObjectRef(m, "loop", (PyObject *)&LoopType) < 0
-        || PyModule_AddObjectRef(m, "callback", (PyObject *)&CallbackType) < 0
-        || PyModule_AddObjectRef(m, "watcher", (PyObject *)&WatcherType) < 0
-        || PyModule_AddObjectRef(m, "timer", (PyObject *)&TimerType) < 0
-        || PyModule_AddObjectRef(m, "io", (PyObject *)&IoType) < 0
-        || PyModule_AddObjectRef(m, "signal", (PyObject *)&SignalType) < 0
-        || PyModule_AddObjectRef(m, "child", (PyObject *)&ChildType) < 0
-        || PyModule_AddObjectRef(m, "idle", (PyObject *)&IdleType) < 0
-        || PyModule_AddObjectRef(m, "prepare", (PyObject *)&PrepareType) < 0
-        || PyModule_AddObjectRef(m, "check", (PyObject *)&CheckType) < 0
-        || PyModule_AddObjectRef(m, "fork", (PyObject *)&ForkType) < 0
-        || PyModule_AddObjectRef(m, "async_", (PyObject *)&AsyncType) < 0
-        || PyModule_AddObjectRef(m, "stat", (PyObject *)&StatType) < 0
-        || PyModule_AddObjectRef(m, "ThreadPoolBase", (PyObject *)&PoolType) < 0
-        || PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
+    static int atfork_installed = 0;
+    if (!atfork_installed) {
+        pthread_atfork(NULL, NULL, gevc_atfork_child);
+        atfork_installed = 1;
+    }
+    if (PyModule_AddIntConstant(m, "READ", UV_READABLE) < 0
         || PyModule_AddIntConstant(m, "WRITE", UV_WRITABLE) < 0
         || PyModule_AddIntConstant(m, "READWRITE", UV_READABLE | UV_WRITABLE) < 0
         || PyModule_AddIntConstant(m, "MAXPRI", GEVC_MAXPRI) < 0
-        || PyModule_AddIntConstant(m, "MINPRI", GEVC_MINPRI) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+        || PyModule_AddIntConstant(m, "MINPRI", GEVC_MINPRI) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot hubmodule_slots[] = {
+    {Py_mod_exec, hubmodule_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL}
+};
+
+static struct PyModuleDef hubmodule = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gevent_c._hub",
+    .m_doc = "C core of gevent_c: HubCore, Waiter, the libuv loop and its watchers.",
+    .m_size = sizeof(gevc_state),
+    .m_methods = module_methods,
+    .m_slots = hubmodule_slots,
+    .m_traverse = hubmodule_traverse,
+    .m_clear = hubmodule_clear,
+    .m_free = hubmodule_free,
+};
+
+PyMODINIT_FUNC
+PyInit__hub(void)
+{
+    return PyModuleDef_Init(&hubmodule);
 }

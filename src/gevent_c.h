@@ -35,6 +35,37 @@ typedef struct FdPoll FdPoll;
 typedef struct WatcherObject WatcherObject;
 typedef struct CallbackObject CallbackObject;
 
+/* ---- module state (PEP 489/573) --------------------------------------- */
+
+/* Everything of gevent_c._hub that is a Python object lives here, owned by
+ * the module: its types (heap types made from specs), the exception
+ * classes, interned strings.  Objects reach it through a pointer cached at
+ * creation (each holds its type, which holds the module), or through
+ * gevc_state_by_type(), which works for subclasses too.  The module refuses
+ * to load in a subinterpreter (greenlet keeps process-wide state). */
+typedef struct gevc_state {
+    PyTypeObject *HubType;     /* HubCore; its base, greenlet, set at run time */
+    PyTypeObject *GuardType, *WaiterType, *LoopType, *CallbackType, *WatcherType;
+    PyTypeObject *TimerType, *IoType, *SignalType, *ChildType, *IdleType, *CheckType;
+    PyTypeObject *PrepareType, *ForkType, *AsyncType, *StatType, *PoolType;
+    PyObject *LoopExit, *BlockingSwitchOutError, *InvalidSwitchError, *HubDestroyed;
+    PyObject *ConcurrentObjectUseError, *InvalidThreadUseError;
+    PyObject *threadlocal;         /* gevent_c._hub_local._threadlocal */
+    PyObject *default_hub_class;   /* set_default_hub_class(): gevent_c.hub.Hub */
+    PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *str_hub;
+    PyObject *str_Hub, *str_loop, *str_run, *str___self__, *str_kill, *str_handle_error;
+    PyObject *str_thread_ident;
+} gevc_state;
+
+static struct PyModuleDef hubmodule;
+static gevc_state *gevc_state_by_type(PyTypeObject *tp);
+static gevc_state *gevc_get_state(PyObject *module);
+
+#define IS_HUB(gst, o) PyObject_TypeCheck((o), (gst)->HubType)
+#define IS_LOOP(gst, o) PyObject_TypeCheck((o), (gst)->LoopType)
+/* the thread state dict's key for the thread's hub */
+#define GEVC_TLS_HUB_KEY "gevent_c.hub"
+
 /* ---- callback (loop.run_callback) ------------------------------------ */
 
 enum { CB_PENDING = 0, CB_RUNNING = 1, CB_DONE = 2 };
@@ -68,11 +99,14 @@ typedef struct {
 
 struct LoopObject {
     PyObject_HEAD
+    gevc_state *gst;           /* the module's state (borrowed via the type) */
     uv_loop_t *uv;             /* NULL once destroyed */
     int is_default;
     PyObject *error_handler;
     /* run_callback FIFO: the loop owns one reference per queued callback */
     CallbackObject *cb_head, *cb_tail;
+    CallbackObject *cb_spare;  /* ran, kept for reuse (owned, untracked) */
+    int n_cb_spare;
     Py_ssize_t ncallbacks;     /* queued and not stopped */
     /* events recorded by libuv C callbacks, dispatched after uv_run */
     WatcherObject **pend;
@@ -87,6 +121,7 @@ struct LoopObject {
     Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
     Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
     Py_ssize_t depth;
+    unsigned long run_ident;   /* the thread in run() while depth > 0 */
     unsigned long iteration;
     int break_flag;
     int in_uv;                 /* inside uv_run (C callbacks may record) */
@@ -219,6 +254,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
+    gevc_state *gst;
     PyObject *hub;
     PyObject *greenlet;        /* the greenlet blocked in get(), or NULL */
     PyObject *value;
@@ -226,15 +262,76 @@ typedef struct {
     int has_result;
 } WaiterObject;
 
+/* HubCore: the compiled part of the hub greenlet; gevent_c.hub.Hub adds
+ * the policy in Python (its attributes live in the greenlet's dict). */
 typedef struct {
     PyGreenlet base;
+    gevc_state *gst;
     PyObject *loop;
-    PyObject *resolver;
-    PyObject *threadpool;
-    PyObject *exception_stream;  /* NULL: sys.stderr at the time of reading */
 } HubObject;
 
-/* defined in _hub.c: the interpreter's main thread */
+
+/* ---- functions used before their definition (one translation unit) ---- */
+
+/* _hub.c */
+static int is_hub_destroyed(gevc_state *gst, PyObject *type);
+static PyObject *get_hub_impl(gevc_state *gst);
+static PyObject *hub_switch_impl(gevc_state *gst, PyObject *hub);
+static PyObject *hub_loop_of(gevc_state *gst, PyObject *hub);
 static unsigned long main_thread_ident(void);
+
+/* loop_uv.c */
+static int loop_dispatch_pending(LoopObject *self);
+static int loop_check_own_thread(LoopObject *self);
+static void loop_close_orphans(LoopObject *self);
+static int loop_reinit_impl(LoopObject *self);
+static PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
+static PyObject *loop_install_sigchld(LoopObject *loop, PyObject *ignored);
+static PyObject *loop_reset_sigchld(LoopObject *loop, PyObject *ignored);
+
+/* watcher.c and the watcher families */
+static int watcher_dispatch(WatcherObject *w);
+static void watcher_close_uv_handle(WatcherObject *w);
+static void wlist_record_all(WatcherList *l);
+static void wlist_fire_all(WatcherList *l);
+static void wlist_detach_all(WatcherList *l, PyObject *detached);
+static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *idle_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *prepare_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *check_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* io.c: the fd-poll table */
+static void loop_flush_polls(LoopObject *loop);
+static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
+static void fdpoll_mark_dirty(FdPoll *p);
+
+/* signal.c: the signal registry */
+static void loop_scan_signals(LoopObject *loop);
+static void loop_unregister_signals(LoopObject *loop);
+static void loop_wake_cb(uv_async_t *h);
+
+/* waiter.c */
+static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
+static PyObject *call_callback(PyObject *callback, PyObject *args);
+
+/* threadpool.c: the pool registry */
+typedef struct PoolState PoolState;
+typedef struct PoolObject PoolObject;
+#define SPIN_MAX_POOLS 8
+static int loop_register_pool(LoopObject *loop, PoolObject *pool);
+static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
+static void loop_detach_pools(LoopObject *loop);
+static void loop_pools_set_blocked(LoopObject *loop, int blocked);
+static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
+static void pools_spin(PoolState **sts, int n);
+static void pools_unpin(PoolState **sts, int n);
+static int pool_set_async_active(PoolObject *self, int active);
+static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
 
 #endif /* GEVENT_C_H */

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <errno.h>
 
-static PyTypeObject IoType;
 static PyObject *EVENTS_sentinel = NULL;  /* gevent_c.core.EVENTS, set lazily */
 
 #define IO(w) ((IoObject *)(w))
@@ -579,17 +578,20 @@ static PyGetSetDef io_getset[] = {
     {NULL}
 };
 
-static PyTypeObject IoType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.io",
-    .tp_basicsize = sizeof(IoObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "io(loop, fd, events, ref=True, priority=None): READ (1) / WRITE (2)\n"
-              "readiness of fd.  Any number of io watchers may watch one fd.",
-    .tp_base = &WatcherType,
-    .tp_new = io_new,
-    .tp_methods = io_methods,
-    .tp_getset = io_getset,
+static PyType_Slot io_slots[] = {
+    {Py_tp_doc, "io(loop, fd, events, ref=True, priority=None): READ (1) / WRITE (2)\n"
+              "readiness of fd.  Any number of io watchers may watch one fd."},
+    {Py_tp_new, io_new},
+    {Py_tp_methods, io_methods},
+    {Py_tp_getset, io_getset},
+    {0, NULL}
+};
+
+static PyType_Spec io_spec = {
+    .name = "gevent_c.core.io",
+    .basicsize = sizeof(IoObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = io_slots,
 };
 
 /* loop.closing_fd(fd): the fd is about to be closed.  Wakes the active io
@@ -662,5 +664,5 @@ loop_drop_fdpolls(LoopObject *loop, PyObject *detached)
 static PyObject *
 io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
-    return loop_make_watcher(&IoType, loop, args, kwds);
+    return loop_make_watcher(loop->gst->IoType, loop, args, kwds);
 }

@@ -15,9 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static PyTypeObject LoopType;
-static PyTypeObject CallbackType;
-static PyTypeObject WatcherType;
 static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
 /* Bumped in a forked child by pthread_atfork (cheaper than getpid()). */
@@ -29,7 +26,6 @@ gevc_atfork_child(void)
     fork_generation++;
 }
 
-static PyObject *str_handle_error = NULL;   /* interned in module init */
 
 /* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
  * arg stays one argument. */
@@ -104,27 +100,6 @@ loop_record(WatcherObject *w)
 /* Error handling                                                          */
 /* ---------------------------------------------------------------------- */
 
-static int is_hub_destroyed(PyObject *type);
-static void loop_flush_polls(LoopObject *loop);
-static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
-static void wlist_record_all(WatcherList *l);
-static void wlist_fire_all(WatcherList *l);
-static int watcher_dispatch(WatcherObject *w);
-static void loop_close_orphans(LoopObject *self);
-static int loop_check_own_thread(LoopObject *self);
-static void watcher_close_uv_handle(WatcherObject *w);
-typedef struct PoolState PoolState;
-#define SPIN_MAX_POOLS 8
-static void loop_pools_set_blocked(LoopObject *loop, int blocked);
-static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
-static void pools_spin(PoolState **sts, int n);
-static void pools_unpin(PoolState **sts, int n);
-static void wlist_detach_all(WatcherList *l, PyObject *detached);
-static void loop_scan_signals(LoopObject *loop);
-static void loop_unregister_signals(LoopObject *loop);
-static void loop_detach_pools(LoopObject *loop);
-static void fdpoll_mark_dirty(FdPoll *p);
-static int loop_reinit_impl(LoopObject *self);
 
 /* Report the current exception through loop.error_handler.  Returns -1
  * (with the exception set) only when the exception must keep unwinding the
@@ -139,7 +114,7 @@ loop_handle_error(LoopObject *self, PyObject *context)
     PyErr_NormalizeException(&t, &v, &tb);
     if (tb && v)
         PyException_SetTraceback(v, tb);
-    if (is_hub_destroyed(t)) {
+    if (is_hub_destroyed(self->gst, t)) {
         PyErr_Restore(t, v, tb);
         return -1;
     }
@@ -156,7 +131,7 @@ loop_handle_error(LoopObject *self, PyObject *context)
     }
     Py_INCREF(handler);
     PyObject *meth = NULL;
-    if (gevc_lookup_attr(handler, str_handle_error, &meth) < 0) {
+    if (gevc_lookup_attr(handler, self->gst->str_handle_error, &meth) < 0) {
         PyErr_Clear();
         meth = NULL;
     }
@@ -182,7 +157,7 @@ loop_handle_error(LoopObject *self, PyObject *context)
     PyObject *t2, *v2, *tb2;
     PyErr_Fetch(&t2, &v2, &tb2);
     PyErr_NormalizeException(&t2, &v2, &tb2);
-    if (is_hub_destroyed(t2)) {
+    if (is_hub_destroyed(self->gst, t2)) {
         PyErr_Restore(t2, v2, tb2);
         return -1;
     }
@@ -296,6 +271,7 @@ callback_repr(CallbackObject *self)
 static int
 callback_traverse(CallbackObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->callback);
     Py_VISIT(self->args);
     return 0;
@@ -312,38 +288,62 @@ callback_tp_clear(CallbackObject *self)
     return 0;
 }
 
-/* A small free list: run_callback and sleep(0) allocate one callback each,
- * and reusing them keeps the GC's allocation counter (and so collections)
- * out of the hot path. */
-#define CB_FREELIST_MAX 128
-static CallbackObject *cb_freelist = NULL;
-static int cb_freelist_n = 0;
-
 static void
 callback_dealloc(CallbackObject *self)
 {
+    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     callback_clear_fields(self);
-    if (Py_TYPE(self) == &CallbackType && cb_freelist_n < CB_FREELIST_MAX) {
-        self->next = cb_freelist;
-        cb_freelist = self;
-        cb_freelist_n++;
-        return;
-    }
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
+/* run_callback and sleep(0) need one callback object each.  A callback the
+ * queue held the last reference to is not freed but kept, alive and
+ * untracked, on the loop's spare list for the next one: no allocation and
+ * no GC allocation count in the hot path (and no object revived from a
+ * free list). */
+#define CB_SPARE_MAX 128
+
 static CallbackObject *
-callback_alloc(void)
+callback_alloc(LoopObject *loop)
 {
-    CallbackObject *cb = cb_freelist;
+    CallbackObject *cb = loop->cb_spare;
     if (cb != NULL) {
-        cb_freelist = cb->next;
-        cb_freelist_n--;
-        _Py_NewReference((PyObject *)cb);
-        return cb;
+        loop->cb_spare = cb->next;
+        loop->n_cb_spare--;
+        return cb;  /* the spare list's reference becomes the caller's */
     }
-    return PyObject_GC_New(CallbackObject, &CallbackType);
+    return PyObject_GC_New(CallbackObject, loop->gst->CallbackType);
+}
+
+/* Drop the queue's reference to a callback that ran or was stopped. */
+static void
+loop_release_callback(LoopObject *loop, CallbackObject *cb)
+{
+    if (Py_REFCNT(cb) == 1 && loop->n_cb_spare < CB_SPARE_MAX && loop->uv != NULL) {
+        PyObject_GC_UnTrack(cb);
+        callback_clear_fields(cb);
+        cb->loop = NULL;
+        cb->state = CB_DONE;
+        cb->next = loop->cb_spare;
+        loop->cb_spare = cb;
+        loop->n_cb_spare++;
+        return;
+    }
+    Py_DECREF(cb);
+}
+
+static void
+loop_free_spare_callbacks(LoopObject *loop)
+{
+    while (loop->cb_spare != NULL) {
+        CallbackObject *cb = loop->cb_spare;
+        loop->cb_spare = cb->next;
+        cb->next = NULL;
+        Py_DECREF(cb);
+    }
+    loop->n_cb_spare = 0;
 }
 
 static PyMethodDef callback_methods[] = {
@@ -359,23 +359,24 @@ static PyGetSetDef callback_getset[] = {
     {NULL}
 };
 
-static PyNumberMethods callback_as_number = {
-    .nb_bool = (inquiry)callback_bool,
+static PyType_Slot callback_slots[] = {
+    {Py_tp_doc, "A function queued with loop.run_callback()."},
+    {Py_tp_dealloc, callback_dealloc},
+    {Py_tp_traverse, callback_traverse},
+    {Py_tp_clear, callback_tp_clear},
+    {Py_tp_repr, callback_repr},
+    {Py_nb_bool, callback_bool},
+    {Py_tp_methods, callback_methods},
+    {Py_tp_getset, callback_getset},
+    {0, NULL}
 };
 
-static PyTypeObject CallbackType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.callback",
-    .tp_basicsize = sizeof(CallbackObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A function queued with loop.run_callback().",
-    .tp_dealloc = (destructor)callback_dealloc,
-    .tp_traverse = (traverseproc)callback_traverse,
-    .tp_clear = (inquiry)callback_tp_clear,
-    .tp_repr = (reprfunc)callback_repr,
-    .tp_as_number = &callback_as_number,
-    .tp_methods = callback_methods,
-    .tp_getset = callback_getset,
+static PyType_Spec callback_spec = {
+    .name = "gevent_c.core.callback",
+    .basicsize = sizeof(CallbackObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE
+             | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = callback_slots,
 };
 
 /* Queue a callback; steals nothing.  kind CB_WAITER_SWITCH calls
@@ -385,7 +386,7 @@ loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int ki
 {
     if (loop_check_alive(self) < 0)
         return NULL;
-    CallbackObject *cb = callback_alloc();
+    CallbackObject *cb = callback_alloc(self);
     if (cb == NULL)
         return NULL;
     cb->callback = Py_NewRef(callback);
@@ -407,8 +408,6 @@ loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int ki
     return cb;
 }
 
-static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
-static PyObject *call_callback(PyObject *callback, PyObject *args);
 
 /* Run queued callbacks (including those they queue) until the queue is
  * empty or a switch interval has passed.  -1 only for HubDestroyed. */
@@ -424,7 +423,7 @@ loop_run_callbacks(LoopObject *self)
             self->cb_tail = NULL;
         cb->next = NULL;
         if (cb->callback == NULL || cb->state != CB_PENDING) {
-            Py_DECREF(cb);  /* stopped while queued */
+            loop_release_callback(self, cb);  /* stopped while queued */
             continue;
         }
         if (cb->kind == CB_WATCHER) {
@@ -438,7 +437,7 @@ loop_run_callbacks(LoopObject *self)
                 Py_DECREF(w);
             }
             callback_clear_fields(cb);
-            Py_DECREF(cb);
+            loop_release_callback(self, cb);
             if (rc < 0)
                 return -1;
             continue;
@@ -464,7 +463,7 @@ loop_run_callbacks(LoopObject *self)
         Py_DECREF(callback);
         cb->state = CB_DONE;
         callback_clear_fields(cb);
-        Py_DECREF(cb);
+        loop_release_callback(self, cb);
         if (rc < 0)
             return -1;
         if ((++count & 63) == 0) {
@@ -533,7 +532,6 @@ loop_fire_after_poll(WatcherObject *w)
  * due-now timer started by one of those callbacks (or by a greenlet they
  * switch to) waits for the next poll, as it would if started anywhere else:
  * io that became ready together with it is always seen first. */
-static int loop_dispatch_pending(LoopObject *self);
 
 static int
 loop_dispatch_polled(LoopObject *self)
@@ -609,7 +607,6 @@ loop_drop_callbacks(LoopObject *self)
 /* Dispatching recorded watcher events                                     */
 /* ---------------------------------------------------------------------- */
 
-static int watcher_dispatch(WatcherObject *w);
 
 /* Forget recorded events (loop destroyed): no reference is held on them. */
 static void
@@ -959,9 +956,13 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
 
+    gevc_state *gst = gevc_state_by_type(type);
+    if (gst == NULL)
+        return NULL;
     LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
+    self->gst = gst;
     self->sig_fds[0] = self->sig_fds[1] = -1;
     self->error_handler = Py_NewRef(Py_None);
     if (want_default) {
@@ -1042,6 +1043,15 @@ leftover_walk_cb(uv_handle_t *h, void *arg)
     }
 }
 
+/* In a forked child: is this loop's run() on the stack of a thread that
+ * did not survive the fork (only the forking thread does)? */
+static int
+loop_forked_away(LoopObject *self)
+{
+    return self->depth > 0 && self->fork_gen != fork_generation
+           && self->run_ident != PyThread_get_thread_ident();
+}
+
 /* Close every handle, wait for the close callbacks, close the native loop. */
 static int
 loop_destroy_impl(LoopObject *self)
@@ -1049,8 +1059,22 @@ loop_destroy_impl(LoopObject *self)
     if (self->uv == NULL)
         return 0;
     if (self->depth > 0) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot destroy a loop while it is running");
-        return -1;
+        if (!loop_forked_away(self)) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot destroy a loop while it is running");
+            return -1;
+        }
+        /* A forked child: the run() on the stack belongs to a thread that
+         * does not exist here.  Give libuv its own kernel state (the epoll,
+         * eventfd and signal pipe are the parent's), then destroy as usual,
+         * which closes them. */
+        self->depth = 0;
+        self->in_uv = self->in_uv_nogil = 0;
+        int err = uv_loop_fork(self->uv);
+        if (err < 0) {
+            gevc_uv_error(err);
+            return -1;
+        }
+        self->fork_gen = fork_generation;
     }
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
@@ -1121,6 +1145,7 @@ loop_destroy_impl(LoopObject *self)
     free(self->spare);
     self->pend = self->spare = NULL;
     self->pend_cap = self->spare_cap = 0;
+    loop_free_spare_callbacks(self);
     Py_DECREF(detached);  /* may run arbitrary code: do it last */
     return 0;
 }
@@ -1136,6 +1161,7 @@ loop_destroy(LoopObject *self, PyObject *Py_UNUSED(ignored))
 static int
 loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->error_handler);
     for (CallbackObject *cb = self->cb_head; cb; cb = cb->next)
         Py_VISIT(cb);
@@ -1156,6 +1182,7 @@ loop_tp_clear(LoopObject *self)
 static void
 loop_dealloc(LoopObject *self)
 {
+    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     if (self->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)self);
@@ -1163,9 +1190,11 @@ loop_dealloc(LoopObject *self)
     if (loop_destroy_impl(self) < 0)
         PyErr_WriteUnraisable((PyObject *)self);
     Py_CLEAR(self->error_handler);
+    loop_free_spare_callbacks(self);
     if (default_loop_obj == self)
         default_loop_obj = NULL;
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1290,6 +1319,7 @@ loop_run_impl(LoopObject *self, int nowait, int once)
         return -1;
     }
     self->depth++;
+    self->run_ident = PyThread_get_thread_ident();
     self->break_flag = 0;
     int rc = 0;
     for (;;) {
@@ -1529,7 +1559,7 @@ loop_get_minpri(LoopObject *self, void *c)
 static PyObject *
 loop_get_watcher_type(LoopObject *self, void *c)
 {
-    return Py_NewRef((PyObject *)&WatcherType);
+    return Py_NewRef((PyObject *)self->gst->WatcherType);
 }
 
 static PyObject *
@@ -1604,21 +1634,6 @@ loop_handle_error_meth(LoopObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *idle_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *prepare_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *check_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
-static PyObject *loop_install_sigchld(LoopObject *loop, PyObject *ignored);
-static PyObject *loop_reset_sigchld(LoopObject *loop, PyObject *ignored);
-static void fdpoll_mark_dirty(FdPoll *p);
-static int loop_reinit_impl(LoopObject *self);
 
 static PyMethodDef loop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))loop_run, METH_VARARGS | METH_KEYWORDS,
@@ -1689,22 +1704,32 @@ static PyGetSetDef loop_getset[] = {
     {NULL}
 };
 
-static PyTypeObject LoopType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.loop",
-    .tp_basicsize = sizeof(LoopObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "loop(flags=None, default=None): an event loop on libuv.\n\n"
-              "flags selects the backend: None/'default'/'epoll'.  libev's tuning\n"
-              "flags (noenv, forkcheck, noinotify, signalfd, nosigmask) are accepted\n"
-              "and have no effect under libuv.  default=True (or None) wraps libuv's\n"
-              "default loop; there is one Python object per native loop.",
-    .tp_new = loop_new,
-    .tp_dealloc = (destructor)loop_dealloc,
-    .tp_traverse = (traverseproc)loop_traverse,
-    .tp_clear = (inquiry)loop_tp_clear,
-    .tp_repr = (reprfunc)loop_repr,
-    .tp_methods = loop_methods,
-    .tp_getset = loop_getset,
-    .tp_weaklistoffset = offsetof(LoopObject, weakreflist),
+static PyMemberDef loop_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(LoopObject, weakreflist), READONLY},
+    {NULL}
+};
+
+static PyType_Slot loop_slots[] = {
+    {Py_tp_doc, "loop(flags=None, default=None): an event loop on libuv.\n\n"
+                "flags selects the backend: None/'default'/'epoll'.  libev's tuning\n"
+                "flags (noenv, forkcheck, noinotify, signalfd, nosigmask) are accepted\n"
+                "and have no effect under libuv.  default=True (or None) wraps libuv's\n"
+                "default loop; there is one Python object per native loop."},
+    {Py_tp_new, loop_new},
+    {Py_tp_dealloc, loop_dealloc},
+    {Py_tp_traverse, loop_traverse},
+    {Py_tp_clear, loop_tp_clear},
+    {Py_tp_repr, loop_repr},
+    {Py_tp_methods, loop_methods},
+    {Py_tp_getset, loop_getset},
+    {Py_tp_members, loop_members},
+    {0, NULL}
+};
+
+static PyType_Spec loop_spec = {
+    .name = "gevent_c.core.loop",
+    .basicsize = sizeof(LoopObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = loop_slots,
 };

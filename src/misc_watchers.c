@@ -10,7 +10,6 @@
  */
 #include "gevent_c.h"
 
-static PyTypeObject IdleType, CheckType, PrepareType, ForkType, AsyncType;
 
 /* ---- idle / check: native handles whose C callback records ---- */
 
@@ -271,32 +270,37 @@ static PyGetSetDef async_getset[] = {
     {NULL}
 };
 
-#define SIMPLE_TYPE(TYPE, NAME, NEW, DOC, METHODS, GETSET, SIZE) \
-static PyTypeObject TYPE = { \
-    PyVarObject_HEAD_INIT(NULL, 0) \
-    .tp_name = "gevent_c.core." NAME, \
-    .tp_basicsize = SIZE, \
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, \
-    .tp_doc = DOC, \
-    .tp_base = &WatcherType, \
-    .tp_new = NEW, \
-    .tp_methods = METHODS, \
-    .tp_getset = GETSET, \
+#define SIMPLE_TYPE(PREFIX, NAME, NEW, DOC, METHODS, GETSET, SIZE) \
+static PyType_Slot PREFIX##_slots[] = { \
+    {Py_tp_doc, DOC}, \
+    {Py_tp_new, NEW}, \
+    {Py_tp_methods, METHODS}, \
+    {Py_tp_getset, GETSET}, \
+    {0, NULL} \
+}; \
+static PyType_Spec PREFIX##_spec = { \
+    .name = "gevent_c.core." NAME, \
+    .basicsize = SIZE, \
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE, \
+    .slots = PREFIX##_slots, \
 };
 
-SIMPLE_TYPE(IdleType, "idle", idle_new,
+static PyMethodDef no_methods[] = {{NULL}};
+static PyGetSetDef no_getset[] = {{NULL}};
+
+SIMPLE_TYPE(idle, "idle", idle_new,
             "idle(loop, ref=True, priority=None): runs on iterations with nothing else to do.",
-            NULL, NULL, sizeof(WatcherObject))
-SIMPLE_TYPE(CheckType, "check", check_new,
+            no_methods, no_getset, sizeof(WatcherObject))
+SIMPLE_TYPE(check, "check", check_new,
             "check(loop, ref=True, priority=None): runs after each poll for IO.",
-            NULL, NULL, sizeof(WatcherObject))
-SIMPLE_TYPE(PrepareType, "prepare", prepare_new,
+            no_methods, no_getset, sizeof(WatcherObject))
+SIMPLE_TYPE(prepare, "prepare", prepare_new,
             "prepare(loop, ref=True, priority=None): runs before each poll for IO.",
-            NULL, NULL, sizeof(WatcherObject))
-SIMPLE_TYPE(ForkType, "fork", fork_new,
+            no_methods, no_getset, sizeof(WatcherObject))
+SIMPLE_TYPE(fork, "fork", fork_new,
             "fork(loop, ref=True, priority=None): runs in a forked child after loop.reinit().",
-            NULL, NULL, sizeof(WatcherObject))
-SIMPLE_TYPE(AsyncType, "async_", async_new,
+            no_methods, no_getset, sizeof(WatcherObject))
+SIMPLE_TYPE(async, "async_", async_new,
             "async_(loop, ref=True, priority=None): send() from any thread wakes the loop "
             "and runs the callback once (several sends coalesce).",
             async_methods, async_getset, sizeof(AsyncObject))
@@ -305,7 +309,7 @@ SIMPLE_TYPE(AsyncType, "async_", async_new,
 static PyObject * \
 fname(LoopObject *loop, PyObject *args, PyObject *kwds) \
 { \
-    return loop_make_watcher(&TYPE, loop, args, kwds); \
+    return loop_make_watcher(loop->gst->TYPE, loop, args, kwds); \
 }
 
 FACTORY(idle_new_from_loop, IdleType)

@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <sys/wait.h>
 
-static PyTypeObject SignalType, ChildType;
 
 #define MAX_SIG_LOOPS 64
 
@@ -84,7 +83,6 @@ sig_release(int signum)
 }
 
 /* The loop's wake-up async: drains signal deliveries. */
-static void loop_wake_cb(uv_async_t *h);
 
 static int
 loop_register_signals(LoopObject *loop)
@@ -270,17 +268,20 @@ static PyGetSetDef signal_getset[] = {
     {NULL}
 };
 
-static PyTypeObject SignalType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.signal",
-    .tp_basicsize = sizeof(SignalObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "signal(loop, signalnum, ref=True, priority=None): runs the callback in\n"
+static PyType_Slot signal_slots[] = {
+    {Py_tp_doc, "signal(loop, signalnum, ref=True, priority=None): runs the callback in\n"
               "the loop after the signal is delivered.  Python's own handler for the\n"
-              "signal keeps running, and is restored when the last watcher stops.",
-    .tp_base = &WatcherType,
-    .tp_new = signal_new,
-    .tp_getset = signal_getset,
+              "signal keeps running, and is restored when the last watcher stops."},
+    {Py_tp_new, signal_new},
+    {Py_tp_getset, signal_getset},
+    {0, NULL}
+};
+
+static PyType_Spec signal_spec = {
+    .name = "gevent_c.core.signal",
+    .basicsize = sizeof(SignalObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = signal_slots,
 };
 
 /* ---- child ---- */
@@ -326,7 +327,10 @@ child_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ol|pO:child", kwlist,
                                      &loop, &pid, &trace, &ref))
         return NULL;
-    if (PyObject_TypeCheck(loop, &LoopType) && !((LoopObject *)loop)->is_default) {
+    gevc_state *gst = gevc_state_by_type(type);
+    if (gst == NULL)
+        return NULL;
+    if (PyObject_TypeCheck(loop, gst->LoopType) && !((LoopObject *)loop)->is_default) {
         PyErr_SetString(PyExc_TypeError, "child watchers are only available on the default loop");
         return NULL;
     }
@@ -353,27 +357,30 @@ static PyMemberDef child_members[] = {
     {NULL}
 };
 
-static PyTypeObject ChildType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.child",
-    .tp_basicsize = sizeof(ChildObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "child(loop, pid, trace=False, ref=True): fires when process pid (0: any\n"
+static PyType_Slot child_slots[] = {
+    {Py_tp_doc, "child(loop, pid, trace=False, ref=True): fires when process pid (0: any\n"
               "child) changes state; rpid and rstatus say which and how.  Default loop\n"
-              "only.  Code calling os.waitpid itself races with it.",
-    .tp_base = &WatcherType,
-    .tp_new = child_new,
-    .tp_members = child_members,
+              "only.  Code calling os.waitpid itself races with it."},
+    {Py_tp_new, child_new},
+    {Py_tp_members, child_members},
+    {0, NULL}
+};
+
+static PyType_Spec child_spec = {
+    .name = "gevent_c.core.child",
+    .basicsize = sizeof(ChildObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = child_slots,
 };
 
 static PyObject *
 signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
-    return loop_make_watcher(&SignalType, loop, args, kwds);
+    return loop_make_watcher(loop->gst->SignalType, loop, args, kwds);
 }
 
 static PyObject *
 child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
-    return loop_make_watcher(&ChildType, loop, args, kwds);
+    return loop_make_watcher(loop->gst->ChildType, loop, args, kwds);
 }

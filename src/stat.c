@@ -13,7 +13,6 @@
  */
 #include "gevent_c.h"
 
-static PyTypeObject StatType;
 
 #define MIN_STAT_INTERVAL 0.1074891
 #define STAT(w) ((StatObject *)(w))
@@ -255,23 +254,26 @@ static PyGetSetDef stat_getset[] = {
     {NULL}
 };
 
-static PyTypeObject StatType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.stat",
-    .tp_basicsize = sizeof(StatObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "stat(loop, path, interval=0.0, ref=True, priority=None): fires when\n"
-              "the stat() result of path changes.  path may be str, bytes or PathLike.",
-    .tp_base = &WatcherType,
-    .tp_new = stat_new,
-    .tp_dealloc = (destructor)stat_dealloc,
-    .tp_traverse = (traverseproc)stat_traverse,
-    .tp_clear = (inquiry)stat_tp_clear,
-    .tp_getset = stat_getset,
+static PyType_Slot stat_slots[] = {
+    {Py_tp_doc, "stat(loop, path, interval=0.0, ref=True, priority=None): fires when\n"
+              "the stat() result of path changes.  path may be str, bytes or PathLike."},
+    {Py_tp_new, stat_new},
+    {Py_tp_dealloc, stat_dealloc},
+    {Py_tp_traverse, stat_traverse},
+    {Py_tp_clear, stat_tp_clear},
+    {Py_tp_getset, stat_getset},
+    {0, NULL}
+};
+
+static PyType_Spec stat_spec = {
+    .name = "gevent_c.core.stat",
+    .basicsize = sizeof(StatObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = stat_slots,
 };
 
 static PyObject *
 stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
-    return loop_make_watcher(&StatType, loop, args, kwds);
+    return loop_make_watcher(loop->gst->StatType, loop, args, kwds);
 }

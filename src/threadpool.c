@@ -32,7 +32,7 @@ typedef struct Task {
     unsigned long worker;
 } Task;
 
-typedef struct PoolState {
+struct PoolState {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     Task *q_head, *q_tail;
@@ -46,10 +46,11 @@ typedef struct PoolState {
     uv_async_t *async;         /* NULL: results are dropped */
     int refs;                  /* the pool object + each worker */
     int hub_blocked;           /* the hub's thread polls without the GIL */
-} PoolState;
+};
 
-typedef struct {
+struct PoolObject {
     PyObject_HEAD
+    gevc_state *gst;
     PyObject *hub;
     PyObject *async_w;         /* the async watcher (AsyncObject) */
     PyObject *result_class;
@@ -63,10 +64,8 @@ typedef struct {
     Py_ssize_t outstanding;    /* spawned, result not yet delivered */
     unsigned long hub_ident;
     long fork_gen;
-} PoolObject;
+};
 
-static PyTypeObject PoolType;
-static PyObject *InvalidThreadUseError;
 
 #define GIL_WAIT_NS 100000
 #define IDLE_SPIN_NS 50000
@@ -77,8 +76,6 @@ static PyObject *InvalidThreadUseError;
 #define cpu_relax() ((void)0)
 #endif
 
-static int loop_register_pool(LoopObject *loop, PoolObject *pool);
-static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
 
 static void
 state_decref(PoolState *st)
@@ -127,7 +124,7 @@ static void
 worker_destroy_own_hub(void)
 {
     PyObject *d = PyThreadState_GetDict();
-    PyObject *hub = d ? PyDict_GetItemWithError(d, str_tls_hub) : NULL;
+    PyObject *hub = d ? PyDict_GetItemString(d, GEVC_TLS_HUB_KEY) : NULL;
     if (hub != NULL) {
         Py_INCREF(hub);
         PyObject *r = call_method1(hub, "destroy", Py_True);
@@ -288,14 +285,13 @@ static int
 pool_check_thread(PoolObject *self)
 {
     if (PyThread_get_thread_ident() != self->hub_ident) {
-        PyErr_SetString(InvalidThreadUseError,
+        PyErr_SetString(self->gst->InvalidThreadUseError,
                         "a ThreadPool may only be used from its hub's thread");
         return -1;
     }
     return 0;
 }
 
-static int pool_set_async_active(PoolObject *self, int active);
 
 /* In a forked child the workers do not exist: start afresh. */
 static int
@@ -329,7 +325,6 @@ pool_on_fork(PoolObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
 
 static int
 pool_set_async_active(PoolObject *self, int active)
@@ -617,14 +612,14 @@ pool_init(PoolObject *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "ThreadPool.__init__ called twice");
         return -1;
     }
-    hub = hub == Py_None ? get_hub_impl() : Py_NewRef(hub);
+    hub = hub == Py_None ? get_hub_impl(self->gst) : Py_NewRef(hub);
     if (hub == NULL)
         return -1;
     self->hub = hub;
-    PyObject *loop = hub_loop_of(hub);
+    PyObject *loop = hub_loop_of(self->gst, hub);
     if (loop == NULL)
         return -1;
-    if (!IS_LOOP(loop)) {
+    if (!IS_LOOP(self->gst, loop)) {
         Py_DECREF(loop);
         PyErr_SetString(PyExc_TypeError, "the hub's loop is not a gevent_c.core.loop");
         return -1;
@@ -650,9 +645,22 @@ pool_init(PoolObject *self, PyObject *args, PyObject *kwds)
     return loop_register_pool(self->loop, self);
 }
 
+static PyObject *
+pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    gevc_state *gst = gevc_state_by_type(type);
+    if (gst == NULL)
+        return NULL;
+    PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->gst = gst;
+    return (PyObject *)self;
+}
+
 static int
 pool_traverse(PoolObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->hub);
     Py_VISIT(self->async_w);
     Py_VISIT(self->result_class);
@@ -696,7 +704,9 @@ pool_dealloc(PoolObject *self)
         state_decref(self->st);
         self->st = NULL;
     }
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
 /* ---- size, maxsize, kill, adjust ---- */
@@ -858,27 +868,26 @@ static PyGetSetDef pool_getset[] = {
     {NULL}
 };
 
-static PySequenceMethods pool_as_sequence = {
-    .sq_length = (lenfunc)pool_len,
+static PyType_Slot pool_slots[] = {
+    {Py_tp_doc, "The C core of gevent_c.threadpool.ThreadPool."},
+    {Py_tp_new, pool_new},
+    {Py_tp_init, pool_init},
+    {Py_tp_dealloc, pool_dealloc},
+    {Py_tp_traverse, pool_traverse},
+    {Py_tp_clear, pool_tp_clear},
+    {Py_tp_methods, pool_methods},
+    {Py_tp_members, pool_members},
+    {Py_tp_getset, pool_getset},
+    {Py_sq_length, pool_len},
+    {0, NULL}
 };
 
-static PyTypeObject PoolType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c._hub.ThreadPoolBase",
-    .tp_basicsize = sizeof(PoolObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "The C core of gevent_c.threadpool.ThreadPool.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)pool_init,
-    .tp_dealloc = (destructor)pool_dealloc,
-    .tp_traverse = (traverseproc)pool_traverse,
-    .tp_clear = (inquiry)pool_tp_clear,
-    .tp_methods = pool_methods,
-    .tp_members = pool_members,
-    .tp_getset = pool_getset,
-    .tp_as_sequence = &pool_as_sequence,
-    .tp_dictoffset = offsetof(PoolObject, dict),
-    .tp_weaklistoffset = offsetof(PoolObject, weakreflist),
+static PyType_Spec pool_spec = {
+    .name = "gevent_c._hub.ThreadPoolBase",
+    .basicsize = sizeof(PoolObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = pool_slots,
 };
 
 /* ---- the loop keeps a list of its pools, to cut them off when it dies ---- */

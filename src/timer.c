@@ -8,7 +8,6 @@
 #include "gevent_c.h"
 #include <math.h>
 
-static PyTypeObject TimerType;
 
 #define TIMER(w) ((TimerObject *)(w))
 
@@ -149,7 +148,7 @@ gevc_timer_new(LoopObject *loop, double after, double repeat, int ref)
         PyErr_SetString(PyExc_ValueError, "timer values must be finite numbers");
         return NULL;
     }
-    return timer_alloc(&TimerType, loop, after, repeat, ref ? Py_True : Py_False, NULL);
+    return timer_alloc(loop->gst->TimerType, loop, after, repeat, ref ? Py_True : Py_False, NULL);
 }
 
 static PyObject *
@@ -249,18 +248,22 @@ static PyGetSetDef timer_getset[] = {
     {NULL}
 };
 
-static PyTypeObject TimerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.timer",
-    .tp_basicsize = sizeof(TimerObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,  /* GC inherited */
-    .tp_doc = "timer(loop, after, repeat=0.0, ref=True, priority=None)\n\n"
-              "after < 0 fires on the next iteration; delays are rounded up to\n"
-              "libuv's 1 ms resolution, silently.",
-    .tp_base = &WatcherType,
-    .tp_new = timer_new,
-    .tp_methods = timer_methods,
-    .tp_getset = timer_getset,
+static PyType_Slot timer_slots[] = {
+    {Py_tp_doc, "timer(loop, after, repeat=0.0, ref=True, priority=None)\n\n"
+                "after < 0 fires on the next iteration; delays are rounded up to\n"
+                "libuv's 1 ms resolution, silently."},
+    {Py_tp_new, timer_new},
+    {Py_tp_methods, timer_methods},
+    {Py_tp_getset, timer_getset},
+    {0, NULL}
+};
+
+/* GC is inherited from the watcher type */
+static PyType_Spec timer_spec = {
+    .name = "gevent_c.core.timer",
+    .basicsize = sizeof(TimerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = timer_slots,
 };
 
 /* loop.timer(after, repeat=0.0, ref=True, priority=None), without the
@@ -272,10 +275,10 @@ timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
     if ((kwds == NULL || PyDict_GET_SIZE(kwds) == 0) && n >= 1 && n <= 4) {
         if (loop_check_alive(loop) < 0)
             return NULL;
-        return timer_parse_and_alloc(&TimerType, (PyObject *)loop, PyTuple_GET_ITEM(args, 0),
+        return timer_parse_and_alloc(loop->gst->TimerType, (PyObject *)loop, PyTuple_GET_ITEM(args, 0),
                                      n > 1 ? PyTuple_GET_ITEM(args, 1) : NULL,
                                      n > 2 ? PyTuple_GET_ITEM(args, 2) : NULL,
                                      n > 3 ? PyTuple_GET_ITEM(args, 3) : NULL);
     }
-    return loop_make_watcher(&TimerType, loop, args, kwds);
+    return loop_make_watcher(loop->gst->TimerType, loop, args, kwds);
 }

@@ -4,10 +4,6 @@
  */
 #include "gevent_c.h"
 
-static PyTypeObject WaiterType;
-static PyObject *hub_switch_impl(PyObject *hub);
-static PyObject *get_hub_impl(void);
-static PyObject *ConcurrentObjectUseError;
 
 #define WAITER_DOC \
 "Waiter(hub=None)\n\n" \
@@ -40,11 +36,15 @@ waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     PyObject *hub = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Waiter", kwlist, &hub))
         return NULL;
+    gevc_state *gst = gevc_state_by_type(type);
+    if (gst == NULL)
+        return NULL;
     WaiterObject *self = (WaiterObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
+    self->gst = gst;
     if (hub == Py_None) {
-        self->hub = get_hub_impl();
+        self->hub = get_hub_impl(gst);
         if (self->hub == NULL) {
             Py_DECREF(self);
             return NULL;
@@ -58,11 +58,12 @@ waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 /* A fresh Waiter without argument parsing (hot paths). */
 static WaiterObject *
-waiter_create(PyObject *hub)
+waiter_create(gevc_state *gst, PyObject *hub)
 {
-    WaiterObject *self = PyObject_GC_New(WaiterObject, &WaiterType);
+    WaiterObject *self = PyObject_GC_New(WaiterObject, gst->WaiterType);
     if (self == NULL)
         return NULL;
+    self->gst = gst;
     self->hub = Py_NewRef(hub);
     self->greenlet = NULL;
     self->value = NULL;
@@ -75,6 +76,7 @@ waiter_create(PyObject *hub)
 static int
 waiter_traverse(WaiterObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->hub);
     Py_VISIT(self->greenlet);
     Py_VISIT(self->value);
@@ -95,9 +97,11 @@ waiter_tp_clear(WaiterObject *self)
 static void
 waiter_dealloc(WaiterObject *self)
 {
+    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     waiter_tp_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
 static int
@@ -259,7 +263,7 @@ waiter_get_impl(WaiterObject *self)
         PyObject *msg = PyUnicode_FromFormat("This Waiter is already used by %R",
                                              self->greenlet);
         if (msg) {
-            PyErr_SetObject(ConcurrentObjectUseError, msg);
+            PyErr_SetObject(self->gst->ConcurrentObjectUseError, msg);
             Py_DECREF(msg);
         }
         return NULL;
@@ -269,7 +273,7 @@ waiter_get_impl(WaiterObject *self)
         return NULL;
     self->greenlet = (PyObject *)cur;  /* owns the reference */
     Py_INCREF(self);
-    PyObject *res = hub_switch_impl(self->hub);
+    PyObject *res = hub_switch_impl(self->gst, self->hub);
     Py_CLEAR(self->greenlet);
     Py_DECREF(self);
     return res;
@@ -407,15 +411,18 @@ waiter_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject
     }
     if (nkw == 1)
         hub = args[0];
+    gevc_state *gst = gevc_state_by_type((PyTypeObject *)type);
+    if (gst == NULL)
+        return NULL;
     if (hub == Py_None) {
-        hub = get_hub_impl();
+        hub = get_hub_impl(gst);
         if (hub == NULL)
             return NULL;
-        PyObject *w = (PyObject *)waiter_create(hub);
+        PyObject *w = (PyObject *)waiter_create(gst, hub);
         Py_DECREF(hub);
         return w;
     }
-    return (PyObject *)waiter_create(hub);
+    return (PyObject *)waiter_create(gst, hub);
 }
 
 /* Is cb a bound Waiter.switch?  Then callers may call waiter_switch_impl
@@ -444,20 +451,26 @@ waiter_bound_switch(WaiterObject *self)
     return PyCMethod_New(&waiter_methods[0], (PyObject *)self, NULL, NULL);
 }
 
-static PyTypeObject WaiterType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.hub.Waiter",
-    .tp_basicsize = sizeof(WaiterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_doc = WAITER_DOC,
-    .tp_new = waiter_new,
-    .tp_vectorcall = waiter_vectorcall,
-    .tp_dealloc = (destructor)waiter_dealloc,
-    .tp_traverse = (traverseproc)waiter_traverse,
-    .tp_clear = (inquiry)waiter_tp_clear,
-    .tp_call = (ternaryfunc)waiter_call,
-    .tp_str = (reprfunc)waiter_str,
-    .tp_repr = (reprfunc)waiter_str,
-    .tp_methods = waiter_methods,
-    .tp_getset = waiter_getset,
+/* Calls of the type itself take waiter_vectorcall, set on the type in the
+ * module's exec (Py_tp_vectorcall is a slot only from 3.14). */
+static PyType_Slot waiter_slots[] = {
+    {Py_tp_doc, WAITER_DOC},
+    {Py_tp_new, waiter_new},
+    {Py_tp_dealloc, waiter_dealloc},
+    {Py_tp_traverse, waiter_traverse},
+    {Py_tp_clear, waiter_tp_clear},
+    {Py_tp_call, waiter_call},
+    {Py_tp_str, waiter_str},
+    {Py_tp_repr, waiter_str},
+    {Py_tp_methods, waiter_methods},
+    {Py_tp_getset, waiter_getset},
+    {0, NULL}
+};
+
+static PyType_Spec waiter_spec = {
+    .name = "gevent_c.hub.Waiter",
+    .basicsize = sizeof(WaiterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = waiter_slots,
 };

@@ -29,7 +29,10 @@ static int
 watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
                     PyObject *ref, PyObject *priority)
 {
-    if (!PyObject_TypeCheck((PyObject *)loop, &LoopType)) {
+    gevc_state *gst = gevc_state_by_type(Py_TYPE(w));
+    if (gst == NULL)
+        return -1;
+    if (!PyObject_TypeCheck((PyObject *)loop, gst->LoopType)) {
         PyErr_Format(PyExc_TypeError, "expected a gevent_c.core.loop, not %.200s",
                      Py_TYPE(loop)->tp_name);
         return -1;
@@ -464,6 +467,7 @@ watcher_repr(WatcherObject *w)
 static int
 watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(w));
     Py_VISIT(w->loop);
     Py_VISIT(w->callback);
     Py_VISIT(w->args);
@@ -486,8 +490,10 @@ watcher_dealloc_body(WatcherObject *w)
     if (w->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)w);
     /* an active watcher holds itself, so here it is inactive */
+    PyTypeObject *tp = Py_TYPE(w);
     watcher_tp_clear(w);
-    Py_TYPE(w)->tp_free((PyObject *)w);
+    tp->tp_free((PyObject *)w);
+    Py_DECREF(tp);
 }
 
 static void
@@ -522,19 +528,30 @@ static PyGetSetDef watcher_getset[] = {
     {NULL}
 };
 
-static PyTypeObject WatcherType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gevent_c.core.watcher",
-    .tp_basicsize = sizeof(WatcherObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "Base class of every watcher type.",
-    .tp_dealloc = (destructor)watcher_dealloc,
-    .tp_traverse = (traverseproc)watcher_traverse,
-    .tp_clear = (inquiry)watcher_tp_clear,
-    .tp_repr = (reprfunc)watcher_repr,
-    .tp_methods = watcher_methods,
-    .tp_getset = watcher_getset,
-    .tp_weaklistoffset = offsetof(WatcherObject, weakreflist),
+static PyMemberDef watcher_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(WatcherObject, weakreflist), READONLY},
+    {NULL}
+};
+
+/* Abstract: the loop's factories (or the subtypes) make watchers. */
+static PyType_Slot watcher_slots[] = {
+    {Py_tp_doc, "Base class of every watcher type."},
+    {Py_tp_dealloc, watcher_dealloc},
+    {Py_tp_traverse, watcher_traverse},
+    {Py_tp_clear, watcher_tp_clear},
+    {Py_tp_repr, watcher_repr},
+    {Py_tp_methods, watcher_methods},
+    {Py_tp_getset, watcher_getset},
+    {Py_tp_members, watcher_members},
+    {0, NULL}
+};
+
+static PyType_Spec watcher_spec = {
+    .name = "gevent_c.core.watcher",
+    .basicsize = sizeof(WatcherObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE
+             | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = watcher_slots,
 };
 
 /* ---- lists of active watchers run by the loop itself ---- */
