@@ -1538,6 +1538,19 @@ loop_get_iteration(LoopObject *self, void *c)
     return PyLong_FromUnsignedLong(self->iteration);
 }
 
+/* True while the loop's thread waits in the poll with the GIL released:
+ * an idle loop, as opposed to one held up by a callback or a greenlet.  The
+ * flag changes only under the GIL, so a reader holding it sees a settled
+ * value.  The blocking monitor (gevent_c/_monitor.py) reads it with
+ * `iteration` and `depth`. */
+static PyObject *
+loop_get_polling(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyBool_FromLong(self->in_uv_nogil);
+}
+
 static PyObject *
 loop_get_approx_timer_resolution(LoopObject *self, void *c)
 {
@@ -1691,6 +1704,8 @@ static PyGetSetDef loop_getset[] = {
     {"default", (getter)loop_get_default, NULL, NULL},
     {"iteration", (getter)loop_get_iteration, NULL, NULL},
     {"depth", (getter)loop_get_depth, NULL, NULL},
+    {"polling", (getter)loop_get_polling, NULL,
+     "True while the loop's thread waits for events in the poll (the GIL released)."},
     {"backend", (getter)loop_get_backend, NULL, NULL},
     {"activecnt", (getter)loop_get_activecnt, NULL, NULL},
     {"pendingcnt", (getter)loop_get_pendingcnt, NULL, NULL},
