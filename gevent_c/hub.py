@@ -19,13 +19,25 @@ from gevent_c._hub import (  # noqa: F401
 from gevent_c._hub_local import _threadlocal  # noqa: F401
 from gevent_c._config import (  # noqa: F401
     _import, config, resolver_config, _resolvers, _split, _loops,
-    DEFAULT_LOOP, DEFAULT_RESOLVER, DEFAULT_THREADPOOL,
+    DEFAULT_LOOP, DEFAULT_RESOLVER, DEFAULT_THREADPOOL, settings,
 )
 from gevent_c._wait import iwait, wait, linkproxy  # noqa: F401
+from gevent_c._monitor import _HubMonitorMixin
 from gevent_c.exceptions import (  # noqa: F401
     LoopExit, BlockingSwitchOutError, InvalidSwitchError, ConcurrentObjectUseError,
     InvalidThreadUseError, HubDestroyed,
 )
+
+def get_loop():
+    """The loop this thread's next hub will use: the one kept by
+    ``Hub.destroy(destroy_loop=False)`` or given to ``set_loop``, else None."""
+    return _get_saved_loop()
+
+
+def set_loop(loop):
+    """Make ``loop`` (or None) the loop this thread's next hub uses."""
+    _set_saved_loop(loop)
+
 
 __all__ = ['getcurrent', 'GreenletExit', 'spawn_raw', 'sleep', 'kill', 'signal',
            'reinit', 'get_hub', 'Hub', 'Waiter']
@@ -67,7 +79,7 @@ def _exception_value(tp, value):
     return value
 
 
-class Hub(HubCore):
+class Hub(_HubMonitorMixin, HubCore):
     """Hub(loop=None, default=None): the greenlet that runs the event loop.
 
     One per thread (``get_hub()``).  The switching, ``run()`` and ``wait()``
@@ -117,6 +129,9 @@ class Hub(HubCore):
         self._resolver = None
         self._threadpool = None
         self.format_context = _import(self.format_context)
+        # gevent starts it when the hub starts running; here the hub's
+        # thread is known already, and no Python frame is added to run()
+        self.start_periodic_monitoring_thread()
 
     @property
     def main_hub(self):
@@ -301,6 +316,7 @@ class Hub(HubCore):
         if self._threadpool is not None:
             self._threadpool.kill()
         self._threadpool = None
+        self._stop_periodic_monitoring_thread()
         if not self.dead:  # running, or never started
             try:
                 self.throw(HubDestroyed(destroy_loop))
@@ -339,7 +355,10 @@ class Hub(HubCore):
         """The thread pool, made from ``threadpool_class`` on first use."""
         if self._threadpool is None:
             self.threadpool_class = threadpool_class = _import(self.threadpool_class)
-            self._threadpool = threadpool_class(self.threadpool_size, hub=self)
+            # idle workers exit after GEVENT_THREADPOOL_IDLE_TASK_TIMEOUT (as gevent)
+            self._threadpool = threadpool_class(
+                self.threadpool_size, hub=self,
+                idle_task_timeout=settings.threadpool_idle_task_timeout)
         return self._threadpool
 
     @threadpool.setter
@@ -431,7 +450,7 @@ def reinit(hub=None):
     if hub is None:
         return
     hub.loop.reinit()
-    for obj in (hub._threadpool, hub._resolver):
+    for obj in (hub._threadpool, hub._resolver, hub.periodic_monitoring_thread):
         on_fork = getattr(obj, '_on_fork', None)
         if on_fork is not None:
             on_fork()

@@ -31,6 +31,7 @@ from _socket import gaierror, herror
 
 from gevent_c._ares import Channel  # ImportError without c-ares: by design
 from gevent_c.hub import Waiter, get_hub
+from gevent_c._config import settings
 
 __all__ = ['Resolver']
 
@@ -210,7 +211,8 @@ class Resolver(object):
     ``timeout`` (seconds per try), ``tries``, ``ndots``, ``udp_port``,
     ``tcp_port``, ``flags``, ``rotate``.  With ``use_environ``, each
     ``GEVENTARES_<NAME>`` environment variable supplies option ``<name>``
-    unless it is given here.
+    unless it is given here, then gevent's ``GEVENT_RESOLVER_NAMESERVERS``
+    (``servers``) and ``GEVENT_RESOLVER_TIMEOUT`` (``timeout``).
     """
 
     def __init__(self, hub=None, use_environ=True, **kwargs):
@@ -220,6 +222,12 @@ class Resolver(object):
         if use_environ:
             for name, value in _environ_options().items():
                 kwargs.setdefault(name, value)
+            # gevent's generic settings (GEVENT_RESOLVER_NAMESERVERS,
+            # GEVENT_RESOLVER_TIMEOUT) after the GEVENTARES_ ones
+            if settings.resolver_nameservers is not None:
+                kwargs.setdefault('servers', list(settings.resolver_nameservers))
+            if settings.resolver_timeout is not None:
+                kwargs.setdefault('timeout', settings.resolver_timeout)
         self.params = kwargs
         self._driver = _Driver(hub.loop, kwargs)
         self.pid = os.getpid()
