@@ -98,6 +98,13 @@ SUITES = [
 EVENTFD = ('eventfd identity: an fd number reused by a new eventfd (libzmq makes one per '
            'socket) is taken for the old file, so the io watcher never fires and '
            "zmq.green's poll waits out its timeout")
+# Why a suite's tests are slow on ours, shown under the slow-test table.
+SLOW_NOTES = {
+    'zmq.green': ('Times near multiples of 11.6 s are waits that ended on zmq.green\'s '
+                  'fallback timeout instead of an io event: the same eventfd identity '
+                  'bug.'),
+}
+
 KNOWN_REGRESSIONS = {
     'zmq.green': {
         'tests/test_poll.py::TestPollGreen::test_socket_poll': EVENTFD,
@@ -290,6 +297,10 @@ def doc_body(python, suites, results, wall):
         for name, t, x, y in sorted(slow, key=lambda v: -v[3]):
             w('| %s | `%s` | %.1f | %.1f |' % (name, t, x, y))
         w('')
+        for name in sorted({v[0] for v in slow}):
+            if name in SLOW_NOTES:
+                w('%s: %s' % (name, SLOW_NOTES[name]))
+                w('')
     w('### Deselected tests')
     w('')
     for s in suites:
