@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
+#include <errno.h>
 
 static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
@@ -1551,6 +1553,73 @@ loop_get_polling(LoopObject *self, void *c)
     return PyBool_FromLong(self->in_uv_nogil);
 }
 
+/* loop._stall_wait(interval, timeout, ignore=None): for the blocking
+ * monitor's thread.  Samples the loop every `interval` seconds with the GIL
+ * released, so a healthy loop costs its owner no GIL hand-off at all, and
+ * returns the pass number (`iteration`) as soon as two samples an interval
+ * apart saw the loop running (depth > 0), not waiting in the poll, and on
+ * the same pass: the loop has been held for at least `interval`.  A stall on
+ * pass `ignore` (already reported) does not count.  Returns None after
+ * `timeout` seconds without a stall, so the caller can check whether to go
+ * on.
+ *
+ * The fields are written by the loop's thread under the GIL; here they are
+ * read without it, with relaxed atomic loads of aligned words: a sample may
+ * be a moment stale, never torn.  The caller's reference keeps the object
+ * alive; a destroyed loop has depth 0 and never looks stalled. */
+static PyObject *
+loop_stall_wait(LoopObject *self, PyObject *args)
+{
+    double interval, timeout;
+    PyObject *ignore_o = Py_None;
+    if (!PyArg_ParseTuple(args, "dd|O:_stall_wait", &interval, &timeout, &ignore_o))
+        return NULL;
+    if (!(interval > 0) || !(interval <= 3600) || !(timeout >= 0) || !(timeout <= 86400)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "_stall_wait: interval must be in (0, 3600] and timeout in [0, 86400]");
+        return NULL;
+    }
+    int have_ignore = ignore_o != Py_None;
+    unsigned long ignore = 0;
+    if (have_ignore) {
+        ignore = PyLong_AsUnsignedLong(ignore_o);
+        if (ignore == (unsigned long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (self->run_ident == PyThread_get_thread_ident() && self->depth > 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_stall_wait would wait on the loop it blocks: call it from another thread");
+        return NULL;
+    }
+    struct timespec step;
+    step.tv_sec = (time_t)interval;
+    step.tv_nsec = (long)((interval - (double)step.tv_sec) * 1e9);
+    long nsteps = (long)(timeout / interval) + 1;
+    int stalled = 0;
+    unsigned long it = 0;
+    Py_BEGIN_ALLOW_THREADS
+    unsigned long last_it = 0;
+    int last_busy = 0;
+    for (long i = 0; i < nsteps && !stalled; i++) {
+        if (i > 0) {
+            struct timespec rem = step;
+            while (nanosleep(&rem, &rem) != 0 && errno == EINTR)
+                ;
+        }
+        it = __atomic_load_n(&self->iteration, __ATOMIC_RELAXED);
+        int busy = __atomic_load_n(&self->depth, __ATOMIC_RELAXED) > 0
+                   && !__atomic_load_n(&self->in_uv_nogil, __ATOMIC_RELAXED);
+        if (i > 0 && busy && last_busy && it == last_it && !(have_ignore && it == ignore))
+            stalled = 1;
+        last_it = it;
+        last_busy = busy;
+    }
+    Py_END_ALLOW_THREADS
+    if (!stalled)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(it);
+}
+
 static PyObject *
 loop_get_approx_timer_resolution(LoopObject *self, void *c)
 {
@@ -1695,6 +1764,9 @@ static PyMethodDef loop_methods[] = {
      "Make sure child watchers' SIGCHLD handler is installed (gevent calls it before fork)."},
     {"reset_sigchld", (PyCFunction)loop_reset_sigchld, METH_NOARGS,
      "Nothing to undo: the last child watcher restores SIGCHLD's previous action."},
+    {"_stall_wait", (PyCFunction)loop_stall_wait, METH_VARARGS,
+     "_stall_wait(interval, timeout, ignore=None): the pass number once the loop is held\n"
+     "for an interval (sampled without the GIL), or None after timeout.  For the monitor."},
     {"reinit", (PyCFunction)loop_reinit, METH_NOARGS,
      "Prepare the loop for use in a forked child (uv_loop_fork); runs fork watchers."},
     {NULL}
