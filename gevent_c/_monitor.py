@@ -11,10 +11,13 @@ How a stall is seen differs from gevent, and costs less.  gevent installs a
 greenlet trace function, a Python call on every greenlet switch, and calls
 the hub blocked when no switch happened in a period.  Here the loop counts
 its passes in C (``loop.iteration``) and says whether it is waiting in the
-poll (``loop.polling``); the thread samples both.  The loop is blocked when
-it is running (``loop.depth``), not polling, and has not finished a pass
-since the previous sample.  Nothing runs on the switch path, so a hub with
-the monitor on costs what it costs without (bench notes), and a callback
+poll (``loop.polling``).  The loop is blocked when it is running
+(``loop.depth``), not polling, and has not finished a pass between two
+samples ``max_blocking_time`` apart.  The thread takes those samples in C
+with the GIL released (``loop._stall_wait``) and takes the GIL only to
+write a report, so it never competes with the hub for the GIL while the loop
+is healthy.  Nothing runs on the switch path, so a hub with the monitor on
+costs what it costs without (bench/monitor_cost.py), and a callback
 that holds up the loop inside the hub greenlet is reported too, which
 gevent's switch counter cannot see.  One stall is reported once, not every
 period.
@@ -103,19 +106,28 @@ def _root(glet):
 
 
 def _running_greenlet(hub):
-    """The greenlet running in the hub's thread, or None.  A running
-    greenlet is started, not dead, and has no saved frame; the hub's thread
-    owns those whose root is the hub's root.  (A scan of the GC's objects:
-    only done to write a report.)"""
+    """The greenlet running in the hub's thread, or None when that cannot be
+    told (only done to write a report: it scans the GC's objects).
+    greenlet does not say which greenlet another thread runs; but a
+    suspended greenlet with Python code on its stack has a saved frame
+    (``gr_frame``), and the running one has none.  So the one started, live
+    greenlet of that thread (same root) without a frame, other than the hub
+    and the thread's main greenlet, is it; with none such, the main
+    greenlet if it has no saved frame (it runs), else the hub itself
+    (callbacks run in the hub, whose own loop is C, frameless)."""
     root = _root(hub)
-    found = None
+    found = []
     for obj in gc.get_objects():
-        if (isinstance(obj, greenlet) and obj and obj.gr_frame is None
-                and _root(obj) is root):
-            if found is not None and found is not obj:
-                return None
-            found = obj
-    return found
+        if (isinstance(obj, greenlet) and obj is not hub and obj is not root and obj
+                and obj.gr_frame is None and _root(obj) is root):
+            found.append(obj)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        return None     # several frameless greenlets (C-only runs): unknown
+    if root.gr_frame is None and not root.dead:
+        return root
+    return hub
 
 
 class PeriodicMonitoringThread(object):
@@ -195,17 +207,34 @@ class PeriodicMonitoringThread(object):
     def _on_hub_gc(self, _):
         self.kill()
 
+    #: How long one GIL-free wait for a stall lasts before the thread looks
+    #: whether it should stop (kill() takes effect within this).
+    stall_wait_timeout = 0.5
+
     def __call__(self):
         # the monitor thread
         sleep = _original('time', 'sleep', _sleep)
         try:
             while self.should_run:
                 functions = self.monitoring_functions()
-                sleep(self.calculate_sleep_time())
                 hub = self.hub
                 if hub is None or getattr(hub, 'loop', None) is None:
                     self.kill()
                     break
+                if len(functions) == 1 and hasattr(hub.loop, '_stall_wait'):
+                    # Only the blocking check: wait for a stall in C, without
+                    # the GIL; a healthy loop never hears from this thread.
+                    loop = hub.loop
+                    del hub
+                    iteration = loop._stall_wait(functions[0].period,
+                                                 self.stall_wait_timeout, self._reported)
+                    del loop
+                    hub = self.hub
+                    if iteration is not None and self.should_run and hub is not None:
+                        self._report(hub, iteration)
+                    del hub
+                    continue
+                sleep(self.calculate_sleep_time())
                 now = time.perf_counter()
                 for entry in functions:
                     if entry.period and entry.last_run_time + entry.period <= now:
@@ -241,9 +270,22 @@ class PeriodicMonitoringThread(object):
         iteration, busy = sample
         if not busy or iteration != last[0] or not last[1] or self._reported == iteration:
             return None
+        return self._report(hub, iteration)
+
+    def _report(self, hub, iteration):
+        """Report the stall seen on pass ``iteration``: the event, then the
+        printed report.  Returns (greenlet, report)."""
         self._reported = iteration
         active = _running_greenlet(hub)
         report = self.blocking_report(hub, active)
+        try:
+            moved_on = hub.loop.iteration != iteration
+        except Exception:  # noqa: BLE001 (destroyed meanwhile)
+            moved_on = True
+        if moved_on:
+            # the GIL was held (a C call) until the loop ran again
+            report.insert(4, '    The loop ran again before this report could be made '
+                             '(the GIL was held): the stack is where the thread is now')
         notify(EventLoopBlocked(active, settings.max_blocking_time, report, hub=hub))
         return self._show_blocking_report(hub, report, active)
 
@@ -253,8 +295,8 @@ class PeriodicMonitoringThread(object):
                   '\n%s : Greenlet %s appears to be blocked' % (
                       time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), active)]
         report.append('    Reported by %s' % (self,))
-        report.append('    The loop has not run for at least %.3f s (loop pass %d)' % (
-            settings.max_blocking_time, hub.loop.iteration))
+        report.append('    The loop has not run for at least %.3f s' % (
+            settings.max_blocking_time,))
         try:
             frame = sys._current_frames()[hub.thread_ident]
         except KeyError:
