@@ -214,5 +214,14 @@ class Settings(object):
     def __dir__(self):
         return sorted(self._table)
 
+    def is_explicit(self, name):
+        """True when setting ``name`` was assigned or its variable is set
+        (not empty), rather than left at its default."""
+        s = self._table[name]
+        if name in self._values and not (
+                self._values[name] == s.default and not os.environ.get(s.envvar, '').strip()):
+            return True
+        return bool(os.environ.get(s.envvar, '').strip())
+
 
 settings = Settings()

@@ -355,10 +355,15 @@ class Hub(_HubMonitorMixin, HubCore):
         """The thread pool, made from ``threadpool_class`` on first use."""
         if self._threadpool is None:
             self.threadpool_class = threadpool_class = _import(self.threadpool_class)
-            # idle workers exit after GEVENT_THREADPOOL_IDLE_TASK_TIMEOUT (as gevent)
-            self._threadpool = threadpool_class(
-                self.threadpool_size, hub=self,
-                idle_task_timeout=settings.threadpool_idle_task_timeout)
+            if settings.is_explicit('threadpool_idle_task_timeout'):
+                # GEVENT_THREADPOOL_IDLE_TASK_TIMEOUT: idle workers exit
+                # after it, as in gevent (which always passes it, default 5 s)
+                self._threadpool = threadpool_class(
+                    self.threadpool_size, hub=self,
+                    idle_task_timeout=settings.threadpool_idle_task_timeout)
+            else:
+                # the spec's call (4.4); workers stay until the pool is killed
+                self._threadpool = threadpool_class(self.threadpool_size, hub=self)
         return self._threadpool
 
     @threadpool.setter

@@ -253,16 +253,35 @@ def test_threadpool_idle_timeout_from_environment():
     assert out.strip() == '0'
 
 
-def test_threadpool_default_idle_timeout_keeps_workers_briefly():
-    # gevent's default (5 s): a worker idle for 0.3 s is still there
+def test_threadpool_without_the_variable_keeps_idle_workers():
+    # the spec's call, cls(size, hub=hub): workers stay (gevent: 5 s default)
     out = _util.check_py('''
         import gevent_c.hub as H
+        from gevent_c._config import settings
+        assert not settings.is_explicit('threadpool_idle_task_timeout')
         h = H.get_hub()
         assert h.threadpool.spawn(lambda: 1).get() == 1
         H.sleep(0.3)
         print(h.threadpool.size)
     ''')
     assert out.strip() == '1'
+
+
+def test_threadpool_idle_timeout_assigned():
+    out = _util.check_py('''
+        import time
+        import gevent_c.hub as H
+        from gevent_c._config import settings
+        settings.threadpool_idle_task_timeout = 0.1
+        assert settings.is_explicit('threadpool_idle_task_timeout')
+        pool = H.get_hub().threadpool
+        assert pool.spawn(lambda: 1).get() == 1
+        deadline = time.time() + 5
+        while pool.size and time.time() < deadline:
+            H.sleep(0.02)
+        print(pool.size)
+    ''')
+    assert out.strip() == '0'
 
 
 def test_ares_resolver_uses_nameservers_setting():
@@ -429,3 +448,73 @@ def test_monitor_report_like_gevent():
     assert ours.split() == ['blocked', 'stack', 'named']
     if theirs is not None:
         assert theirs == ours
+
+
+def test_stall_wait_arguments(hub):
+    loop = hub.loop
+    with pytest.raises(ValueError):
+        loop._stall_wait(0, 1)
+    with pytest.raises(ValueError):
+        loop._stall_wait(0.01, -1)
+    with pytest.raises(TypeError):
+        loop._stall_wait('x', 1)
+    errors = []
+
+    def from_the_loop():
+        try:
+            loop._stall_wait(0.01, 0.01)
+        except RuntimeError as ex:
+            errors.append(ex)
+    loop.run_callback(from_the_loop)
+    H.sleep(0)
+    assert len(errors) == 1 and 'another thread' in str(errors[0])
+
+
+def test_stall_wait_idle_and_stalled(hub):
+    loop = hub.loop
+    results = {}
+
+    def watch(key, timeout):
+        results[key] = loop._stall_wait(0.02, timeout)
+
+    # idle: the hub waits in the poll; no stall within the timeout
+    t = threading.Thread(target=watch, args=('idle', 0.2))
+    t.start()
+    H.sleep(0.3)
+    t.join()
+    assert results['idle'] is None
+    # a greenlet holds the loop: the pass number comes back
+    import time
+    t = threading.Thread(target=watch, args=('held', 2.0))
+    t.start()
+    H.spawn_raw(time.sleep, 0.3)
+    H.sleep(0.01)
+    t.join()
+    assert isinstance(results['held'], int)
+    assert results['held'] <= loop.iteration
+
+
+def test_monitor_sees_a_stall_while_c_code_holds_the_gil():
+    # sum() over a range runs in C without ever releasing the GIL: a
+    # Python-level monitor could not run until it ends; ours notices in C.
+    out = _util.check_py('''
+        import io, time
+        import gevent_c.hub as H
+        from gevent_c import _monitor
+        events = []
+        _monitor.subscribers.append(events.append)
+        hub = H.get_hub()
+        hub.exception_stream = io.StringIO()
+        def hold():
+            t = time.perf_counter()
+            n = 10 ** 6
+            while time.perf_counter() - t < 0.3:
+                sum(range(n))
+                n *= 2
+        hub.loop.run_callback(hold)
+        H.sleep(0.3)
+        assert len(events) >= 1, events
+        assert events[0].greenlet is hub
+        print('ok')
+    ''', env=MONITOR_ENV)
+    assert out.strip() == 'ok'
