@@ -518,3 +518,38 @@ def test_monitor_sees_a_stall_while_c_code_holds_the_gil():
         print('ok')
     ''', env=MONITOR_ENV)
     assert out.strip() == 'ok'
+
+
+def test_monitor_extra_functions_and_fork():
+    out = _util.check_py('''
+        import os, time
+        import gevent_c.hub as H
+        hub = H.get_hub()
+        mon = hub.periodic_monitoring_thread
+        calls = []
+        mon.add_monitoring_function(calls.append, 0.02)
+        H.sleep(0.3)
+        assert len(calls) >= 3 and all(c is hub for c in calls), calls
+        for bad in ((calls.append, 0), (calls.append, -1), (42, 1)):
+            try:
+                mon.add_monitoring_function(*bad)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(bad)
+        mon.add_monitoring_function(calls.append, None)     # removed
+        H.sleep(0.1)
+        n = len(calls)
+        H.sleep(0.2)
+        assert len(calls) == n, (n, len(calls))
+        # a forked child gets its own monitor thread after reinit()
+        pid = os.fork()
+        if pid == 0:
+            H.reinit()
+            before = mon.monitor_thread_ident
+            ok = mon.pid == os.getpid() and len(os.listdir('/proc/self/task')) == 2
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    ''', env=MONITOR_ENV)
+    assert out.strip() == '0'
