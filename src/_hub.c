@@ -573,9 +573,9 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
         goto done;
     int rc;
     /* our own watcher types (not Python subclasses, which may override
-     * start): start in C */
-    if (PyObject_TypeCheck(watcher, gst->WatcherType)
-            && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+     * start): start in C.  Ours are the direct subtypes of the abstract
+     * watcher type, which Python code cannot instantiate. */
+    if (Py_TYPE(watcher)->tp_base == gst->WatcherType) {
         PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
         if (Py_TYPE(watcher) == gst->IoType)
             ((IoObject *)watcher)->pass_events = 0;
@@ -764,7 +764,10 @@ done:
     return res;
 }
 
-static PyObject *
+/* Not inlined into mod_sleep: its locals would enlarge the stack that every
+ * sleep(0) saves when it switches to the hub (greenlet copies it to the
+ * heap, with a malloc once it passes pymalloc's 512 bytes). */
+static GEVC_NOINLINE PyObject *
 sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 {
     PyObject *timer;

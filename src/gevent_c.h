@@ -61,7 +61,10 @@ static struct PyModuleDef hubmodule;
 static gevc_state *gevc_state_by_type(PyTypeObject *tp);
 static gevc_state *gevc_get_state(PyObject *module);
 
-#define IS_HUB(gst, o) PyObject_TypeCheck((o), (gst)->HubType)
+#define GEVC_NOINLINE __attribute__((noinline))
+/* the usual hub is an instance of gevent_c.hub.Hub exactly: no MRO walk */
+#define IS_HUB(gst, o) (Py_TYPE(o) == (PyTypeObject *)(gst)->default_hub_class \
+                        || PyObject_TypeCheck((o), (gst)->HubType))
 #define IS_LOOP(gst, o) PyObject_TypeCheck((o), (gst)->LoopType)
 /* the thread state dict's key for the thread's hub */
 #define GEVC_TLS_HUB_KEY "gevent_c.hub"
