@@ -114,6 +114,10 @@ struct LoopObject {
 
 /* ---- watchers -------------------------------------------------------- */
 
+/* watcher priorities, libev's range (also defined, identically, in watcher.c) */
+#define GEVC_MAXPRI 2
+#define GEVC_MINPRI (-2)
+
 typedef struct {
     const char *name;
     /* (re)arm the native handle; 0 or a libuv error (negative) */

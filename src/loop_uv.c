@@ -620,6 +620,56 @@ loop_drop_pending(LoopObject *self)
     self->npend = 0;
 }
 
+/* The order in which the events recorded in one pass are dispatched, as
+ * libev does it: higher priority first (-2..2); within a priority, io and
+ * every other watcher before timers, whatever order libuv reported them in
+ * (libuv 1.44 runs due timers at the start of a pass, before it polls for
+ * io; libev polls, then queues the expired timers, and gevent gives its
+ * Timeout's timer priority -1).  So a read that is ready when its timeout
+ * expires in the same pass wins, as on libev.  Stable: events of one class
+ * keep the order libuv reported them in. */
+static const WatcherOps timer_ops;   /* timer.c, later in the unity build */
+#define DISPATCH_NPRI (GEVC_MAXPRI - GEVC_MINPRI + 1)
+#define DISPATCH_NBUCKETS (2 * DISPATCH_NPRI)
+
+static inline int
+dispatch_bucket(WatcherObject *w)
+{
+    int pri = w->priority < GEVC_MINPRI ? GEVC_MINPRI
+            : w->priority > GEVC_MAXPRI ? GEVC_MAXPRI : w->priority;
+    return 2 * (GEVC_MAXPRI - pri) + (w->ops == &timer_ops);
+}
+
+/* A counting sort by bucket: O(n), no allocation when every event is in
+ * one bucket (the common case).  If memory runs out the events keep the
+ * order they were recorded in. */
+static void
+dispatch_order(WatcherObject **items, Py_ssize_t n)
+{
+    if (n < 2)
+        return;
+    Py_ssize_t count[DISPATCH_NBUCKETS + 1] = {0};
+    int b0 = dispatch_bucket(items[0]), mixed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int b = dispatch_bucket(items[i]);
+        mixed |= b != b0;
+        count[b + 1]++;
+    }
+    if (!mixed)
+        return;
+    WatcherObject *small[64];
+    WatcherObject **tmp = n <= 64 ? small : PyMem_Malloc((size_t)n * sizeof(*tmp));
+    if (tmp == NULL)
+        return;
+    for (int b = 0; b < DISPATCH_NBUCKETS; b++)
+        count[b + 1] += count[b];
+    for (Py_ssize_t i = 0; i < n; i++)
+        tmp[count[dispatch_bucket(items[i])]++] = items[i];
+    memcpy(items, tmp, (size_t)n * sizeof(*items));
+    if (tmp != small)
+        PyMem_Free(tmp);
+}
+
 static int
 loop_dispatch_pending(LoopObject *self)
 {
@@ -633,6 +683,7 @@ loop_dispatch_pending(LoopObject *self)
     self->spare = NULL;
     self->spare_cap = 0;
     self->npend = 0;
+    dispatch_order(items, n);
     /* Own every recorded watcher before any Python code can drop it. */
     for (Py_ssize_t i = 0; i < n; i++)
         Py_INCREF(items[i]);
