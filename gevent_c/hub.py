@@ -31,12 +31,9 @@ string_types = (str,)
 integer_types = (int,)
 
 
-def _main_thread_ident():
-    import threading
-    return threading.main_thread().ident
-
-
-MAIN_THREAD = MAIN_THREAD_IDENT = _main_thread_ident()
+# The interpreter's main thread, asked of the interpreter: threading's
+# answer changes when gevent's monkey.patch_all() has run first.
+MAIN_THREAD = MAIN_THREAD_IDENT = _hub.main_thread_ident()
 get_ident = get_ident
 
 
