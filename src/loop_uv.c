@@ -1597,6 +1597,135 @@ loop_get_backend(LoopObject *self, void *c)
     return PyUnicode_FromString("epoll");
 }
 
+/* libev's EVBACKEND_* number of the backend (gevent_c.core.BACKEND_*):
+ * libuv polls with epoll on Linux, as `backend` says. */
+#define GEVC_BACKEND_EPOLL 4
+
+static PyObject *
+loop_get_backend_int(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(GEVC_BACKEND_EPOLL);
+}
+
+static int loop_signals_undelivered(LoopObject *loop);   /* signal.c */
+
+/* libev's sig_pending: 1 while a signal this loop watches (signal or child
+ * watchers) has been delivered to the process and not yet taken in by the
+ * loop; the loop takes it in at its next iteration (then its watchers are
+ * pending). */
+static PyObject *
+loop_get_sig_pending(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(loop_signals_undelivered(self));
+}
+
+/* loop.debug(): every libuv handle of the loop, as gevent's libuv loop
+ * reports them: HandleState(handle, type, watcher, ref, active, closing).
+ * watcher is the watcher object; for an fd's shared native poll, the tuple
+ * of the io watchers active on it; for the loop's own handles, the loop. */
+static PyTypeObject *HandleStateType = NULL;
+
+static PyStructSequence_Field handle_state_fields[] = {
+    {"handle", "address of the uv_handle_t"},
+    {"type", "libuv's name of the handle type (bytes)"},
+    {"watcher", "the watcher; an fd's native poll: its active io watchers; "
+                "the loop's own handles: the loop; closing handles: None"},
+    {"ref", "uv_has_ref()"},
+    {"active", "uv_is_active()"},
+    {"closing", "uv_is_closing()"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc handle_state_desc = {
+    "gevent_c.core.HandleState",
+    "One libuv handle of a loop (loop.debug()).",
+    handle_state_fields,
+    6,
+};
+
+typedef struct {
+    LoopObject *loop;
+    PyObject *list;
+    int failed;
+} LoopDebugWalk;
+
+static PyObject *
+loop_debug_handle_owner(LoopObject *loop, uv_handle_t *h)
+{
+    if (h == (uv_handle_t *)loop->wake_async || h == (uv_handle_t *)loop->keepalive
+            || h == (uv_handle_t *)loop->sig_poll)
+        return Py_NewRef((PyObject *)loop);
+    if (h->data == NULL)
+        return Py_NewRef(Py_None);
+    if (h->type == UV_POLL) {   /* an FdPoll's native poll */
+        FdPoll *p = (FdPoll *)h->data;
+        PyObject *l = PyList_New(0);
+        for (IoObject *io = p->first; l && io; io = io->next_on_fd)
+            if (PyList_Append(l, (PyObject *)io) < 0)
+                Py_CLEAR(l);
+        PyObject *t = l ? PyList_AsTuple(l) : NULL;
+        Py_XDECREF(l);
+        return t;
+    }
+    return Py_NewRef((PyObject *)h->data);   /* a watcher's own handle */
+}
+
+static void
+loop_debug_walk_cb(uv_handle_t *h, void *arg)
+{
+    LoopDebugWalk *ctx = (LoopDebugWalk *)arg;
+    if (ctx->failed)
+        return;
+    PyObject *st = PyStructSequence_New(HandleStateType);
+    if (st == NULL) {
+        ctx->failed = 1;
+        return;
+    }
+    PyObject *items[6] = {
+        PyLong_FromVoidPtr(h),
+        PyBytes_FromString(uv_handle_type_name(h->type)),
+        loop_debug_handle_owner(ctx->loop, h),
+        PyBool_FromLong(uv_has_ref(h)),
+        PyBool_FromLong(uv_is_active(h)),
+        PyBool_FromLong(uv_is_closing(h)),
+    };
+    for (int i = 0; i < 6; i++) {
+        if (items[i] == NULL)
+            ctx->failed = 1;
+        PyStructSequence_SetItem(st, i, items[i] ? items[i] : Py_NewRef(Py_None));
+    }
+    if (!ctx->failed && PyList_Append(ctx->list, st) < 0)
+        ctx->failed = 1;
+    Py_DECREF(st);
+}
+
+static PyObject *
+loop_debug(LoopObject *self, PyObject *unused)
+{
+    if (self->uv == NULL)
+        return Py_BuildValue("[s]", "Loop has been destroyed");
+    if (loop_check_own_thread(self) < 0)
+        return NULL;
+    if (HandleStateType == NULL) {
+        HandleStateType = PyStructSequence_NewType(&handle_state_desc);
+        if (HandleStateType == NULL)
+            return NULL;
+    }
+    LoopDebugWalk ctx = {self, PyList_New(0), 0};
+    if (ctx.list == NULL)
+        return NULL;
+    uv_walk(self->uv, loop_debug_walk_cb, &ctx);
+    if (ctx.failed) {
+        Py_DECREF(ctx.list);
+        return NULL;
+    }
+    return ctx.list;
+}
+
 static PyObject *
 loop_get_activecnt(LoopObject *self, void *c)
 {
@@ -1677,6 +1806,9 @@ static PyMethodDef loop_methods[] = {
     {"run_callback", (PyCFunction)(void (*)(void))loop_run_callback, METH_FASTCALL,
      "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO."},
     {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
+    {"debug", (PyCFunction)loop_debug, METH_NOARGS,
+     "debug() -> [HandleState(handle, type, watcher, ref, active, closing)]: "
+     "every libuv handle of the loop, as gevent's libuv loop reports them."},
     {"update_now", (PyCFunction)loop_update_now, METH_NOARGS, "Refresh the cached time."},
     {"update", (PyCFunction)loop_update_now, METH_NOARGS, "Alias of update_now() (gevent 1.0)."},
     {"break_", (PyCFunction)loop_break, METH_VARARGS, "Make the running run() return."},
@@ -1728,6 +1860,10 @@ static PyGetSetDef loop_getset[] = {
     {"iteration", (getter)loop_get_iteration, NULL, NULL},
     {"depth", (getter)loop_get_depth, NULL, NULL},
     {"backend", (getter)loop_get_backend, NULL, NULL},
+    {"backend_int", (getter)loop_get_backend_int, NULL,
+     "The backend as libev numbers it (gevent_c.core.BACKEND_EPOLL)."},
+    {"sig_pending", (getter)loop_get_sig_pending, NULL,
+     "1 while a signal this loop watches was delivered and not yet taken in."},
     {"activecnt", (getter)loop_get_activecnt, NULL, NULL},
     {"pendingcnt", (getter)loop_get_pendingcnt, NULL, NULL},
     {"ptr", (getter)loop_get_ptr, NULL, NULL},
