@@ -15,6 +15,15 @@ class Boom(Exception):
     pass
 
 
+@pytest.fixture
+def loop():
+    # a loop of its own: the hub's loop may be running (inside its greenlet)
+    import gevent_c.core as core
+    lp = core.loop(default=False)
+    yield lp
+    lp.destroy()
+
+
 def _spin(seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -24,12 +33,14 @@ def _spin(seconds):
 def _pass_with(loop, order, *starts):
     """Start every (watcher, label), make them all due in one pass (busy
     past the timers' deadline, with the io ready), then run that pass."""
-    for w, label in starts:
-        w.start(order.append, label)
-    _spin(0.02)
-    loop.run(nowait=True)
-    for w, _ in starts:
-        w.close()
+    try:
+        for w, label in starts:
+            w.start(order.append, label)
+        _spin(0.02)
+        loop.run(nowait=True)
+    finally:
+        for w, _ in starts:
+            w.close()
 
 
 def test_io_before_timer_expired_in_the_same_pass(loop):
