@@ -146,7 +146,7 @@ def test_read_beats_timeout_expired_while_busy_hub_api(hub):
     try:
         for _ in range(50):
             g = H.spawn_raw(reader)
-            H.sleep(0.002)
+            H.sleep(0)                  # the reader starts waiting
             b.send(b'x')
             _spin(0.02)
             while not g.dead:
@@ -177,7 +177,7 @@ def test_read_beats_timeout_expired_while_busy_gevent():
                 a.recv(1)
         for i in range(50):
             g = gevent.spawn(reader)
-            gevent.sleep(0.002)
+            gevent.sleep(0)             # the reader starts waiting
             b.send(b'x')
             deadline = time.monotonic() + 0.02
             while time.monotonic() < deadline:
