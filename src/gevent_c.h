@@ -152,6 +152,10 @@ struct LoopObject {
 
 /* ---- watchers -------------------------------------------------------- */
 
+/* watcher priorities, libev's range (also defined, identically, in watcher.c) */
+#define GEVC_MAXPRI 2
+#define GEVC_MINPRI (-2)
+
 typedef struct {
     const char *name;
     /* (re)arm the native handle; 0 or a libuv error (negative) */
@@ -207,6 +211,12 @@ struct FdPoll {
      * raise EBADF (the close is deferred to a callback; see io.c) */
     int closing;
     int always_ready;          /* epoll refused the fd (EPERM): no native poll */
+    /* the fd's set of active watchers became empty: the fd may have been
+     * closed and its number reused by another file since the native poll
+     * was armed; the next start re-registers it with epoll (io.c) */
+    int maybe_new;
+    int reregister;            /* flush: uv_poll_start even if armed == want */
+    int is_sock;               /* a socket: (st_dev, st_ino) names exactly one open file */
     unsigned long closing_iter;
     dev_t closing_dev;
     ino_t closing_ino;

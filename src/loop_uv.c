@@ -617,6 +617,56 @@ loop_drop_pending(LoopObject *self)
     self->npend = 0;
 }
 
+/* The order in which the events recorded in one pass are dispatched, as
+ * libev does it: higher priority first (-2..2); within a priority, io and
+ * every other watcher before timers, whatever order libuv reported them in
+ * (libuv 1.44 runs due timers at the start of a pass, before it polls for
+ * io; libev polls, then queues the expired timers, and gevent gives its
+ * Timeout's timer priority -1).  So a read that is ready when its timeout
+ * expires in the same pass wins, as on libev.  Stable: events of one class
+ * keep the order libuv reported them in. */
+static const WatcherOps timer_ops;   /* timer.c, later in the unity build */
+#define DISPATCH_NPRI (GEVC_MAXPRI - GEVC_MINPRI + 1)
+#define DISPATCH_NBUCKETS (2 * DISPATCH_NPRI)
+
+static inline int
+dispatch_bucket(WatcherObject *w)
+{
+    int pri = w->priority < GEVC_MINPRI ? GEVC_MINPRI
+            : w->priority > GEVC_MAXPRI ? GEVC_MAXPRI : w->priority;
+    return 2 * (GEVC_MAXPRI - pri) + (w->ops == &timer_ops);
+}
+
+/* A counting sort by bucket: O(n), no allocation when every event is in
+ * one bucket (the common case).  If memory runs out the events keep the
+ * order they were recorded in. */
+static void
+dispatch_order(WatcherObject **items, Py_ssize_t n)
+{
+    if (n < 2)
+        return;
+    Py_ssize_t count[DISPATCH_NBUCKETS + 1] = {0};
+    int b0 = dispatch_bucket(items[0]), mixed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int b = dispatch_bucket(items[i]);
+        mixed |= b != b0;
+        count[b + 1]++;
+    }
+    if (!mixed)
+        return;
+    WatcherObject *small[64];
+    WatcherObject **tmp = n <= 64 ? small : PyMem_Malloc((size_t)n * sizeof(*tmp));
+    if (tmp == NULL)
+        return;
+    for (int b = 0; b < DISPATCH_NBUCKETS; b++)
+        count[b + 1] += count[b];
+    for (Py_ssize_t i = 0; i < n; i++)
+        tmp[count[dispatch_bucket(items[i])]++] = items[i];
+    memcpy(items, tmp, (size_t)n * sizeof(*items));
+    if (tmp != small)
+        PyMem_Free(tmp);
+}
+
 static int
 loop_dispatch_pending(LoopObject *self)
 {
@@ -630,6 +680,7 @@ loop_dispatch_pending(LoopObject *self)
     self->spare = NULL;
     self->spare_cap = 0;
     self->npend = 0;
+    dispatch_order(items, n);
     /* Own every recorded watcher before any Python code can drop it. */
     for (Py_ssize_t i = 0; i < n; i++)
         Py_INCREF(items[i]);
@@ -1576,6 +1627,135 @@ loop_get_backend(LoopObject *self, void *c)
     return PyUnicode_FromString("epoll");
 }
 
+/* libev's EVBACKEND_* number of the backend (gevent_c.core.BACKEND_*):
+ * libuv polls with epoll on Linux, as `backend` says. */
+#define GEVC_BACKEND_EPOLL 4
+
+static PyObject *
+loop_get_backend_int(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(GEVC_BACKEND_EPOLL);
+}
+
+static int loop_signals_undelivered(LoopObject *loop);   /* signal.c */
+
+/* libev's sig_pending: 1 while a signal this loop watches (signal or child
+ * watchers) has been delivered to the process and not yet taken in by the
+ * loop; the loop takes it in at its next iteration (then its watchers are
+ * pending). */
+static PyObject *
+loop_get_sig_pending(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(loop_signals_undelivered(self));
+}
+
+/* loop.debug(): every libuv handle of the loop, as gevent's libuv loop
+ * reports them: HandleState(handle, type, watcher, ref, active, closing).
+ * watcher is the watcher object; for an fd's shared native poll, the tuple
+ * of the io watchers active on it; for the loop's own handles, the loop. */
+static PyTypeObject *HandleStateType = NULL;
+
+static PyStructSequence_Field handle_state_fields[] = {
+    {"handle", "address of the uv_handle_t"},
+    {"type", "libuv's name of the handle type (bytes)"},
+    {"watcher", "the watcher; an fd's native poll: its active io watchers; "
+                "the loop's own handles: the loop; closing handles: None"},
+    {"ref", "uv_has_ref()"},
+    {"active", "uv_is_active()"},
+    {"closing", "uv_is_closing()"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc handle_state_desc = {
+    "gevent_c.core.HandleState",
+    "One libuv handle of a loop (loop.debug()).",
+    handle_state_fields,
+    6,
+};
+
+typedef struct {
+    LoopObject *loop;
+    PyObject *list;
+    int failed;
+} LoopDebugWalk;
+
+static PyObject *
+loop_debug_handle_owner(LoopObject *loop, uv_handle_t *h)
+{
+    if (h == (uv_handle_t *)loop->wake_async || h == (uv_handle_t *)loop->keepalive
+            || h == (uv_handle_t *)loop->sig_poll)
+        return Py_NewRef((PyObject *)loop);
+    if (h->data == NULL)
+        return Py_NewRef(Py_None);
+    if (h->type == UV_POLL) {   /* an FdPoll's native poll */
+        FdPoll *p = (FdPoll *)h->data;
+        PyObject *l = PyList_New(0);
+        for (IoObject *io = p->first; l && io; io = io->next_on_fd)
+            if (PyList_Append(l, (PyObject *)io) < 0)
+                Py_CLEAR(l);
+        PyObject *t = l ? PyList_AsTuple(l) : NULL;
+        Py_XDECREF(l);
+        return t;
+    }
+    return Py_NewRef((PyObject *)h->data);   /* a watcher's own handle */
+}
+
+static void
+loop_debug_walk_cb(uv_handle_t *h, void *arg)
+{
+    LoopDebugWalk *ctx = (LoopDebugWalk *)arg;
+    if (ctx->failed)
+        return;
+    PyObject *st = PyStructSequence_New(HandleStateType);
+    if (st == NULL) {
+        ctx->failed = 1;
+        return;
+    }
+    PyObject *items[6] = {
+        PyLong_FromVoidPtr(h),
+        PyBytes_FromString(uv_handle_type_name(h->type)),
+        loop_debug_handle_owner(ctx->loop, h),
+        PyBool_FromLong(uv_has_ref(h)),
+        PyBool_FromLong(uv_is_active(h)),
+        PyBool_FromLong(uv_is_closing(h)),
+    };
+    for (int i = 0; i < 6; i++) {
+        if (items[i] == NULL)
+            ctx->failed = 1;
+        PyStructSequence_SetItem(st, i, items[i] ? items[i] : Py_NewRef(Py_None));
+    }
+    if (!ctx->failed && PyList_Append(ctx->list, st) < 0)
+        ctx->failed = 1;
+    Py_DECREF(st);
+}
+
+static PyObject *
+loop_debug(LoopObject *self, PyObject *unused)
+{
+    if (self->uv == NULL)
+        return Py_BuildValue("[s]", "Loop has been destroyed");
+    if (loop_check_own_thread(self) < 0)
+        return NULL;
+    if (HandleStateType == NULL) {
+        HandleStateType = PyStructSequence_NewType(&handle_state_desc);
+        if (HandleStateType == NULL)
+            return NULL;
+    }
+    LoopDebugWalk ctx = {self, PyList_New(0), 0};
+    if (ctx.list == NULL)
+        return NULL;
+    uv_walk(self->uv, loop_debug_walk_cb, &ctx);
+    if (ctx.failed) {
+        Py_DECREF(ctx.list);
+        return NULL;
+    }
+    return ctx.list;
+}
+
 static PyObject *
 loop_get_activecnt(LoopObject *self, void *c)
 {
@@ -1641,6 +1821,9 @@ static PyMethodDef loop_methods[] = {
     {"run_callback", (PyCFunction)(void (*)(void))loop_run_callback, METH_FASTCALL,
      "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO."},
     {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
+    {"debug", (PyCFunction)loop_debug, METH_NOARGS,
+     "debug() -> [HandleState(handle, type, watcher, ref, active, closing)]: "
+     "every libuv handle of the loop, as gevent's libuv loop reports them."},
     {"update_now", (PyCFunction)loop_update_now, METH_NOARGS, "Refresh the cached time."},
     {"update", (PyCFunction)loop_update_now, METH_NOARGS, "Alias of update_now() (gevent 1.0)."},
     {"break_", (PyCFunction)loop_break, METH_VARARGS, "Make the running run() return."},
@@ -1692,6 +1875,10 @@ static PyGetSetDef loop_getset[] = {
     {"iteration", (getter)loop_get_iteration, NULL, NULL},
     {"depth", (getter)loop_get_depth, NULL, NULL},
     {"backend", (getter)loop_get_backend, NULL, NULL},
+    {"backend_int", (getter)loop_get_backend_int, NULL,
+     "The backend as libev numbers it (gevent_c.core.BACKEND_EPOLL)."},
+    {"sig_pending", (getter)loop_get_sig_pending, NULL,
+     "1 while a signal this loop watches was delivered and not yet taken in."},
     {"activecnt", (getter)loop_get_activecnt, NULL, NULL},
     {"pendingcnt", (getter)loop_get_pendingcnt, NULL, NULL},
     {"ptr", (getter)loop_get_ptr, NULL, NULL},

@@ -108,6 +108,9 @@ loop_unregister_signals(LoopObject *loop)
     }
 }
 
+/* SIGCHLD deliveries already scanned (sig_pending reads it too) */
+static unsigned long chld_seen = 0;
+
 /* Called on the loop thread after a wake-up: record moved signals and
  * reap children. */
 static void
@@ -123,7 +126,6 @@ loop_scan_signals(LoopObject *loop)
     }
     if (loop->children.n == 0)
         return;
-    static unsigned long chld_seen = 0;
     unsigned long c = __atomic_load_n(&sig_counts[SIGCHLD], __ATOMIC_SEQ_CST);
     if (c == chld_seen && !loop->check_children)
         return;
@@ -383,4 +385,19 @@ static PyObject *
 child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     return loop_make_watcher(loop->gst->ChildType, loop, args, kwds);
+}
+
+/* loop.sig_pending: has a signal this loop watches (its signal watchers',
+ * SIGCHLD for its child watchers) been delivered and not yet scanned? */
+static int
+loop_signals_undelivered(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < loop->signals.n; i++) {
+        SignalObject *s = (SignalObject *)loop->signals.items[i];
+        if (__atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST) != s->seen)
+            return 1;
+    }
+    return loop->children.n > 0
+        && (loop->check_children
+            || __atomic_load_n(&sig_counts[SIGCHLD], __ATOMIC_SEQ_CST) != chld_seen);
 }

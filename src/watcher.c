@@ -503,11 +503,56 @@ watcher_dealloc(WatcherObject *w)
     watcher_dealloc_body(w);
 }
 
+static const WatcherOps io_ops;   /* io.c, later in the unity build */
+
+/* feed(revents, callback, *args), libev's ev_feed_event: callback(*args)
+ * runs at the loop's next callback pass as this watcher's event, whether
+ * the watcher is active or not, and it stays as active as it was (an
+ * active timer still fires when due).  callback and args replace the
+ * watcher's, as in gevent's libev core.  An io watcher passes revents to
+ * its callback as a real event does (pass_events, EVENTS); other watchers
+ * do not pass revents.  Feeding a watcher whose event is already pending
+ * merges into that one dispatch, as libev does. */
+static PyObject *
+watcher_feed(WatcherObject *w, PyObject *args)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 2) {
+        PyErr_SetString(PyExc_TypeError, "feed() takes revents and callback, then *args");
+        return NULL;
+    }
+    int overflow;
+    long rev = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(args, 0), &overflow);
+    if (rev == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || rev < INT_MIN || rev > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "revents out of range");
+        return NULL;
+    }
+    PyObject *callback = PyTuple_GET_ITEM(args, 1);
+    if (watcher_check_usable(w) < 0 || loop_check_own_thread(w->loop) < 0
+            || check_callable(callback) < 0)
+        return NULL;
+    PyObject *tail = PyTuple_GetSlice(args, 2, n);
+    if (tail == NULL)
+        return NULL;
+    Py_XSETREF(w->callback, Py_NewRef(callback));
+    Py_XSETREF(w->args, tail);
+    w->direct_switch = 0;
+    if (w->ops == &io_ops)
+        ((IoObject *)w)->revents |= (int)rev;
+    loop_fire_soon(w);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef watcher_methods[] = {
     {"start", (PyCFunction)(void (*)(void))watcher_start, METH_VARARGS | METH_KEYWORDS,
      "start(callback, *args): activate; an active watcher keeps itself alive."},
     {"stop", (PyCFunction)watcher_stop, METH_NOARGS,
      "Deactivate; callback and args become None.  Idempotent."},
+    {"feed", (PyCFunction)watcher_feed, METH_VARARGS,
+     "feed(revents, callback, *args): make this watcher pending: callback(*args) "
+     "runs at the loop's next callback pass; the watcher stays as active as it was."},
     {"close", (PyCFunction)watcher_close, METH_NOARGS,
      "Stop and release the native handle.  Idempotent; start() afterwards raises."},
     {"__enter__", (PyCFunction)watcher_enter, METH_NOARGS, NULL},
@@ -522,8 +567,8 @@ static PyGetSetDef watcher_getset[] = {
     {"pending", (getter)watcher_get_pending, NULL, NULL},
     {"ref", (getter)watcher_get_ref, (setter)watcher_set_ref, NULL},
     {"priority", (getter)watcher_get_priority, (setter)watcher_set_priority,
-     "Stored and clamped to [MINPRI, MAXPRI]; under libuv it does not change "
-     "dispatch order."},
+     "Clamped to [MINPRI, MAXPRI]; of the events one loop pass dispatches, "
+     "higher priorities run first."},
     {"loop", (getter)watcher_get_loop, NULL, NULL},
     {NULL}
 };
