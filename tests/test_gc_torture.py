@@ -248,4 +248,4 @@ print('done')
 @pytest.mark.timeout(180)
 def test_gc_torture():
     """The mixed workload, bounded by a round count (under a second here)."""
-    _check(_run(TORTURE.replace("int(sys.argv[1])", "200")), 'done')
+    _check(_run(TORTURE.replace("int(sys.argv[1])", "120")), 'done')
