@@ -215,6 +215,11 @@ typedef struct {
     int has_next, changed;
 } StatObject;
 
+/* defined in watcher.c: the one way a watcher leaves a loop being destroyed
+ * (native stop, process-wide resources given back, self reference moved to
+ * the `detached` list) */
+static void watcher_detach(WatcherObject *w, PyObject *detached);
+
 /* ---- Waiter / Hub ---------------------------------------------------- */
 
 typedef struct {

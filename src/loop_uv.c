@@ -31,6 +31,20 @@ gevc_atfork_child(void)
 
 static PyObject *str_handle_error = NULL;   /* interned in module init */
 
+/* libuv callbacks with their exact signatures: calling free() or another
+ * callback through a cast function pointer is undefined behaviour. */
+static void
+free_handle_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+noop_timer_cb(uv_timer_t *h)
+{
+    (void)h;
+}
+
 /* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
  * arg stays one argument. */
 static PyObject *
@@ -933,7 +947,7 @@ close_internal_handle(uv_handle_t *h)
 {
     if (h != NULL && !uv_is_closing(h)) {
         h->data = NULL;
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
     }
 }
 
@@ -1006,19 +1020,10 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
         return;
     WatcherObject *w = (WatcherObject *)h->data;
     if (w != NULL && uv_handle_get_type(h) != UV_POLL) {
-        /* detach the watcher; its self reference is dropped after the walk */
+        watcher_detach(w, detached);  /* native stop while the handle is open */
         h->data = NULL;
         w->handle = NULL;
-        if (w->active && w->ref && w->loop)
-            w->loop->nactive_ref--;
-        w->active = 0;
-        w->pending = 0;
-        if (w->self_ref) {
-            w->self_ref = 0;
-            if (PyList_Append(detached, (PyObject *)w) == 0)
-                Py_DECREF(w);  /* the list now holds the reference */
-        }
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
     }
 }
 
@@ -1028,8 +1033,10 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
 static void
 loop_close_asyncs(LoopObject *self, PyObject *detached)
 {
-    for (Py_ssize_t i = 0; i < self->asyncs.n; i++)
+    for (Py_ssize_t i = 0; i < self->asyncs.n; i++) {
+        watcher_detach(self->asyncs.items[i], detached);
         watcher_close_uv_handle(self->asyncs.items[i]);
+    }
     wlist_detach_all(&self->asyncs, detached);
 }
 
@@ -1094,11 +1101,11 @@ loop_destroy_impl(LoopObject *self)
     if (!closed) {
         uv_timer_t *tick = malloc(sizeof(*tick));
         if (tick != NULL && uv_timer_init(uv, tick) == 0) {
-            uv_timer_start(tick, (uv_timer_cb)noop_prepare_cb, 1, 1);
+            uv_timer_start(tick, noop_timer_cb, 1, 1);
             uint64_t deadline = uv_hrtime() + 2000000000ULL;
             while (uv->active_reqs.count > 0 && uv_hrtime() < deadline)
                 uv_run(uv, UV_RUN_ONCE);
-            uv_close((uv_handle_t *)tick, (uv_close_cb)free);
+            uv_close((uv_handle_t *)tick, free_handle_cb);
         }
         else
             free(tick);
@@ -1214,7 +1221,7 @@ loop_close_orphans(LoopObject *self)
 {
     for (Py_ssize_t i = 0; i < self->norphans; i++)
         if (!uv_is_closing(self->orphans[i]))
-            uv_close(self->orphans[i], (uv_close_cb)free);
+            uv_close(self->orphans[i], free_handle_cb);
     self->norphans = 0;
 }
 

@@ -104,7 +104,7 @@ watcher_close_uv_handle(WatcherObject *w)
     if (w->loop->in_uv_nogil)
         loop_orphan_handle(w->loop, h);  /* GC in another thread */
     else if (!uv_is_closing(h))
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
 }
 
 static void
@@ -127,6 +127,34 @@ watcher_close_impl(WatcherObject *w)
     w->closed = 1;
     Py_CLEAR(w->loop);
     Py_DECREF(w);
+}
+
+/* The one way a watcher leaves a loop that is being destroyed (loop
+ * destroy walk, the loop's watcher lists, io's fd polls): its native stop
+ * runs while the loop is still whole, so process-wide resources go back (a
+ * signal's or SIGCHLD's handler and disposition, the loop's signal slot);
+ * then it is marked detached and inactive, and its self reference moves to
+ * `detached` (a list the caller drops once the loop is consistent, since
+ * that may run arbitrary code).  Never runs Python code itself. */
+static void
+watcher_detach(WatcherObject *w, PyObject *detached)
+{
+    if (w->detached)
+        return;
+    if (w->active && w->loop && w->loop->uv)
+        w->ops->native_stop(w);
+    w->detached = 1;
+    if (w->active && w->ref && w->loop)
+        w->loop->nactive_ref--;
+    w->active = 0;
+    w->pending = 0;
+    if (w->self_ref) {
+        w->self_ref = 0;
+        if (PyList_Append(detached, (PyObject *)w) == 0)
+            Py_DECREF(w);  /* the list now holds the reference */
+        else
+            PyErr_Clear();  /* keep it alive (a leak) rather than free it mid-destroy */
+    }
 }
 
 static int
@@ -593,23 +621,18 @@ wlist_fire_all(WatcherList *l)
         loop_fire_soon(l->items[i]);
 }
 
-/* Loop destroyed: detach every listed watcher; their self references
- * move to `detached` (a list) and are dropped by the caller. */
+/* Loop destroyed: detach every listed watcher (watcher_detach).  Native
+ * stops of listed watchers (signal, child, prepare, fork) remove them from
+ * the list, so take them from the end; an inactive one (asyncs lists those
+ * too) stays and is dropped here. */
 static void
 wlist_detach_all(WatcherList *l, PyObject *detached)
 {
-    for (Py_ssize_t i = 0; i < l->n; i++) {
-        WatcherObject *w = l->items[i];
-        w->detached = 1;
-        if (w->active && w->ref && w->loop)
-            w->loop->nactive_ref--;
-        w->active = 0;
-        w->pending = 0;
-        if (w->self_ref) {
-            w->self_ref = 0;
-            if (PyList_Append(detached, (PyObject *)w) == 0)
-                Py_DECREF(w);
-        }
+    while (l->n > 0) {
+        Py_ssize_t n = l->n;
+        watcher_detach(l->items[n - 1], detached);
+        if (l->n == n)
+            l->n--;
     }
     PyMem_Free(l->items);
     l->items = NULL;

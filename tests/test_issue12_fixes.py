@@ -1,0 +1,112 @@
+"""Regression tests for issue 12 (no crash from any Python code, part 2):
+one focused test per fixed class.  Everything that could crash, hang or
+kill the interpreter runs in a fresh subprocess (check_py / run_py)."""
+import signal
+import sys
+
+import pytest
+
+# A process's caught signals, as the kernel sees them (not Python's view).
+SIGCGT = '''
+def caught(signum):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('SigCgt:'):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    raise AssertionError('no SigCgt')
+'''
+
+
+# ---- item 2: destroying a loop gives signal dispositions back ----
+
+def test_loop_destroy_restores_signal_disposition(run_py):
+    p = run_py(SIGCGT + '''
+import os, signal, time
+from gevent_c.core import loop
+l = loop(default=False)
+w = l.signal(signal.SIGTERM)
+w.start(lambda: None)
+assert caught(signal.SIGTERM)
+l.destroy()
+assert not w.active
+assert not caught(signal.SIGTERM)
+del w
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(1)
+print('survived')
+''')
+    assert p.returncode == -signal.SIGTERM, (p.returncode, p.stdout, p.stderr)
+    assert 'survived' not in p.stdout
+
+
+def test_hub_destroy_restores_signal_disposition(check_py):
+    out = check_py(SIGCGT + '''
+import signal, threading
+import gevent_c.hub as H
+def body():
+    hub = H.get_hub()
+    w = hub.loop.signal(signal.SIGUSR1)
+    w.start(lambda: None)
+    assert caught(signal.SIGUSR1)
+    hub.destroy(destroy_loop=True)
+    assert not caught(signal.SIGUSR1)
+t = threading.Thread(target=body); t.start(); t.join()
+# main thread's hub, a private loop
+hub = H.Hub(loop=__import__('gevent_c.core', fromlist=['loop']).loop(default=False))
+w = hub.loop.signal(signal.SIGUSR2); w.start(lambda: None)
+assert caught(signal.SIGUSR2)
+hub.destroy(destroy_loop=True)
+assert not caught(signal.SIGUSR2)
+print('ok')
+''')
+    assert out.strip() == 'ok'
+
+
+def test_thread_exit_restores_signal_disposition(check_py):
+    # the thread never destroys its hub: the thread-exit guard does
+    out = check_py(SIGCGT + '''
+import signal, threading
+import gevent_c.hub as H
+started = []
+def body():
+    w = H.get_hub().loop.signal(signal.SIGUSR1)
+    w.start(lambda: None)
+    started.append(caught(signal.SIGUSR1))
+    H.sleep(0.001)
+for i in range(3):
+    t = threading.Thread(target=body); t.start(); t.join()
+assert started == [True] * 3, started
+assert not caught(signal.SIGUSR1)
+print('ok')
+''')
+    assert out.strip() == 'ok'
+
+
+def test_default_loop_destroy_restores_sigchld(check_py):
+    out = check_py(SIGCGT + '''
+import signal
+import gevent_c.hub as H
+before = caught(signal.SIGCHLD)
+hub = H.get_hub()
+c = hub.loop.child(0)
+c.start(lambda: None)
+assert caught(signal.SIGCHLD)
+hub.destroy(destroy_loop=True)
+assert caught(signal.SIGCHLD) == before
+# a fresh hub and child watcher work again
+hub = H.get_hub()
+import os
+c = hub.loop.child(0)
+seen = []
+c.start(lambda: (seen.append(c.rpid), c.stop()))
+pid = os.fork()
+if pid == 0:
+    os._exit(3)
+H.sleep(0.5) if not seen else None
+for _ in range(100):
+    if seen: break
+    H.sleep(0.01)
+assert seen == [pid], (seen, pid)
+print('ok')
+''')
+    assert out.strip() == 'ok'
