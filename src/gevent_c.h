@@ -107,6 +107,8 @@ struct LoopObject {
     uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
     uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
     int sig_slot;              /* index in the process-wide signal registry */
+    int uv_pinned;             /* a signal handler may still use wake_async:
+                                  never free it or the native loop */
     long fork_gen;             /* fork_generation when created / last reinit */
     int check_children;
     PyObject *weakreflist;

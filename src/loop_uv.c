@@ -1079,7 +1079,12 @@ loop_destroy_impl(LoopObject *self)
     loop_detach_pools(self);
     loop_close_asyncs(self, detached);
     loop_unregister_signals(self);
-    close_internal_handle((uv_handle_t *)self->wake_async);
+    if (self->uv_pinned && self->wake_async) {
+        self->wake_async->data = NULL;
+        uv_close((uv_handle_t *)self->wake_async, NULL);  /* leaked, see uv_pinned */
+    }
+    else
+        close_internal_handle((uv_handle_t *)self->wake_async);
     close_internal_handle((uv_handle_t *)self->keepalive);
     self->wake_async = NULL;
     self->keepalive = NULL;
@@ -1121,9 +1126,9 @@ loop_destroy_impl(LoopObject *self)
             default_loop_obj = NULL;
         self->is_default = 0;
     }
-    else if (closed) {
+    else if (closed && !self->uv_pinned) {
         free(uv);
-    }  /* else: leaked on purpose (see above) */
+    }  /* else: leaked on purpose (see above and uv_pinned) */
     free(self->pend);
     free(self->spare);
     self->pend = self->spare = NULL;
