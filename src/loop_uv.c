@@ -361,7 +361,8 @@ callback_alloc(void)
 }
 
 static PyMethodDef callback_methods[] = {
-    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet."},
+    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet.  Callable from any thread\n"
+     "(it only touches state the GIL protects)."},
     {"close", (PyCFunction)callback_stop, METH_NOARGS, "Alias of stop()."},
     {NULL}
 };
@@ -1371,6 +1372,11 @@ loop_run_callback(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     CallbackObject *cb = loop_queue_callback(self, args[0], tuple, CB_CALL);
     Py_XDECREF(tuple);
+    /* called from another thread while the loop polls (Event.set() in a
+     * thread): the queue is only touched with the GIL held, so this is
+     * safe; wake the poll, as run_callback_threadsafe does */
+    if (cb != NULL && self->in_uv_nogil && self->wake_async != NULL)
+        uv_async_send(self->wake_async);
     return (PyObject *)cb;
 }
 
@@ -1442,7 +1448,7 @@ loop_break(LoopObject *self, PyObject *args)
     int how = 1;
     if (!PyArg_ParseTuple(args, "|i:break_", &how))
         return NULL;
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->break_flag = 1;  /* Python never runs inside uv_run: no uv_stop */
     Py_RETURN_NONE;
@@ -1451,7 +1457,7 @@ loop_break(LoopObject *self, PyObject *args)
 static PyObject *
 loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->user_ref++;
     Py_RETURN_NONE;
@@ -1460,7 +1466,7 @@ loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_unref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->user_ref--;
     Py_RETURN_NONE;
@@ -1636,7 +1642,8 @@ static PyMethodDef loop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))loop_run, METH_VARARGS | METH_KEYWORDS,
      "run(nowait=False, once=False): run until no active watcher or callback is left."},
     {"run_callback", (PyCFunction)(void (*)(void))loop_run_callback, METH_FASTCALL,
-     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO."},
+     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO.\n"
+     "Called from another thread while the loop polls, it also wakes the loop."},
     {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
     {"update_now", (PyCFunction)loop_update_now, METH_NOARGS, "Refresh the cached time."},
     {"update", (PyCFunction)loop_update_now, METH_NOARGS, "Alias of update_now() (gevent 1.0)."},

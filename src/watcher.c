@@ -292,6 +292,8 @@ watcher_enter(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 static PyObject *
 watcher_exit(WatcherObject *w, PyObject *args)
 {
+    if (w->loop && loop_check_own_thread(w->loop) < 0)
+        return NULL;
     watcher_close_impl(w);
     Py_RETURN_FALSE;
 }
@@ -453,6 +455,20 @@ watcher_get_loop(WatcherObject *w, void *c)
     return Py_NewRef(w->loop ? (PyObject *)w->loop : Py_None);
 }
 
+/* Every attribute set on every watcher type (ref, priority, callback,
+ * args, io's fd and events, child's rpid/rstatus, and any added later)
+ * checks the owner thread first, as the methods do: while the loop polls
+ * in another thread without the GIL, its libuv callbacks write the status
+ * bits (pending) that share a word with ref and active. */
+static int
+watcher_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    WatcherObject *w = (WatcherObject *)self;
+    if (w->loop && loop_check_own_thread(w->loop) < 0)
+        return -1;
+    return PyObject_GenericSetAttr(self, name, value);
+}
+
 static PyObject *
 watcher_repr(WatcherObject *w)
 {
@@ -560,6 +576,7 @@ static PyTypeObject WatcherType = {
     .tp_traverse = (traverseproc)watcher_traverse,
     .tp_clear = (inquiry)watcher_tp_clear,
     .tp_repr = (reprfunc)watcher_repr,
+    .tp_setattro = watcher_setattro,
     .tp_methods = watcher_methods,
     .tp_getset = watcher_getset,
     .tp_weaklistoffset = offsetof(WatcherObject, weakreflist),

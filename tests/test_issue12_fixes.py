@@ -176,3 +176,119 @@ def test_signal_storm_under_faulthandler(flag):
     sent, least = map(int, p.stdout.split())
     # thousands sent; every kind delivered (coalesced) at least once
     assert sent > 1000 and least >= 1, p.stdout
+
+
+# ---- item 5: every watcher method and setter checks the owner thread ----
+
+def test_watcher_exit_from_another_thread_while_polling(check_py):
+    # segfaulted every run: __exit__ closed the timers' libuv handles from
+    # the closer thread while the main thread was inside uv_run
+    out = check_py('''
+import threading, time
+import gevent_c.hub as H
+hub = H.get_hub()
+errors = 0
+for rnd in range(5):
+    ts = [hub.loop.timer(0.0005 * (i % 7), 0.001) for i in range(400)]
+    for t in ts:
+        t.start(lambda: None)
+    errs = []
+    def closer():
+        for t in ts:
+            try:
+                with t:
+                    pass
+            except RuntimeError as e:
+                assert 'polling in another thread' in str(e), e
+                errs.append(e)
+            time.sleep(0)
+    th = threading.Thread(target=closer)
+    th.start()
+    while th.is_alive():
+        H.sleep(0.0005)
+    th.join()
+    errors += len(errs)
+    for t in ts:
+        t.close()
+        assert not t.active
+H.sleep(0.001)
+print(errors > 0)
+''', timeout=60)
+    assert out.strip() == 'True'
+
+
+def test_every_watcher_setter_checks_the_owner_thread(check_py):
+    out = check_py('''
+import os, signal, threading, time
+import gevent_c.hub as H
+hub = H.get_hub()
+loop = hub.loop
+r, w = os.pipe()
+ws = [loop.timer(1), loop.io(r, 1), loop.signal(signal.SIGUSR2), loop.idle(),
+      loop.prepare(), loop.check(), loop.fork(), loop.async_(), loop.child(0),
+      loop.stat('.')]
+values = {'ref': False, 'priority': 1, 'callback': print, 'args': (),
+          'fd': r, 'events': 1, 'rpid': 5, 'rstatus': 3}
+results = []
+polling = threading.Event()
+def foreign():
+    polling.wait()
+    time.sleep(0.05)    # main is inside uv_run now, without the GIL
+    for w in ws:
+        for name, value in values.items():
+            if not hasattr(w, name):
+                continue
+            before = getattr(w, name)
+            try:
+                setattr(w, name, value)
+            except RuntimeError:
+                results.append((type(w).__name__, name, getattr(w, name) == before))
+            else:
+                results.append((type(w).__name__, name, 'set'))
+        try:
+            w.__exit__(None, None, None)
+        except RuntimeError:
+            results.append((type(w).__name__, '__exit__', True))
+    for name in ('ref', 'unref', 'break_'):
+        try:
+            getattr(loop, name)()
+        except RuntimeError:
+            results.append(('loop', name, True))
+        else:
+            results.append(('loop', name, 'called'))
+th = threading.Thread(target=foreign)
+th.start()
+polling.set()
+t = loop.timer(0.02, 0.02)
+t.start(lambda: None)
+while th.is_alive():
+    loop.run(once=True)
+th.join()
+bad = [x for x in results if x[2] is not True]
+assert not bad, bad
+assert len(results) > 40, results
+for w in ws:
+    w.close()
+print('ok')
+''', timeout=30)
+    assert out.strip() == 'ok'
+
+
+def test_run_callback_from_another_thread_wakes_the_loop(check_py):
+    out = check_py('''
+import threading, time
+import gevent_c.hub as H
+hub = H.get_hub()
+waiter = H.Waiter()
+def other():
+    time.sleep(0.1)
+    hub.loop.run_callback(waiter.switch, 'woken')
+threading.Thread(target=other).start()
+t0 = time.monotonic()
+guard = hub.loop.timer(5)
+guard.start(waiter.switch, 'timeout')
+res = waiter.get()
+guard.close()
+print(res, time.monotonic() - t0 < 3)
+''')
+    assert out.split() == ['woken', 'True']
