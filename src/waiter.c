@@ -33,12 +33,27 @@ static PyObject *ConcurrentObjectUseError;
 "Only the hub may switch into a waiting greenlet; a second greenlet\n" \
 "calling get() while one waits gets ConcurrentObjectUseError.\n"
 
+/* Waiter(hub): hub is None (the current thread's hub) or a Hub, as in
+ * compiled gevent, whose Waiter.hub is typed (a greenlet or anything else
+ * raises TypeError there: switching into it would run it, not a hub). */
+static int
+waiter_check_hub_arg(PyObject *hub)
+{
+    if (hub == Py_None || (HubType != NULL && PyObject_TypeCheck(hub, HubType)))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "Waiter() argument 'hub' must be %s or None, not %.200s",
+                 HubType ? HubType->tp_name : "a Hub", Py_TYPE(hub)->tp_name);
+    return -1;
+}
+
 static PyObject *
 waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"hub", NULL};
     PyObject *hub = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Waiter", kwlist, &hub))
+        return NULL;
+    if (waiter_check_hub_arg(hub) < 0)
         return NULL;
     WaiterObject *self = (WaiterObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -407,6 +422,8 @@ waiter_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject
     }
     if (nkw == 1)
         hub = args[0];
+    if (waiter_check_hub_arg(hub) < 0)
+        return NULL;
     if (hub == Py_None) {
         hub = get_hub_impl();
         if (hub == NULL)

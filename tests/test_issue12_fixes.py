@@ -292,3 +292,26 @@ guard.close()
 print(res, time.monotonic() - t0 < 3)
 ''')
     assert out.split() == ['woken', 'True']
+
+
+# ---- item 9: Waiter(hub) takes None or a Hub, as compiled gevent does ----
+
+def test_waiter_rejects_a_hub_that_is_not_a_hub():
+    import greenlet
+    from gevent_c.hub import Waiter, get_hub, getcurrent
+    ran = []
+    g = greenlet.greenlet(lambda: ran.append(1) or 'result')
+    for bad in (g, getcurrent(), 42, object()):
+        with pytest.raises(TypeError, match="argument 'hub' must be"):
+            Waiter(bad)
+        with pytest.raises(TypeError, match="argument 'hub' must be"):
+            Waiter(hub=bad)
+
+    class SubWaiter(Waiter):
+        pass
+    with pytest.raises(TypeError):
+        SubWaiter(g)
+    assert ran == [] and not g.dead     # the greenlet was never run
+    hub = get_hub()
+    assert Waiter().hub is hub and Waiter(None).hub is hub
+    assert Waiter(hub).hub is hub and SubWaiter(hub=hub).hub is hub
