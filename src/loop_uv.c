@@ -137,6 +137,7 @@ static void wlist_detach_all(WatcherList *l, PyObject *detached);
 static void loop_scan_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
 static void loop_detach_pools(LoopObject *loop);
+static int loop_pools_after_fork(LoopObject *loop);
 static void fdpoll_mark_dirty(FdPoll *p);
 static int loop_reinit_impl(LoopObject *self);
 
@@ -1414,6 +1415,9 @@ loop_reinit_impl(LoopObject *self)
             fdpoll_mark_dirty(self->fdpolls[fd]);
         }
     wlist_fire_all(&self->forks);
+    /* thread pools whose workers were the parent's start afresh */
+    if (loop_pools_after_fork(self) < 0)
+        return -1;
     return 0;
 }
 

@@ -315,3 +315,86 @@ def test_waiter_rejects_a_hub_that_is_not_a_hub():
     hub = get_hub()
     assert Waiter().hub is hub and Waiter(None).hub is hub
     assert Waiter(hub).hub is hub and SubWaiter(hub=hub).hub is hub
+
+
+# ---- item 3: a ThreadPool used before (or after a failed) __init__ ----
+
+def test_threadpool_before_init_raises(check_py):
+    out = check_py('''
+from gevent_c._hub import ThreadPoolBase
+from gevent_c.threadpool import ThreadPool
+p = ThreadPoolBase.__new__(ThreadPoolBase)
+calls = [lambda: p.size, p.kill, p.adjust, lambda: setattr(p, 'maxsize', 3),
+         lambda: setattr(p, 'size', 1), lambda: p.spawn(print), p._drain, p._on_fork,
+         lambda: p._submit(print, (), None), lambda: p._hub_thread_ident]
+for f in calls:
+    try:
+        f()
+    except RuntimeError as e:
+        assert 'was not called or failed' in str(e), e
+    else:
+        raise AssertionError(f)
+assert len(p) == 0 and p.hub is None
+
+class Failing(ThreadPool):
+    def __init__(self, fail_late):
+        if fail_late:
+            super().__init__(2, hub=42)     # fails inside the C __init__
+        raise ValueError('boom')
+for late in (False, True):
+    try:
+        Failing(late)
+    except (ValueError, AttributeError):
+        pass
+    f = Failing.__new__(Failing)
+    try:
+        f.__init__(late)
+    except (ValueError, AttributeError):
+        pass
+    assert 'not initialised' in repr(f)
+    for g in (lambda: f.apply(abs, (-1,)), lambda: f.map(abs, [1]), lambda: f.spawn(abs, 1),
+              f.kill, lambda: f.size):
+        try:
+            g()
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError(g)
+    f.join()   # nothing outstanding: returns
+ok = ThreadPool(2)
+try:
+    ok.__init__(2)
+except RuntimeError:
+    pass
+assert ok.apply(abs, (-3,)) == 3
+print('ok')
+''')
+    assert out.strip() == 'ok'
+
+
+# ---- item 4: a plain fork() (no reinit()) with a pool task in flight ----
+
+def test_fork_without_reinit_with_a_task_in_flight(check_py):
+    out = check_py('''
+import os, signal, time
+import gevent_c.hub as H
+hub = H.get_hub()
+pool = hub.threadpool
+r = pool.spawn(time.sleep, 0.3)
+H.sleep(0.05)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)
+    try:
+        ok = hub.join(timeout=1)
+        res = pool.apply(abs, (-4,))
+        code = 0 if (ok is True and res == 4 and len(pool) == 0) else 3
+    except BaseException:
+        import traceback; traceback.print_exc()
+        code = 4
+    os._exit(code)
+_, st = os.waitpid(pid, 0)
+r.get()
+print(os.waitstatus_to_exitcode(st))
+''')
+    assert out.strip() == '0'
