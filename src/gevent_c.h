@@ -145,6 +145,8 @@ struct LoopObject {
     uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
     uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
     int sig_slot;              /* index in the process-wide signal registry */
+    int uv_pinned;             /* a signal handler may still use wake_async:
+                                  never free it or the native loop */
     long fork_gen;             /* fork_generation when created / last reinit */
     int check_children;
     PyObject *weakreflist;
@@ -263,6 +265,11 @@ typedef struct {
     int has_next, changed;
 } StatObject;
 
+/* defined in watcher.c: the one way a watcher leaves a loop being destroyed
+ * (native stop, process-wide resources given back, self reference moved to
+ * the `detached` list) */
+static void watcher_detach(WatcherObject *w, PyObject *detached);
+
 /* ---- Waiter / Hub ---------------------------------------------------- */
 
 typedef struct {
@@ -340,11 +347,13 @@ typedef struct PoolObject PoolObject;
 static int loop_register_pool(LoopObject *loop, PoolObject *pool);
 static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
 static void loop_detach_pools(LoopObject *loop);
+static int loop_pools_after_fork(LoopObject *loop);
 static void loop_pools_set_blocked(LoopObject *loop, int blocked);
 static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
 static void pools_spin(PoolState **sts, int n);
 static void pools_unpin(PoolState **sts, int n);
 static int pool_set_async_active(PoolObject *self, int active);
+static int pool_notify(PoolObject *self);
 static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
 
 #endif /* GEVENT_C_H */

@@ -66,7 +66,7 @@ fdpoll_close_native(FdPoll *p)
     if (p->poll) {
         p->poll->data = NULL;
         if (p->loop->uv && !uv_is_closing((uv_handle_t *)p->poll))
-            uv_close((uv_handle_t *)p->poll, (uv_close_cb)free);
+            uv_close((uv_handle_t *)p->poll, free_handle_cb);
         p->poll = NULL;
     }
     p->armed = 0;
@@ -666,19 +666,9 @@ loop_drop_fdpolls(LoopObject *loop, PyObject *detached)
             continue;
         for (IoObject *io = p->first; io;) {
             IoObject *next = io->next_on_fd;
-            WatcherObject *w = (WatcherObject *)io;
+            watcher_detach((WatcherObject *)io, detached);  /* unlinks it */
             io->fdp = NULL;
             io->next_on_fd = NULL;
-            w->detached = 1;
-            if (w->active && w->ref)
-                loop->nactive_ref--;
-            w->active = 0;
-            w->pending = 0;
-            if (w->self_ref) {
-                w->self_ref = 0;
-                if (PyList_Append(detached, (PyObject *)w) == 0)
-                    Py_DECREF(w);
-            }
             io = next;
         }
         fdpoll_close_native(p);

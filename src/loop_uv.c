@@ -27,6 +27,20 @@ gevc_atfork_child(void)
 }
 
 
+/* libuv callbacks with their exact signatures: calling free() or another
+ * callback through a cast function pointer is undefined behaviour. */
+static void
+free_handle_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+noop_timer_cb(uv_timer_t *h)
+{
+    (void)h;
+}
+
 /* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
  * arg stays one argument. */
 static PyObject *
@@ -347,7 +361,8 @@ loop_free_spare_callbacks(LoopObject *loop)
 }
 
 static PyMethodDef callback_methods[] = {
-    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet."},
+    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet.  Callable from any thread\n"
+     "(it only touches state the GIL protects)."},
     {"close", (PyCFunction)callback_stop, METH_NOARGS, "Alias of stop()."},
     {NULL}
 };
@@ -981,7 +996,7 @@ close_internal_handle(uv_handle_t *h)
 {
     if (h != NULL && !uv_is_closing(h)) {
         h->data = NULL;
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
     }
 }
 
@@ -1058,19 +1073,10 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
         return;
     WatcherObject *w = (WatcherObject *)h->data;
     if (w != NULL && uv_handle_get_type(h) != UV_POLL) {
-        /* detach the watcher; its self reference is dropped after the walk */
+        watcher_detach(w, detached);  /* native stop while the handle is open */
         h->data = NULL;
         w->handle = NULL;
-        if (w->active && w->ref && w->loop)
-            w->loop->nactive_ref--;
-        w->active = 0;
-        w->pending = 0;
-        if (w->self_ref) {
-            w->self_ref = 0;
-            if (PyList_Append(detached, (PyObject *)w) == 0)
-                Py_DECREF(w);  /* the list now holds the reference */
-        }
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
     }
 }
 
@@ -1080,8 +1086,10 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
 static void
 loop_close_asyncs(LoopObject *self, PyObject *detached)
 {
-    for (Py_ssize_t i = 0; i < self->asyncs.n; i++)
+    for (Py_ssize_t i = 0; i < self->asyncs.n; i++) {
+        watcher_detach(self->asyncs.items[i], detached);
         watcher_close_uv_handle(self->asyncs.items[i]);
+    }
     wlist_detach_all(&self->asyncs, detached);
 }
 
@@ -1147,7 +1155,12 @@ loop_destroy_impl(LoopObject *self)
     loop_detach_pools(self);
     loop_close_asyncs(self, detached);
     loop_unregister_signals(self);
-    close_internal_handle((uv_handle_t *)self->wake_async);
+    if (self->uv_pinned && self->wake_async) {
+        self->wake_async->data = NULL;
+        uv_close((uv_handle_t *)self->wake_async, NULL);  /* leaked, see uv_pinned */
+    }
+    else
+        close_internal_handle((uv_handle_t *)self->wake_async);
     close_internal_handle((uv_handle_t *)self->keepalive);
     self->wake_async = NULL;
     self->keepalive = NULL;
@@ -1169,11 +1182,11 @@ loop_destroy_impl(LoopObject *self)
     if (!closed) {
         uv_timer_t *tick = malloc(sizeof(*tick));
         if (tick != NULL && uv_timer_init(uv, tick) == 0) {
-            uv_timer_start(tick, (uv_timer_cb)noop_prepare_cb, 1, 1);
+            uv_timer_start(tick, noop_timer_cb, 1, 1);
             uint64_t deadline = uv_hrtime() + 2000000000ULL;
             while (uv->active_reqs.count > 0 && uv_hrtime() < deadline)
                 uv_run(uv, UV_RUN_ONCE);
-            uv_close((uv_handle_t *)tick, (uv_close_cb)free);
+            uv_close((uv_handle_t *)tick, free_handle_cb);
         }
         else
             free(tick);
@@ -1189,9 +1202,9 @@ loop_destroy_impl(LoopObject *self)
             default_loop_obj = NULL;
         self->is_default = 0;
     }
-    else if (closed) {
+    else if (closed && !self->uv_pinned) {
         free(uv);
-    }  /* else: leaked on purpose (see above) */
+    }  /* else: leaked on purpose (see above and uv_pinned) */
     free(self->pend);
     free(self->spare);
     self->pend = self->spare = NULL;
@@ -1294,7 +1307,7 @@ loop_close_orphans(LoopObject *self)
 {
     for (Py_ssize_t i = 0; i < self->norphans; i++)
         if (!uv_is_closing(self->orphans[i]))
-            uv_close(self->orphans[i], (uv_close_cb)free);
+            uv_close(self->orphans[i], free_handle_cb);
     self->norphans = 0;
 }
 
@@ -1440,6 +1453,11 @@ loop_run_callback(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     CallbackObject *cb = loop_queue_callback(self, args[0], tuple, CB_CALL);
     Py_XDECREF(tuple);
+    /* called from another thread while the loop polls (Event.set() in a
+     * thread): the queue is only touched with the GIL held, so this is
+     * safe; wake the poll, as run_callback_threadsafe does */
+    if (cb != NULL && self->in_uv_nogil && self->wake_async != NULL)
+        uv_async_send(self->wake_async);
     return (PyObject *)cb;
 }
 
@@ -1477,6 +1495,9 @@ loop_reinit_impl(LoopObject *self)
             fdpoll_mark_dirty(self->fdpolls[fd]);
         }
     wlist_fire_all(&self->forks);
+    /* thread pools whose workers were the parent's start afresh */
+    if (loop_pools_after_fork(self) < 0)
+        return -1;
     return 0;
 }
 
@@ -1511,7 +1532,7 @@ loop_break(LoopObject *self, PyObject *args)
     int how = 1;
     if (!PyArg_ParseTuple(args, "|i:break_", &how))
         return NULL;
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->break_flag = 1;  /* Python never runs inside uv_run: no uv_stop */
     Py_RETURN_NONE;
@@ -1520,7 +1541,7 @@ loop_break(LoopObject *self, PyObject *args)
 static PyObject *
 loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->user_ref++;
     Py_RETURN_NONE;
@@ -1529,7 +1550,7 @@ loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_unref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->user_ref--;
     Py_RETURN_NONE;
@@ -1819,7 +1840,8 @@ static PyMethodDef loop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))loop_run, METH_VARARGS | METH_KEYWORDS,
      "run(nowait=False, once=False): run until no active watcher or callback is left."},
     {"run_callback", (PyCFunction)(void (*)(void))loop_run_callback, METH_FASTCALL,
-     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO."},
+     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO.\n"
+     "Called from another thread while the loop polls, it also wakes the loop."},
     {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
     {"debug", (PyCFunction)loop_debug, METH_NOARGS,
      "debug() -> [HandleState(handle, type, watcher, ref, active, closing)]: "
