@@ -148,6 +148,7 @@ struct LoopObject {
     int uv_pinned;             /* a signal handler may still use wake_async:
                                   never free it or the native loop */
     long fork_gen;             /* fork_generation when created / last reinit */
+    long native_fork_gen;      /* ... when libuv's kernel state was last made */
     int check_children;
     PyObject *weakreflist;
 };

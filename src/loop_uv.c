@@ -20,10 +20,56 @@ static LoopObject *default_loop_obj = NULL;   /* borrowed */
 /* Bumped in a forked child by pthread_atfork (cheaper than getpid()). */
 static volatile long fork_generation = 0;
 
+/* Every loop with a native loop (borrowed; changed with the GIL held, as
+ * os.fork() holds it), so a forked child can give each its own kernel
+ * state before anything else runs. */
+static LoopObject **live_loops = NULL;
+static Py_ssize_t n_live_loops = 0, cap_live_loops = 0;
+
+static int
+live_loops_add(LoopObject *loop)
+{
+    if (n_live_loops == cap_live_loops) {
+        Py_ssize_t cap = cap_live_loops ? cap_live_loops * 2 : 8;
+        LoopObject **items = PyMem_RawRealloc(live_loops, (size_t)cap * sizeof(*items));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        live_loops = items;
+        cap_live_loops = cap;
+    }
+    live_loops[n_live_loops++] = loop;
+    return 0;
+}
+
+static void
+live_loops_remove(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < n_live_loops; i++)
+        if (live_loops[i] == loop) {
+            live_loops[i] = live_loops[--n_live_loops];
+            return;
+        }
+}
+
+/* In the child, right after fork(): a loop's epoll fd, async eventfd and
+ * signal pipe are open file descriptions shared with the parent, so the
+ * child's first uv_run() would read the parent's wake-ups (a pool worker's
+ * uv_async_send, lost to the parent) and any epoll_ctl() (an io watcher
+ * stopped, a handle closed) would edit the parent's interest set.
+ * uv_loop_fork() replaces them before any of that can happen; the rest of
+ * reinit (re-arming, fork watchers, pools) runs on the loop's next
+ * iteration, with the GIL (loop_reinit_impl). */
 static void
 gevc_atfork_child(void)
 {
     fork_generation++;
+    for (Py_ssize_t i = 0; i < n_live_loops; i++) {
+        LoopObject *loop = live_loops[i];
+        if (loop->uv != NULL && uv_loop_fork(loop->uv) == 0)
+            loop->native_fork_gen = fork_generation;
+    }
 }
 
 
@@ -964,7 +1010,7 @@ static int
 loop_init_internal(LoopObject *self)
 {
     self->sig_slot = -1;
-    self->fork_gen = fork_generation;
+    self->fork_gen = self->native_fork_gen = fork_generation;
     self->wake_async = malloc(sizeof(uv_async_t));
     self->keepalive = malloc(sizeof(uv_prepare_t));
     if (self->wake_async == NULL || self->keepalive == NULL) {
@@ -1058,7 +1104,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         uv->data = self;
         self->uv = uv;
     }
-    if (loop_init_internal(self) < 0) {
+    if (loop_init_internal(self) < 0 || live_loops_add(self) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -1128,12 +1174,14 @@ loop_destroy_impl(LoopObject *self)
          * which closes them. */
         self->depth = 0;
         self->in_uv = self->in_uv_nogil = 0;
-        int err = uv_loop_fork(self->uv);
-        if (err < 0) {
-            gevc_uv_error(err);
-            return -1;
+        if (self->native_fork_gen != fork_generation) {
+            int err = uv_loop_fork(self->uv);
+            if (err < 0) {
+                gevc_uv_error(err);
+                return -1;
+            }
         }
-        self->fork_gen = fork_generation;
+        self->fork_gen = self->native_fork_gen = fork_generation;
     }
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
@@ -1196,6 +1244,7 @@ loop_destroy_impl(LoopObject *self)
         }
     }
     self->uv = NULL;
+    live_loops_remove(self);
     self->nactive_ref = 0;
     if (self->is_default) {
         if (default_loop_obj == self)
@@ -1328,6 +1377,10 @@ loop_check_own_thread(LoopObject *self)
 static int
 loop_uv_run(LoopObject *self, uv_run_mode mode)
 {
+    /* a forked child: never poll before the loop is reinitialised (a run()
+     * resumed in the middle of its iteration reaches here first) */
+    if (self->fork_gen != fork_generation && loop_reinit_impl(self) < 0)
+        return -1;
     if (self->norphans)
         loop_close_orphans(self);
     loop_flush_polls(self);
@@ -1482,12 +1535,15 @@ loop_reinit_impl(LoopObject *self)
      * a callback); not while another thread polls it */
     if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return -1;
-    int err = uv_loop_fork(self->uv);
-    if (err < 0) {
-        gevc_uv_error(err);
-        return -1;
+    /* in a forked child the atfork handler did the native part already */
+    if (self->native_fork_gen != fork_generation || self->fork_gen == fork_generation) {
+        int err = uv_loop_fork(self->uv);
+        if (err < 0) {
+            gevc_uv_error(err);
+            return -1;
+        }
     }
-    self->fork_gen = fork_generation;
+    self->fork_gen = self->native_fork_gen = fork_generation;
     /* every native poll must be re-armed in the new epoll set */
     for (int fd = 0; fd < self->nfdpolls; fd++)
         if (self->fdpolls[fd]) {
