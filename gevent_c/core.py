@@ -13,7 +13,20 @@ __all__ = [
     'prepare', 'check', 'fork', 'async_', 'stat', 'READ', 'WRITE', 'READWRITE',
     'MAXPRI', 'MINPRI', 'EVENTS', 'get_version', 'get_header_version',
     'supported_backends', 'recommended_backends', 'time',
+    'BACKEND_SELECT', 'BACKEND_POLL', 'BACKEND_EPOLL', 'BACKEND_KQUEUE',
+    'BACKEND_DEVPOLL', 'BACKEND_PORT', 'BACKEND_LINUXAIO', 'BACKEND_IOURING',
 ]
+
+# libev's backend numbers (EVBACKEND_*), as gevent's libev core exports
+# them; loop.backend_int is the one in use (libuv polls with epoll here).
+BACKEND_SELECT = 1
+BACKEND_POLL = 2
+BACKEND_EPOLL = 4
+BACKEND_KQUEUE = 8
+BACKEND_DEVPOLL = 16
+BACKEND_PORT = 32
+BACKEND_LINUXAIO = 64
+BACKEND_IOURING = 128
 
 
 class _EventsType(object):

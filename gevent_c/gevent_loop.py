@@ -63,9 +63,6 @@ class loop(_core.loop):
         # everything happens in the C type's __new__
         pass
 
-    def debug(self):
-        return []
-
 
 def _declare_interfaces():
     try:

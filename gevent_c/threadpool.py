@@ -35,6 +35,8 @@ class ThreadPool(ThreadPoolBase):
     def __repr__(self):
         # the hub's repr shows its pool: name the hub briefly, no recursion
         hub = self.hub
+        if hub is None:     # __init__ not called, or it failed
+            return '<%s at 0x%x (not initialised)>' % (type(self).__name__, id(self))
         return '<%s at 0x%x tasks=%d size=%d maxsize=%d hub=<%s at 0x%x>>' % (
             type(self).__name__, id(self), len(self), self.size, self.maxsize,
             type(hub).__name__, id(hub))

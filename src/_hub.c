@@ -360,32 +360,44 @@ Hub_switch_out(HubObject *self, PyObject *Py_UNUSED(ignored))
 /* Hub: construction, attributes                                           */
 /* ---------------------------------------------------------------------- */
 
+/* The interpreter's main thread (the one CPython runs signal handlers in),
+ * taken from the interpreter itself, never from `threading`: gevent's
+ * monkey.patch_all() replaces threading's main thread and _thread.get_ident
+ * (whose idents become greenlets'), so after patching threading's answer is
+ * a number no PyThread_get_thread_ident() equals, and the main thread would
+ * get neither the default loop nor the signal wake-up fd.
+ *
+ * CPython's main thread (_PyRuntime.main_thread, what the signal module
+ * checks) is the thread that initialised the runtime, which is the thread
+ * that created the main interpreter's first thread state; after fork() it
+ * is the forking thread, whose thread state is then the only one left.
+ * Thread states are linked newest first, so the main thread's is the last
+ * of PyInterpreterState_Main()'s list, and its thread_id is the main
+ * thread's ident.  That is public API from 3.8 to 3.13 (the walk functions
+ * and the thread_id field of PyThreadState); _PyOS_IsMainThread() says the
+ * same but is private and left the public headers in 3.13, and probing
+ * signal.signal() for ValueError has side effects and answers only for the
+ * calling thread.  The caller holds the GIL, as does every thread state
+ * deletion.  Cached, and recomputed in a forked child. */
 static unsigned long
 main_thread_ident(void)
 {
     static unsigned long main_ident = 0;
-    if (main_ident == 0) {
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
-        PyObject *threading = PyImport_ImportModule("threading");
-        PyObject *mt = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
-        PyObject *id = mt ? PyObject_GetAttrString(mt, "ident") : NULL;
-        if (id)
-            main_ident = PyLong_AsUnsignedLong(id);
-        Py_XDECREF(id);
-        Py_XDECREF(mt);
-        Py_XDECREF(threading);
-        PyErr_Clear();
-        PyErr_Restore(t, v, tb);
+    static long main_ident_gen = -1;
+    if (main_ident == 0 || main_ident_gen != fork_generation) {
+        PyThreadState *last = NULL;
+        PyInterpreterState *interp = PyInterpreterState_Main();
+        for (PyThreadState *ts = interp ? PyInterpreterState_ThreadHead(interp) : NULL;
+             ts != NULL; ts = PyThreadState_Next(ts))
+            last = ts;
+        if (last != NULL) {
+            main_ident = last->thread_id;
+            main_ident_gen = fork_generation;
+        }
     }
     return main_ident;
 }
 
-static int
-is_main_thread_ident(unsigned long ident)
-{
-    return ident == main_thread_ident();
-}
 
 
 /* The loop a Hub.destroy(destroy_loop=False) kept for this thread's next
@@ -573,9 +585,9 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
         goto done;
     int rc;
     /* our own watcher types (not Python subclasses, which may override
-     * start): start in C */
-    if (PyObject_TypeCheck(watcher, gst->WatcherType)
-            && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+     * start): start in C.  Ours are the direct subtypes of the abstract
+     * watcher type, which Python code cannot instantiate. */
+    if (Py_TYPE(watcher)->tp_base == gst->WatcherType) {
         PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
         if (Py_TYPE(watcher) == gst->IoType)
             ((IoObject *)watcher)->pass_events = 0;
@@ -764,7 +776,10 @@ done:
     return res;
 }
 
-static PyObject *
+/* Not inlined into mod_sleep: its locals would enlarge the stack that every
+ * sleep(0) saves when it switches to the hub (greenlet copies it to the
+ * heap, with a malloc once it passes pymalloc's 512 bytes). */
+static GEVC_NOINLINE PyObject *
 sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, PyObject *ref)
 {
     PyObject *timer;

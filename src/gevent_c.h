@@ -61,7 +61,10 @@ static struct PyModuleDef hubmodule;
 static gevc_state *gevc_state_by_type(PyTypeObject *tp);
 static gevc_state *gevc_get_state(PyObject *module);
 
-#define IS_HUB(gst, o) PyObject_TypeCheck((o), (gst)->HubType)
+#define GEVC_NOINLINE __attribute__((noinline))
+/* the usual hub is an instance of gevent_c.hub.Hub exactly: no MRO walk */
+#define IS_HUB(gst, o) (Py_TYPE(o) == (PyTypeObject *)(gst)->default_hub_class \
+                        || PyObject_TypeCheck((o), (gst)->HubType))
 #define IS_LOOP(gst, o) PyObject_TypeCheck((o), (gst)->LoopType)
 /* the thread state dict's key for the thread's hub */
 #define GEVC_TLS_HUB_KEY "gevent_c.hub"
@@ -142,12 +145,19 @@ struct LoopObject {
     uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
     uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
     int sig_slot;              /* index in the process-wide signal registry */
+    int uv_pinned;             /* a signal handler may still use wake_async:
+                                  never free it or the native loop */
     long fork_gen;             /* fork_generation when created / last reinit */
+    long native_fork_gen;      /* ... when libuv's kernel state was last made */
     int check_children;
     PyObject *weakreflist;
 };
 
 /* ---- watchers -------------------------------------------------------- */
+
+/* watcher priorities, libev's range (also defined, identically, in watcher.c) */
+#define GEVC_MAXPRI 2
+#define GEVC_MINPRI (-2)
 
 typedef struct {
     const char *name;
@@ -204,6 +214,12 @@ struct FdPoll {
      * raise EBADF (the close is deferred to a callback; see io.c) */
     int closing;
     int always_ready;          /* epoll refused the fd (EPERM): no native poll */
+    /* the fd's set of active watchers became empty: the fd may have been
+     * closed and its number reused by another file since the native poll
+     * was armed; the next start re-registers it with epoll (io.c) */
+    int maybe_new;
+    int reregister;            /* flush: uv_poll_start even if armed == want */
+    int is_sock;               /* a socket: (st_dev, st_ino) names exactly one open file */
     unsigned long closing_iter;
     dev_t closing_dev;
     ino_t closing_ino;
@@ -249,6 +265,11 @@ typedef struct {
     uv_stat_t next;            /* a change seen by the timer, not yet dispatched */
     int has_next, changed;
 } StatObject;
+
+/* defined in watcher.c: the one way a watcher leaves a loop being destroyed
+ * (native stop, process-wide resources given back, self reference moved to
+ * the `detached` list) */
+static void watcher_detach(WatcherObject *w, PyObject *detached);
 
 /* ---- Waiter / Hub ---------------------------------------------------- */
 
@@ -327,11 +348,13 @@ typedef struct PoolObject PoolObject;
 static int loop_register_pool(LoopObject *loop, PoolObject *pool);
 static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
 static void loop_detach_pools(LoopObject *loop);
+static int loop_pools_after_fork(LoopObject *loop);
 static void loop_pools_set_blocked(LoopObject *loop, int blocked);
 static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
 static void pools_spin(PoolState **sts, int n);
 static void pools_unpin(PoolState **sts, int n);
 static int pool_set_async_active(PoolObject *self, int active);
+static int pool_notify(PoolObject *self);
 static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
 
 #endif /* GEVENT_C_H */

@@ -8,8 +8,19 @@
  * now names another file, the old native poll is closed and a new one
  * initialised (uv_poll_init validates that the fd can be polled).
  * Stopping is lazy: the native poll is re-armed or stopped once per loop
- * iteration (loop_flush_polls), so a wait/wake/wait cycle on the same fd
- * costs no epoll_ctl.
+ * iteration (loop_flush_polls), so a wait/wake/wait cycle on a socket costs
+ * no epoll_ctl.
+ *
+ * (st_dev, st_ino) proves identity only for sockets (one inode per socket).
+ * Every eventfd, signalfd, timerfd, epoll fd and (before Linux 6.9) pidfd
+ * shares one anonymous inode, and a tty, a character device or a named
+ * FIFO opened again has its old inode.  epoll registers the open file, not
+ * the number: when the file is closed its registration goes, and the new
+ * file behind the same number is never registered unless someone does
+ * EPOLL_CTL_ADD again.  So, as libev and libuv do, an fd whose set of
+ * active watchers became empty is treated as possibly a new file: the next
+ * start re-registers it (uv_poll_start: DEL, then ADD at the next poll),
+ * unless it is a socket whose identity is unchanged.
  */
 #include "gevent_c.h"
 #include <fcntl.h>
@@ -55,7 +66,7 @@ fdpoll_close_native(FdPoll *p)
     if (p->poll) {
         p->poll->data = NULL;
         if (p->loop->uv && !uv_is_closing((uv_handle_t *)p->poll))
-            uv_close((uv_handle_t *)p->poll, (uv_close_cb)free);
+            uv_close((uv_handle_t *)p->poll, free_handle_cb);
         p->poll = NULL;
     }
     p->armed = 0;
@@ -78,8 +89,11 @@ fdpoll_open_native(FdPoll *p)
     int err = uv_poll_init(p->loop->uv, h, p->fd);
     p->dev = st.st_dev;
     p->ino = st.st_ino;
+    p->is_sock = S_ISSOCK(st.st_mode) ? 1 : 0;
     p->armed = 0;
     p->always_ready = 0;
+    p->maybe_new = 0;
+    p->reregister = 0;
     if (err == UV_EPERM) {
         /* epoll refuses regular files and directories: such an fd is
          * always ready (flush records its watchers every pass) */
@@ -229,8 +243,12 @@ loop_flush_polls(LoopObject *loop)
                 uv_poll_stop(p->poll);
                 p->armed = 0;
             }
+            p->reregister = 0;   /* the next arm is a fresh EPOLL_CTL_ADD */
         }
-        else if ((p->poll && want != p->armed) || p->always_ready) {
+        else if ((p->poll && (want != p->armed || p->reregister)) || p->always_ready) {
+            /* uv_poll_start always re-registers (DEL, then ADD at the next
+             * poll): that is what a possibly new file needs */
+            p->reregister = 0;
             if (fdpoll_recheck(p) < 0) {
                 /* closed under active watchers: wake them, never arm */
                 if (p->poll)
@@ -244,8 +262,7 @@ loop_flush_polls(LoopObject *loop)
                 fdpoll_wake_all(p);
                 again = 1;
             }
-            else if (p->poll && want != p->armed
-                     && uv_poll_start(p->poll, want, fdpoll_cb) == 0)
+            else if (p->poll && uv_poll_start(p->poll, want, fdpoll_cb) == 0)
                 p->armed = want;
         }
         if (p->closing || again)
@@ -270,6 +287,8 @@ io_detach(IoObject *io)
     io->next_on_fd = NULL;
     io->fdp = NULL;
     p->nwatchers--;
+    if (p->first == NULL)
+        p->maybe_new = 1;   /* the fd may be closed and reused from now on */
     if (p->loop->uv)
         fdpoll_mark_dirty(p);
 }
@@ -301,8 +320,18 @@ io_native_start(WatcherObject *w)
     }
     else if (fdpoll_validate(io->fdp) < 0)
         return -1;
+    FdPoll *p = io->fdp;
+    if (p->maybe_new) {
+        /* the first active watcher after none: unless the fd is provably
+         * the same socket, the native poll may be registered for a file
+         * that was closed since (an eventfd closed and a new eventfd given
+         * the same number looks identical to fstat) */
+        p->maybe_new = 0;
+        if (p->poll && p->armed && !p->is_sock)
+            p->reregister = 1;
+    }
     io->revents = 0;
-    fdpoll_mark_dirty(io->fdp);
+    fdpoll_mark_dirty(p);
     return 0;
 }
 
@@ -637,19 +666,9 @@ loop_drop_fdpolls(LoopObject *loop, PyObject *detached)
             continue;
         for (IoObject *io = p->first; io;) {
             IoObject *next = io->next_on_fd;
-            WatcherObject *w = (WatcherObject *)io;
+            watcher_detach((WatcherObject *)io, detached);  /* unlinks it */
             io->fdp = NULL;
             io->next_on_fd = NULL;
-            w->detached = 1;
-            if (w->active && w->ref)
-                loop->nactive_ref--;
-            w->active = 0;
-            w->pending = 0;
-            if (w->self_ref) {
-                w->self_ref = 0;
-                if (PyList_Append(detached, (PyObject *)w) == 0)
-                    Py_DECREF(w);
-            }
             io = next;
         }
         fdpoll_close_native(p);

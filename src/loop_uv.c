@@ -22,12 +22,72 @@ static LoopObject *default_loop_obj = NULL;   /* borrowed */
 /* Bumped in a forked child by pthread_atfork (cheaper than getpid()). */
 static volatile long fork_generation = 0;
 
+/* Every loop with a native loop (borrowed; changed with the GIL held, as
+ * os.fork() holds it), so a forked child can give each its own kernel
+ * state before anything else runs. */
+static LoopObject **live_loops = NULL;
+static Py_ssize_t n_live_loops = 0, cap_live_loops = 0;
+
+static int
+live_loops_add(LoopObject *loop)
+{
+    if (n_live_loops == cap_live_loops) {
+        Py_ssize_t cap = cap_live_loops ? cap_live_loops * 2 : 8;
+        LoopObject **items = PyMem_RawRealloc(live_loops, (size_t)cap * sizeof(*items));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        live_loops = items;
+        cap_live_loops = cap;
+    }
+    live_loops[n_live_loops++] = loop;
+    return 0;
+}
+
+static void
+live_loops_remove(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < n_live_loops; i++)
+        if (live_loops[i] == loop) {
+            live_loops[i] = live_loops[--n_live_loops];
+            return;
+        }
+}
+
+/* In the child, right after fork(): a loop's epoll fd, async eventfd and
+ * signal pipe are open file descriptions shared with the parent, so the
+ * child's first uv_run() would read the parent's wake-ups (a pool worker's
+ * uv_async_send, lost to the parent) and any epoll_ctl() (an io watcher
+ * stopped, a handle closed) would edit the parent's interest set.
+ * uv_loop_fork() replaces them before any of that can happen; the rest of
+ * reinit (re-arming, fork watchers, pools) runs on the loop's next
+ * iteration, with the GIL (loop_reinit_impl). */
 static void
 gevc_atfork_child(void)
 {
     fork_generation++;
+    for (Py_ssize_t i = 0; i < n_live_loops; i++) {
+        LoopObject *loop = live_loops[i];
+        if (loop->uv != NULL && uv_loop_fork(loop->uv) == 0)
+            loop->native_fork_gen = fork_generation;
+    }
 }
 
+
+/* libuv callbacks with their exact signatures: calling free() or another
+ * callback through a cast function pointer is undefined behaviour. */
+static void
+free_handle_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+noop_timer_cb(uv_timer_t *h)
+{
+    (void)h;
+}
 
 /* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
  * arg stays one argument. */
@@ -349,7 +409,8 @@ loop_free_spare_callbacks(LoopObject *loop)
 }
 
 static PyMethodDef callback_methods[] = {
-    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet."},
+    {"stop", (PyCFunction)callback_stop, METH_NOARGS, "Cancel the callback if it has not run yet.  Callable from any thread\n"
+     "(it only touches state the GIL protects)."},
     {"close", (PyCFunction)callback_stop, METH_NOARGS, "Alias of stop()."},
     {NULL}
 };
@@ -619,6 +680,56 @@ loop_drop_pending(LoopObject *self)
     self->npend = 0;
 }
 
+/* The order in which the events recorded in one pass are dispatched, as
+ * libev does it: higher priority first (-2..2); within a priority, io and
+ * every other watcher before timers, whatever order libuv reported them in
+ * (libuv 1.44 runs due timers at the start of a pass, before it polls for
+ * io; libev polls, then queues the expired timers, and gevent gives its
+ * Timeout's timer priority -1).  So a read that is ready when its timeout
+ * expires in the same pass wins, as on libev.  Stable: events of one class
+ * keep the order libuv reported them in. */
+static const WatcherOps timer_ops;   /* timer.c, later in the unity build */
+#define DISPATCH_NPRI (GEVC_MAXPRI - GEVC_MINPRI + 1)
+#define DISPATCH_NBUCKETS (2 * DISPATCH_NPRI)
+
+static inline int
+dispatch_bucket(WatcherObject *w)
+{
+    int pri = w->priority < GEVC_MINPRI ? GEVC_MINPRI
+            : w->priority > GEVC_MAXPRI ? GEVC_MAXPRI : w->priority;
+    return 2 * (GEVC_MAXPRI - pri) + (w->ops == &timer_ops);
+}
+
+/* A counting sort by bucket: O(n), no allocation when every event is in
+ * one bucket (the common case).  If memory runs out the events keep the
+ * order they were recorded in. */
+static void
+dispatch_order(WatcherObject **items, Py_ssize_t n)
+{
+    if (n < 2)
+        return;
+    Py_ssize_t count[DISPATCH_NBUCKETS + 1] = {0};
+    int b0 = dispatch_bucket(items[0]), mixed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int b = dispatch_bucket(items[i]);
+        mixed |= b != b0;
+        count[b + 1]++;
+    }
+    if (!mixed)
+        return;
+    WatcherObject *small[64];
+    WatcherObject **tmp = n <= 64 ? small : PyMem_Malloc((size_t)n * sizeof(*tmp));
+    if (tmp == NULL)
+        return;
+    for (int b = 0; b < DISPATCH_NBUCKETS; b++)
+        count[b + 1] += count[b];
+    for (Py_ssize_t i = 0; i < n; i++)
+        tmp[count[dispatch_bucket(items[i])]++] = items[i];
+    memcpy(items, tmp, (size_t)n * sizeof(*items));
+    if (tmp != small)
+        PyMem_Free(tmp);
+}
+
 static int
 loop_dispatch_pending(LoopObject *self)
 {
@@ -632,6 +743,7 @@ loop_dispatch_pending(LoopObject *self)
     self->spare = NULL;
     self->spare_cap = 0;
     self->npend = 0;
+    dispatch_order(items, n);
     /* Own every recorded watcher before any Python code can drop it. */
     for (Py_ssize_t i = 0; i < n; i++)
         Py_INCREF(items[i]);
@@ -900,7 +1012,7 @@ static int
 loop_init_internal(LoopObject *self)
 {
     self->sig_slot = -1;
-    self->fork_gen = fork_generation;
+    self->fork_gen = self->native_fork_gen = fork_generation;
     self->wake_async = malloc(sizeof(uv_async_t));
     self->keepalive = malloc(sizeof(uv_prepare_t));
     if (self->wake_async == NULL || self->keepalive == NULL) {
@@ -932,7 +1044,7 @@ close_internal_handle(uv_handle_t *h)
 {
     if (h != NULL && !uv_is_closing(h)) {
         h->data = NULL;
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
     }
 }
 
@@ -994,7 +1106,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         uv->data = self;
         self->uv = uv;
     }
-    if (loop_init_internal(self) < 0) {
+    if (loop_init_internal(self) < 0 || live_loops_add(self) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -1009,19 +1121,10 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
         return;
     WatcherObject *w = (WatcherObject *)h->data;
     if (w != NULL && uv_handle_get_type(h) != UV_POLL) {
-        /* detach the watcher; its self reference is dropped after the walk */
+        watcher_detach(w, detached);  /* native stop while the handle is open */
         h->data = NULL;
         w->handle = NULL;
-        if (w->active && w->ref && w->loop)
-            w->loop->nactive_ref--;
-        w->active = 0;
-        w->pending = 0;
-        if (w->self_ref) {
-            w->self_ref = 0;
-            if (PyList_Append(detached, (PyObject *)w) == 0)
-                Py_DECREF(w);  /* the list now holds the reference */
-        }
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
     }
 }
 
@@ -1031,8 +1134,10 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
 static void
 loop_close_asyncs(LoopObject *self, PyObject *detached)
 {
-    for (Py_ssize_t i = 0; i < self->asyncs.n; i++)
+    for (Py_ssize_t i = 0; i < self->asyncs.n; i++) {
+        watcher_detach(self->asyncs.items[i], detached);
         watcher_close_uv_handle(self->asyncs.items[i]);
+    }
     wlist_detach_all(&self->asyncs, detached);
 }
 
@@ -1071,12 +1176,14 @@ loop_destroy_impl(LoopObject *self)
          * which closes them. */
         self->depth = 0;
         self->in_uv = self->in_uv_nogil = 0;
-        int err = uv_loop_fork(self->uv);
-        if (err < 0) {
-            gevc_uv_error(err);
-            return -1;
+        if (self->native_fork_gen != fork_generation) {
+            int err = uv_loop_fork(self->uv);
+            if (err < 0) {
+                gevc_uv_error(err);
+                return -1;
+            }
         }
-        self->fork_gen = fork_generation;
+        self->fork_gen = self->native_fork_gen = fork_generation;
     }
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
@@ -1098,7 +1205,12 @@ loop_destroy_impl(LoopObject *self)
     loop_detach_pools(self);
     loop_close_asyncs(self, detached);
     loop_unregister_signals(self);
-    close_internal_handle((uv_handle_t *)self->wake_async);
+    if (self->uv_pinned && self->wake_async) {
+        self->wake_async->data = NULL;
+        uv_close((uv_handle_t *)self->wake_async, NULL);  /* leaked, see uv_pinned */
+    }
+    else
+        close_internal_handle((uv_handle_t *)self->wake_async);
     close_internal_handle((uv_handle_t *)self->keepalive);
     self->wake_async = NULL;
     self->keepalive = NULL;
@@ -1120,11 +1232,11 @@ loop_destroy_impl(LoopObject *self)
     if (!closed) {
         uv_timer_t *tick = malloc(sizeof(*tick));
         if (tick != NULL && uv_timer_init(uv, tick) == 0) {
-            uv_timer_start(tick, (uv_timer_cb)noop_prepare_cb, 1, 1);
+            uv_timer_start(tick, noop_timer_cb, 1, 1);
             uint64_t deadline = uv_hrtime() + 2000000000ULL;
             while (uv->active_reqs.count > 0 && uv_hrtime() < deadline)
                 uv_run(uv, UV_RUN_ONCE);
-            uv_close((uv_handle_t *)tick, (uv_close_cb)free);
+            uv_close((uv_handle_t *)tick, free_handle_cb);
         }
         else
             free(tick);
@@ -1134,15 +1246,16 @@ loop_destroy_impl(LoopObject *self)
         }
     }
     self->uv = NULL;
+    live_loops_remove(self);
     self->nactive_ref = 0;
     if (self->is_default) {
         if (default_loop_obj == self)
             default_loop_obj = NULL;
         self->is_default = 0;
     }
-    else if (closed) {
+    else if (closed && !self->uv_pinned) {
         free(uv);
-    }  /* else: leaked on purpose (see above) */
+    }  /* else: leaked on purpose (see above and uv_pinned) */
     free(self->pend);
     free(self->spare);
     self->pend = self->spare = NULL;
@@ -1245,7 +1358,7 @@ loop_close_orphans(LoopObject *self)
 {
     for (Py_ssize_t i = 0; i < self->norphans; i++)
         if (!uv_is_closing(self->orphans[i]))
-            uv_close(self->orphans[i], (uv_close_cb)free);
+            uv_close(self->orphans[i], free_handle_cb);
     self->norphans = 0;
 }
 
@@ -1266,6 +1379,10 @@ loop_check_own_thread(LoopObject *self)
 static int
 loop_uv_run(LoopObject *self, uv_run_mode mode)
 {
+    /* a forked child: never poll before the loop is reinitialised (a run()
+     * resumed in the middle of its iteration reaches here first) */
+    if (self->fork_gen != fork_generation && loop_reinit_impl(self) < 0)
+        return -1;
     if (self->norphans)
         loop_close_orphans(self);
     loop_flush_polls(self);
@@ -1391,6 +1508,11 @@ loop_run_callback(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     CallbackObject *cb = loop_queue_callback(self, args[0], tuple, CB_CALL);
     Py_XDECREF(tuple);
+    /* called from another thread while the loop polls (Event.set() in a
+     * thread): the queue is only touched with the GIL held, so this is
+     * safe; wake the poll, as run_callback_threadsafe does */
+    if (cb != NULL && self->in_uv_nogil && self->wake_async != NULL)
+        uv_async_send(self->wake_async);
     return (PyObject *)cb;
 }
 
@@ -1415,12 +1537,15 @@ loop_reinit_impl(LoopObject *self)
      * a callback); not while another thread polls it */
     if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return -1;
-    int err = uv_loop_fork(self->uv);
-    if (err < 0) {
-        gevc_uv_error(err);
-        return -1;
+    /* in a forked child the atfork handler did the native part already */
+    if (self->native_fork_gen != fork_generation || self->fork_gen == fork_generation) {
+        int err = uv_loop_fork(self->uv);
+        if (err < 0) {
+            gevc_uv_error(err);
+            return -1;
+        }
     }
-    self->fork_gen = fork_generation;
+    self->fork_gen = self->native_fork_gen = fork_generation;
     /* every native poll must be re-armed in the new epoll set */
     for (int fd = 0; fd < self->nfdpolls; fd++)
         if (self->fdpolls[fd]) {
@@ -1428,6 +1553,9 @@ loop_reinit_impl(LoopObject *self)
             fdpoll_mark_dirty(self->fdpolls[fd]);
         }
     wlist_fire_all(&self->forks);
+    /* thread pools whose workers were the parent's start afresh */
+    if (loop_pools_after_fork(self) < 0)
+        return -1;
     return 0;
 }
 
@@ -1462,7 +1590,7 @@ loop_break(LoopObject *self, PyObject *args)
     int how = 1;
     if (!PyArg_ParseTuple(args, "|i:break_", &how))
         return NULL;
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->break_flag = 1;  /* Python never runs inside uv_run: no uv_stop */
     Py_RETURN_NONE;
@@ -1471,7 +1599,7 @@ loop_break(LoopObject *self, PyObject *args)
 static PyObject *
 loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->user_ref++;
     Py_RETURN_NONE;
@@ -1480,7 +1608,7 @@ loop_ref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_unref(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (loop_check_alive(self) < 0)
+    if (loop_check_alive(self) < 0 || loop_check_own_thread(self) < 0)
         return NULL;
     self->user_ref--;
     Py_RETURN_NONE;
@@ -1658,6 +1786,135 @@ loop_get_backend(LoopObject *self, void *c)
     return PyUnicode_FromString("epoll");
 }
 
+/* libev's EVBACKEND_* number of the backend (gevent_c.core.BACKEND_*):
+ * libuv polls with epoll on Linux, as `backend` says. */
+#define GEVC_BACKEND_EPOLL 4
+
+static PyObject *
+loop_get_backend_int(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(GEVC_BACKEND_EPOLL);
+}
+
+static int loop_signals_undelivered(LoopObject *loop);   /* signal.c */
+
+/* libev's sig_pending: 1 while a signal this loop watches (signal or child
+ * watchers) has been delivered to the process and not yet taken in by the
+ * loop; the loop takes it in at its next iteration (then its watchers are
+ * pending). */
+static PyObject *
+loop_get_sig_pending(LoopObject *self, void *c)
+{
+    if (loop_check_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(loop_signals_undelivered(self));
+}
+
+/* loop.debug(): every libuv handle of the loop, as gevent's libuv loop
+ * reports them: HandleState(handle, type, watcher, ref, active, closing).
+ * watcher is the watcher object; for an fd's shared native poll, the tuple
+ * of the io watchers active on it; for the loop's own handles, the loop. */
+static PyTypeObject *HandleStateType = NULL;
+
+static PyStructSequence_Field handle_state_fields[] = {
+    {"handle", "address of the uv_handle_t"},
+    {"type", "libuv's name of the handle type (bytes)"},
+    {"watcher", "the watcher; an fd's native poll: its active io watchers; "
+                "the loop's own handles: the loop; closing handles: None"},
+    {"ref", "uv_has_ref()"},
+    {"active", "uv_is_active()"},
+    {"closing", "uv_is_closing()"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc handle_state_desc = {
+    "gevent_c.core.HandleState",
+    "One libuv handle of a loop (loop.debug()).",
+    handle_state_fields,
+    6,
+};
+
+typedef struct {
+    LoopObject *loop;
+    PyObject *list;
+    int failed;
+} LoopDebugWalk;
+
+static PyObject *
+loop_debug_handle_owner(LoopObject *loop, uv_handle_t *h)
+{
+    if (h == (uv_handle_t *)loop->wake_async || h == (uv_handle_t *)loop->keepalive
+            || h == (uv_handle_t *)loop->sig_poll)
+        return Py_NewRef((PyObject *)loop);
+    if (h->data == NULL)
+        return Py_NewRef(Py_None);
+    if (h->type == UV_POLL) {   /* an FdPoll's native poll */
+        FdPoll *p = (FdPoll *)h->data;
+        PyObject *l = PyList_New(0);
+        for (IoObject *io = p->first; l && io; io = io->next_on_fd)
+            if (PyList_Append(l, (PyObject *)io) < 0)
+                Py_CLEAR(l);
+        PyObject *t = l ? PyList_AsTuple(l) : NULL;
+        Py_XDECREF(l);
+        return t;
+    }
+    return Py_NewRef((PyObject *)h->data);   /* a watcher's own handle */
+}
+
+static void
+loop_debug_walk_cb(uv_handle_t *h, void *arg)
+{
+    LoopDebugWalk *ctx = (LoopDebugWalk *)arg;
+    if (ctx->failed)
+        return;
+    PyObject *st = PyStructSequence_New(HandleStateType);
+    if (st == NULL) {
+        ctx->failed = 1;
+        return;
+    }
+    PyObject *items[6] = {
+        PyLong_FromVoidPtr(h),
+        PyBytes_FromString(uv_handle_type_name(h->type)),
+        loop_debug_handle_owner(ctx->loop, h),
+        PyBool_FromLong(uv_has_ref(h)),
+        PyBool_FromLong(uv_is_active(h)),
+        PyBool_FromLong(uv_is_closing(h)),
+    };
+    for (int i = 0; i < 6; i++) {
+        if (items[i] == NULL)
+            ctx->failed = 1;
+        PyStructSequence_SetItem(st, i, items[i] ? items[i] : Py_NewRef(Py_None));
+    }
+    if (!ctx->failed && PyList_Append(ctx->list, st) < 0)
+        ctx->failed = 1;
+    Py_DECREF(st);
+}
+
+static PyObject *
+loop_debug(LoopObject *self, PyObject *unused)
+{
+    if (self->uv == NULL)
+        return Py_BuildValue("[s]", "Loop has been destroyed");
+    if (loop_check_own_thread(self) < 0)
+        return NULL;
+    if (HandleStateType == NULL) {
+        HandleStateType = PyStructSequence_NewType(&handle_state_desc);
+        if (HandleStateType == NULL)
+            return NULL;
+    }
+    LoopDebugWalk ctx = {self, PyList_New(0), 0};
+    if (ctx.list == NULL)
+        return NULL;
+    uv_walk(self->uv, loop_debug_walk_cb, &ctx);
+    if (ctx.failed) {
+        Py_DECREF(ctx.list);
+        return NULL;
+    }
+    return ctx.list;
+}
+
 static PyObject *
 loop_get_activecnt(LoopObject *self, void *c)
 {
@@ -1721,8 +1978,12 @@ static PyMethodDef loop_methods[] = {
     {"run", (PyCFunction)(void (*)(void))loop_run, METH_VARARGS | METH_KEYWORDS,
      "run(nowait=False, once=False): run until no active watcher or callback is left."},
     {"run_callback", (PyCFunction)(void (*)(void))loop_run_callback, METH_FASTCALL,
-     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO."},
+     "run_callback(func, *args) -> callback: call func(*args) in the loop, FIFO.\n"
+     "Called from another thread while the loop polls, it also wakes the loop."},
     {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
+    {"debug", (PyCFunction)loop_debug, METH_NOARGS,
+     "debug() -> [HandleState(handle, type, watcher, ref, active, closing)]: "
+     "every libuv handle of the loop, as gevent's libuv loop reports them."},
     {"update_now", (PyCFunction)loop_update_now, METH_NOARGS, "Refresh the cached time."},
     {"update", (PyCFunction)loop_update_now, METH_NOARGS, "Alias of update_now() (gevent 1.0)."},
     {"break_", (PyCFunction)loop_break, METH_VARARGS, "Make the running run() return."},
@@ -1779,6 +2040,10 @@ static PyGetSetDef loop_getset[] = {
     {"polling", (getter)loop_get_polling, NULL,
      "True while the loop's thread waits for events in the poll (the GIL released)."},
     {"backend", (getter)loop_get_backend, NULL, NULL},
+    {"backend_int", (getter)loop_get_backend_int, NULL,
+     "The backend as libev numbers it (gevent_c.core.BACKEND_EPOLL)."},
+    {"sig_pending", (getter)loop_get_sig_pending, NULL,
+     "1 while a signal this loop watches was delivered and not yet taken in."},
     {"activecnt", (getter)loop_get_activecnt, NULL, NULL},
     {"pendingcnt", (getter)loop_get_pendingcnt, NULL, NULL},
     {"ptr", (getter)loop_get_ptr, NULL, NULL},

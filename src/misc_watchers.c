@@ -21,10 +21,22 @@ record_handle_cb(uv_handle_t *h)
         loop_record(w);
 }
 
+static void
+idle_cb(uv_idle_t *h)
+{
+    record_handle_cb((uv_handle_t *)h);
+}
+
+static void
+check_cb(uv_check_t *h)
+{
+    record_handle_cb((uv_handle_t *)h);
+}
+
 static int
 idle_native_start(WatcherObject *w)
 {
-    return uv_idle_start((uv_idle_t *)w->handle, (uv_idle_cb)record_handle_cb);
+    return uv_idle_start((uv_idle_t *)w->handle, idle_cb);
 }
 
 static void
@@ -36,7 +48,7 @@ idle_native_stop(WatcherObject *w)
 static int
 check_native_start(WatcherObject *w)
 {
-    return uv_check_start((uv_check_t *)w->handle, (uv_check_cb)record_handle_cb);
+    return uv_check_start((uv_check_t *)w->handle, check_cb);
 }
 
 static void
@@ -110,7 +122,8 @@ async_native_start(WatcherObject *w)
 static void
 async_native_stop(WatcherObject *w)
 {
-    w->handle->data = NULL;
+    if (w->handle)
+        w->handle->data = NULL;
 }
 
 static void

@@ -19,45 +19,79 @@
 #include <signal.h>
 #include <errno.h>
 #include <sys/wait.h>
+#include <sched.h>
 
 
 #define MAX_SIG_LOOPS 64
 
 static volatile unsigned long sig_counts[NSIG];
 static int sig_users[NSIG];                   /* active watchers, all loops */
-static struct sigaction sig_saved[NSIG];
-static uv_async_t *volatile sig_loops[MAX_SIG_LOOPS];
+/* The action each installed handler replaced, double-buffered: a handler
+ * running on another thread reads the published one (sig_prev) while a
+ * new installation writes the other slot, never a half-written struct. */
+static struct sigaction sig_saved[2][NSIG];
+static struct sigaction *sig_prev[NSIG];
+static uv_async_t *sig_loops[MAX_SIG_LOOPS];
+/* handlers between reading sig_loops and their last uv_async_send: a loop
+ * clearing its slot waits for 0 before its async handle may be closed */
+static int sig_in_flight;
 
+/* Runs with every signal blocked (sa_mask is full), so handlers never nest
+ * on the alternate stack, whatever arrives.  Async-signal-safe only:
+ * atomics, uv_async_send (a write(2) on the loop's eventfd), and the
+ * previous handler, which was installed to run in a signal handler. */
 static void
 gevc_signal_handler(int signum, siginfo_t *info, void *ctx)
 {
     int saved_errno = errno;
     __atomic_add_fetch(&sig_counts[signum], 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&sig_in_flight, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < MAX_SIG_LOOPS; i++) {
-        uv_async_t *a = sig_loops[i];
+        uv_async_t *a = __atomic_load_n(&sig_loops[i], __ATOMIC_SEQ_CST);
         if (a != NULL)
             uv_async_send(a);
     }
-    struct sigaction *old = &sig_saved[signum];
-    if (old->sa_flags & SA_SIGINFO) {
-        if (old->sa_sigaction)
-            old->sa_sigaction(signum, info, ctx);
+    __atomic_sub_fetch(&sig_in_flight, 1, __ATOMIC_SEQ_CST);
+    /* chain to the previous action, as CPython's handler would have run:
+     * a Python-level handler keeps working.  SIG_DFL and SIG_IGN are not
+     * functions (a watched signal does not terminate, as in libev). */
+    const struct sigaction *old = __atomic_load_n(&sig_prev[signum], __ATOMIC_SEQ_CST);
+    if (old != NULL) {
+        if (old->sa_flags & SA_SIGINFO) {
+            if (old->sa_sigaction && old->sa_sigaction != gevc_signal_handler)
+                old->sa_sigaction(signum, info, ctx);
+        }
+        else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN
+                 && old->sa_handler != NULL)
+            old->sa_handler(signum);
     }
-    else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN && old->sa_handler)
-        old->sa_handler(signum);
     errno = saved_errno;
 }
 
-/* Install our handler for signum, saving the action it replaces. */
+static int
+is_our_action(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == gevc_signal_handler;
+}
+
+/* Install our handler for signum, saving the action it replaces (unless
+ * it is ours already: chaining to ourselves would recurse). */
 static int
 sig_install(int signum)
 {
-    struct sigaction sa;
+    struct sigaction cur, sa;
+    if (sigaction(signum, NULL, &cur) < 0)
+        return -1;
+    if (is_our_action(&cur))
+        return 0;
+    struct sigaction *slot = &sig_saved[sig_prev[signum] == &sig_saved[0][signum]][signum];
+    *slot = cur;
+    __atomic_store_n(&sig_prev[signum], slot, __ATOMIC_SEQ_CST);
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = gevc_signal_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(signum, &sa, &sig_saved[signum]);
+    sigfillset(&sa.sa_mask);
+    return sigaction(signum, &sa, NULL);
 }
 
 static int
@@ -79,7 +113,11 @@ sig_release(int signum)
     if (--sig_users[signum] > 0)
         return;
     sig_users[signum] = 0;
-    sigaction(signum, &sig_saved[signum], NULL);
+    /* give the disposition back only if ours is still installed: whoever
+     * replaced it since (signal.signal()) keeps theirs */
+    struct sigaction cur;
+    if (sig_prev[signum] != NULL && sigaction(signum, NULL, &cur) == 0 && is_our_action(&cur))
+        sigaction(signum, sig_prev[signum], NULL);
 }
 
 /* The loop's wake-up async: drains signal deliveries. */
@@ -91,7 +129,7 @@ loop_register_signals(LoopObject *loop)
         return 0;
     for (int i = 0; i < MAX_SIG_LOOPS; i++)
         if (sig_loops[i] == NULL) {
-            sig_loops[i] = loop->wake_async;
+            __atomic_store_n(&sig_loops[i], loop->wake_async, __ATOMIC_SEQ_CST);
             loop->sig_slot = i;
             return 0;
         }
@@ -99,14 +137,34 @@ loop_register_signals(LoopObject *loop)
     return -1;
 }
 
+/* After a slot is cleared, a handler on another thread may still hold the
+ * async handle it read from it: wait until none does, so the caller may
+ * close (free) the handle.  A handler holds it for a few uv_async_send
+ * calls (microseconds); the wait is bounded (1 s) in case a thread was
+ * stopped inside one (a debugger): then the loop keeps its handle and its
+ * native loop for good (uv_pinned) rather than free what may be in use. */
 static void
 loop_unregister_signals(LoopObject *loop)
 {
     if (loop->sig_slot >= 0 && loop->signals.n == 0 && loop->children.n == 0) {
-        sig_loops[loop->sig_slot] = NULL;
+        __atomic_store_n(&sig_loops[loop->sig_slot], NULL, __ATOMIC_SEQ_CST);
         loop->sig_slot = -1;
+        uint64_t deadline = 0;
+        while (__atomic_load_n(&sig_in_flight, __ATOMIC_SEQ_CST) != 0) {
+            uint64_t now = uv_hrtime();
+            if (deadline == 0)
+                deadline = now + 1000000000ULL;
+            else if (now > deadline) {
+                loop->uv_pinned = 1;
+                break;
+            }
+            sched_yield();
+        }
     }
 }
+
+/* SIGCHLD deliveries already scanned (sig_pending reads it too) */
+static unsigned long chld_seen = 0;
 
 /* Called on the loop thread after a wake-up: record moved signals and
  * reap children. */
@@ -123,7 +181,6 @@ loop_scan_signals(LoopObject *loop)
     }
     if (loop->children.n == 0)
         return;
-    static unsigned long chld_seen = 0;
     unsigned long c = __atomic_load_n(&sig_counts[SIGCHLD], __ATOMIC_SEQ_CST);
     if (c == chld_seen && !loop->check_children)
         return;
@@ -159,12 +216,8 @@ loop_scan_signals(LoopObject *loop)
 static PyObject *
 loop_install_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
 {
-    if (sig_users[SIGCHLD] > 0) {
-        struct sigaction cur;
-        if (sigaction(SIGCHLD, NULL, &cur) == 0 && (!(cur.sa_flags & SA_SIGINFO)
-                || cur.sa_sigaction != gevc_signal_handler))
-            sig_install(SIGCHLD);
-    }
+    if (sig_users[SIGCHLD] > 0)
+        sig_install(SIGCHLD);  /* no-op while ours is installed */
     Py_RETURN_NONE;
 }
 
@@ -383,4 +436,19 @@ static PyObject *
 child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     return loop_make_watcher(loop->gst->ChildType, loop, args, kwds);
+}
+
+/* loop.sig_pending: has a signal this loop watches (its signal watchers',
+ * SIGCHLD for its child watchers) been delivered and not yet scanned? */
+static int
+loop_signals_undelivered(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < loop->signals.n; i++) {
+        SignalObject *s = (SignalObject *)loop->signals.items[i];
+        if (__atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST) != s->seen)
+            return 1;
+    }
+    return loop->children.n > 0
+        && (loop->check_children
+            || __atomic_load_n(&sig_counts[SIGCHLD], __ATOMIC_SEQ_CST) != chld_seen);
 }

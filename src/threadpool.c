@@ -310,7 +310,53 @@ pool_after_fork(PoolObject *self)
     self->st = st;
     self->outstanding = 0;
     self->fork_gen = fork_generation;
-    return pool_set_async_active(self, 0);
+    if (pool_set_async_active(self, 0) < 0)
+        return -1;
+    /* the parent's in-flight tasks will never finish here: wake join()ers
+     * and greenlets waiting for a slot */
+    return pool_notify(self);
+}
+
+/* Every entry point that touches the pool's state: not before __init__
+ * succeeded, and in a forked child never the parent's state (one of its
+ * workers, which do not exist here, may have held its mutex at fork()). */
+static PoolState *
+pool_ready(PoolObject *self)
+{
+    if (self->st == NULL) {
+        PyErr_Format(PyExc_RuntimeError, "%.200s.__init__() was not called or failed",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    if (self->fork_gen != fork_generation && pool_after_fork(self) < 0)
+        return NULL;
+    return self->st;
+}
+
+/* The loop reinitialised in a forked child (explicitly or by its next
+ * run): pools whose workers were the parent's start afresh, so their
+ * in-flight tasks stop keeping the loop alive and join() returns. */
+static int
+loop_pools_after_fork(LoopObject *loop)
+{
+    if (loop->pools.n == 0)
+        return 0;
+    PyObject *pools = PyList_New(0);
+    if (pools == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < loop->pools.n; i++)
+        if (PyList_Append(pools, (PyObject *)(void *)loop->pools.items[i]) < 0) {
+            Py_DECREF(pools);
+            return -1;
+        }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); i++) {
+        PoolObject *pool = (PoolObject *)PyList_GET_ITEM(pools, i);
+        if (pool->st && pool->fork_gen != fork_generation && pool_after_fork(pool) < 0)
+            rc = -1;
+    }
+    Py_DECREF(pools);
+    return rc;
 }
 
 /* _on_fork() (gevent_c.hub.reinit() calls it): only in a process forked
@@ -320,7 +366,7 @@ pool_after_fork(PoolObject *self)
 static PyObject *
 pool_on_fork(PoolObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->fork_gen != fork_generation && pool_after_fork(self) < 0)
+    if (pool_ready(self) == NULL)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -417,7 +463,9 @@ pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored))
 {
     /* workers never wait for the GIL while holding the mutex, so taking it
      * with the GIL held cannot deadlock */
-    PoolState *st = self->st;
+    PoolState *st = pool_ready(self);
+    if (st == NULL)
+        return NULL;
     pthread_mutex_lock(&st->mu);
     Task *t = st->done_head;
     st->done_head = st->done_tail = NULL;
@@ -461,7 +509,7 @@ static PyObject *
 pool_submit(PoolObject *self, PyObject *func, PyObject *args, PyObject *kwargs,
             PyObject *expected)
 {
-    if (self->fork_gen != fork_generation && pool_after_fork(self) < 0)
+    if (pool_ready(self) == NULL)
         return NULL;
     PyObject *cls = get_result_class(self);
     if (cls == NULL)
@@ -520,7 +568,7 @@ pool_submit_meth(PoolObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "_submit(func, args, kwargs[, expected])");
         return NULL;
     }
-    if (pool_check_thread(self) < 0)
+    if (pool_ready(self) == NULL || pool_check_thread(self) < 0)
         return NULL;
     if (!PyCallable_Check(args[0])) {
         PyErr_Format(PyExc_TypeError, "Expected callable, not %R", args[0]);
@@ -545,7 +593,7 @@ pool_spawn(PoolObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "spawn() missing required argument 'func'");
         return NULL;
     }
-    if (pool_check_thread(self) < 0)
+    if (pool_ready(self) == NULL || pool_check_thread(self) < 0)
         return NULL;
     PyObject *func = PyTuple_GET_ITEM(args, 0);
     if (!PyCallable_Check(func)) {
@@ -577,11 +625,17 @@ done:
 static void
 pool_detach_async(PoolObject *self)
 {
-    if (self->st) {
-        pthread_mutex_lock(&self->st->mu);
+    if (self->st == NULL)
+        return;
+    if (self->fork_gen != fork_generation) {
+        /* a forked child: no thread uses the parent's state here, and its
+         * mutex may be held for good */
         self->st->async = NULL;
-        pthread_mutex_unlock(&self->st->mu);
+        return;
     }
+    pthread_mutex_lock(&self->st->mu);
+    self->st->async = NULL;
+    pthread_mutex_unlock(&self->st->mu);
 }
 
 static int
@@ -608,41 +662,63 @@ pool_init(PoolObject *self, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "maxsize is too large: %R", maxsize_o);
         return -1;
     }
-    if (self->st != NULL) {
+    if (self->st != NULL || self->hub != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "ThreadPool.__init__ called twice");
         return -1;
     }
+    /* everything is built in locals and stored only once all succeeded:
+     * a failed __init__ leaves the pool uninitialised (every method then
+     * raises), never half made */
+    PyObject *async_w = NULL, *slot_waiters = NULL, *join_waiters = NULL;
+    PoolState *st = NULL;
     hub = hub == Py_None ? get_hub_impl(self->gst) : Py_NewRef(hub);
     if (hub == NULL)
         return -1;
-    self->hub = hub;
     PyObject *loop = hub_loop_of(self->gst, hub);
     if (loop == NULL)
-        return -1;
+        goto fail;
     if (!IS_LOOP(self->gst, loop)) {
         Py_DECREF(loop);
         PyErr_SetString(PyExc_TypeError, "the hub's loop is not a gevent_c.core.loop");
-        return -1;
+        goto fail;
     }
-    self->async_w = PyObject_CallMethod(loop, "async_", NULL);
+    async_w = PyObject_CallMethod(loop, "async_", NULL);
     Py_DECREF(loop);
-    if (self->async_w == NULL)
-        return -1;
-    self->loop = ((WatcherObject *)self->async_w)->loop;
-    self->slot_waiters = PyList_New(0);
-    self->join_waiters = PyList_New(0);
-    if (self->slot_waiters == NULL || self->join_waiters == NULL)
-        return -1;
-    self->st = state_new(idle);
-    if (self->st == NULL) {
+    if (async_w == NULL)
+        goto fail;
+    slot_waiters = PyList_New(0);
+    join_waiters = PyList_New(0);
+    if (slot_waiters == NULL || join_waiters == NULL)
+        goto fail;
+    st = state_new(idle);
+    if (st == NULL) {
         PyErr_NoMemory();
-        return -1;
+        goto fail;
     }
-    self->st->async = (uv_async_t *)((WatcherObject *)self->async_w)->handle;
+    LoopObject *lp = ((WatcherObject *)async_w)->loop;
+    if (loop_register_pool(lp, self) < 0)
+        goto fail;
+    st->async = (uv_async_t *)((WatcherObject *)async_w)->handle;
+    self->hub = hub;
+    self->async_w = async_w;
+    self->loop = lp;
+    self->slot_waiters = slot_waiters;
+    self->join_waiters = join_waiters;
+    self->st = st;
     self->maxsize = maxsize;
     self->hub_ident = PyThread_get_thread_ident();
     self->fork_gen = fork_generation;
-    return loop_register_pool(self->loop, self);
+    return 0;
+fail:
+    if (st)
+        state_decref(st);
+    if (async_w)
+        watcher_close_impl((WatcherObject *)async_w);
+    Py_XDECREF(async_w);
+    Py_XDECREF(slot_waiters);
+    Py_XDECREF(join_waiters);
+    Py_DECREF(hub);
+    return -1;
 }
 
 static PyObject *
@@ -695,6 +771,8 @@ pool_dealloc(PoolObject *self)
     if (self->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)self);
     pool_tp_clear(self);
+    if (self->st && self->fork_gen != fork_generation)
+        self->st = NULL;  /* the parent's: leave it alone (see pool_detach_async) */
     if (self->st) {
         /* idle workers exit; busy ones drop their result */
         pthread_mutex_lock(&self->st->mu);
@@ -714,7 +792,9 @@ pool_dealloc(PoolObject *self)
 static int
 pool_resize(PoolObject *self, int n)
 {
-    PoolState *st = self->st;
+    PoolState *st = pool_ready(self);
+    if (st == NULL)
+        return -1;
     int err = 0;
     pthread_mutex_lock(&st->mu);
     st->target = n;
@@ -734,10 +814,13 @@ pool_resize(PoolObject *self, int n)
 static PyObject *
 pool_get_size(PoolObject *self, void *c)
 {
-    pthread_mutex_lock(&self->st->mu);
-    int n = self->st->nthreads;
-    int target = self->st->target;
-    pthread_mutex_unlock(&self->st->mu);
+    PoolState *st = pool_ready(self);
+    if (st == NULL)
+        return NULL;
+    pthread_mutex_lock(&st->mu);
+    int n = st->nthreads;
+    int target = st->target;
+    pthread_mutex_unlock(&st->mu);
     /* workers asked to exit are on their way out */
     return PyLong_FromLong(n < target ? n : target);
 }
@@ -749,6 +832,8 @@ pool_set_size(PoolObject *self, PyObject *value, void *c)
         PyErr_SetString(PyExc_AttributeError, "cannot delete size");
         return -1;
     }
+    if (pool_ready(self) == NULL || pool_check_thread(self) < 0)
+        return -1;
     Py_ssize_t n = PyLong_AsSsize_t(value);
     if (n == -1 && PyErr_Occurred())
         return -1;
@@ -784,19 +869,26 @@ pool_set_maxsize(PoolObject *self, PyObject *value, void *c)
         PyErr_Format(PyExc_ValueError, "maxsize must not be negative: %R", value);
         return -1;
     }
+    if (n > 100000) {
+        PyErr_Format(PyExc_ValueError, "maxsize is too large: %R", value);
+        return -1;
+    }
+    PoolState *st = pool_ready(self);
+    if (st == NULL || pool_check_thread(self) < 0)
+        return -1;
     self->maxsize = n;
-    pthread_mutex_lock(&self->st->mu);
-    if (self->st->target > n)
-        self->st->target = (int)n;
-    pthread_cond_broadcast(&self->st->cond);
-    pthread_mutex_unlock(&self->st->mu);
+    pthread_mutex_lock(&st->mu);
+    if (st->target > n)
+        st->target = (int)n;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->mu);
     return pool_notify(self);
 }
 
 static PyObject *
 pool_kill(PoolObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (pool_resize(self, 0) < 0)
+    if (pool_ready(self) == NULL || pool_check_thread(self) < 0 || pool_resize(self, 0) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -804,7 +896,9 @@ pool_kill(PoolObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 pool_adjust(PoolObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PoolState *st = self->st;
+    PoolState *st = pool_ready(self);
+    if (st == NULL || pool_check_thread(self) < 0)
+        return NULL;
     int err = 0;
     pthread_mutex_lock(&st->mu);
     st->target = (int)self->maxsize;
@@ -834,6 +928,8 @@ pool_get_hub(PoolObject *self, void *c)
 static PyObject *
 pool_get_hub_ident(PoolObject *self, void *c)
 {
+    if (pool_ready(self) == NULL)
+        return NULL;
     return PyLong_FromUnsignedLong(self->hub_ident);
 }
 
@@ -910,7 +1006,7 @@ loop_pools_set_blocked(LoopObject *loop, int blocked)
 {
     for (Py_ssize_t i = 0; i < loop->pools.n; i++) {
         PoolObject *pool = (PoolObject *)(void *)loop->pools.items[i];
-        if (pool->st)
+        if (pool->st && pool->fork_gen == fork_generation)
             __atomic_store_n(&pool->st->hub_blocked, blocked, __ATOMIC_RELEASE);
     }
 }
@@ -926,7 +1022,7 @@ loop_pools_pin_busy(LoopObject *loop, PoolState **out)
     int n = 0;
     for (Py_ssize_t i = 0; i < loop->pools.n && n < SPIN_MAX_POOLS; i++) {
         PoolObject *pool = (PoolObject *)(void *)loop->pools.items[i];
-        if (pool->st == NULL || pool->outstanding <= 0)
+        if (pool->st == NULL || pool->outstanding <= 0 || pool->fork_gen != fork_generation)
             continue;
         pthread_mutex_lock(&pool->st->mu);
         pool->st->refs++;

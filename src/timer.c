@@ -66,8 +66,10 @@ timer_native_stop(WatcherObject *w)
 static void
 timer_fired(WatcherObject *w)
 {
-    if (TIMER(w)->repeat <= 0)
-        watcher_deactivate(w);  /* one-shot: libuv already stopped it */
+    /* one-shot: libuv already stopped it (still armed: only fed) */
+    if (TIMER(w)->repeat <= 0
+            && (w->handle == NULL || !uv_is_active(w->handle)))
+        watcher_deactivate(w);
 }
 
 static PyObject *

@@ -29,6 +29,19 @@
 "Only the hub may switch into a waiting greenlet; a second greenlet\n" \
 "calling get() while one waits gets ConcurrentObjectUseError.\n"
 
+/* Waiter(hub): hub is None (the current thread's hub) or a Hub, as in
+ * compiled gevent, whose Waiter.hub is typed (a greenlet or anything else
+ * raises TypeError there: switching into it would run it, not a hub). */
+static int
+waiter_check_hub_arg(gevc_state *gst, PyObject *hub)
+{
+    if (hub == Py_None || IS_HUB(gst, hub))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "Waiter() argument 'hub' must be %s or None, not %.200s",
+                 gst->HubType->tp_name, Py_TYPE(hub)->tp_name);
+    return -1;
+}
+
 static PyObject *
 waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -37,7 +50,7 @@ waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Waiter", kwlist, &hub))
         return NULL;
     gevc_state *gst = gevc_state_by_type(type);
-    if (gst == NULL)
+    if (gst == NULL || waiter_check_hub_arg(gst, hub) < 0)
         return NULL;
     WaiterObject *self = (WaiterObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -412,7 +425,7 @@ waiter_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject
     if (nkw == 1)
         hub = args[0];
     gevc_state *gst = gevc_state_by_type((PyTypeObject *)type);
-    if (gst == NULL)
+    if (gst == NULL || waiter_check_hub_arg(gst, hub) < 0)
         return NULL;
     if (hub == Py_None) {
         hub = get_hub_impl(gst);

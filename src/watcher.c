@@ -107,7 +107,7 @@ watcher_close_uv_handle(WatcherObject *w)
     if (w->loop->in_uv_nogil)
         loop_orphan_handle(w->loop, h);  /* GC in another thread */
     else if (!uv_is_closing(h))
-        uv_close(h, (uv_close_cb)free);
+        uv_close(h, free_handle_cb);
 }
 
 static void
@@ -130,6 +130,34 @@ watcher_close_impl(WatcherObject *w)
     w->closed = 1;
     Py_CLEAR(w->loop);
     Py_DECREF(w);
+}
+
+/* The one way a watcher leaves a loop that is being destroyed (loop
+ * destroy walk, the loop's watcher lists, io's fd polls): its native stop
+ * runs while the loop is still whole, so process-wide resources go back (a
+ * signal's or SIGCHLD's handler and disposition, the loop's signal slot);
+ * then it is marked detached and inactive, and its self reference moves to
+ * `detached` (a list the caller drops once the loop is consistent, since
+ * that may run arbitrary code).  Never runs Python code itself. */
+static void
+watcher_detach(WatcherObject *w, PyObject *detached)
+{
+    if (w->detached)
+        return;
+    if (w->active && w->loop && w->loop->uv)
+        w->ops->native_stop(w);
+    w->detached = 1;
+    if (w->active && w->ref && w->loop)
+        w->loop->nactive_ref--;
+    w->active = 0;
+    w->pending = 0;
+    if (w->self_ref) {
+        w->self_ref = 0;
+        if (PyList_Append(detached, (PyObject *)w) == 0)
+            Py_DECREF(w);  /* the list now holds the reference */
+        else
+            PyErr_Clear();  /* keep it alive (a leak) rather than free it mid-destroy */
+    }
 }
 
 static int
@@ -267,6 +295,8 @@ watcher_enter(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 static PyObject *
 watcher_exit(WatcherObject *w, PyObject *args)
 {
+    if (w->loop && loop_check_own_thread(w->loop) < 0)
+        return NULL;
     watcher_close_impl(w);
     Py_RETURN_FALSE;
 }
@@ -428,6 +458,20 @@ watcher_get_loop(WatcherObject *w, void *c)
     return Py_NewRef(w->loop ? (PyObject *)w->loop : Py_None);
 }
 
+/* Every attribute set on every watcher type (ref, priority, callback,
+ * args, io's fd and events, child's rpid/rstatus, and any added later)
+ * checks the owner thread first, as the methods do: while the loop polls
+ * in another thread without the GIL, its libuv callbacks write the status
+ * bits (pending) that share a word with ref and active. */
+static int
+watcher_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    WatcherObject *w = (WatcherObject *)self;
+    if (w->loop && loop_check_own_thread(w->loop) < 0)
+        return -1;
+    return PyObject_GenericSetAttr(self, name, value);
+}
+
 static PyObject *
 watcher_repr(WatcherObject *w)
 {
@@ -503,11 +547,56 @@ watcher_dealloc(WatcherObject *w)
     watcher_dealloc_body(w);
 }
 
+static const WatcherOps io_ops;   /* io.c, later in the unity build */
+
+/* feed(revents, callback, *args), libev's ev_feed_event: callback(*args)
+ * runs at the loop's next callback pass as this watcher's event, whether
+ * the watcher is active or not, and it stays as active as it was (an
+ * active timer still fires when due).  callback and args replace the
+ * watcher's, as in gevent's libev core.  An io watcher passes revents to
+ * its callback as a real event does (pass_events, EVENTS); other watchers
+ * do not pass revents.  Feeding a watcher whose event is already pending
+ * merges into that one dispatch, as libev does. */
+static PyObject *
+watcher_feed(WatcherObject *w, PyObject *args)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 2) {
+        PyErr_SetString(PyExc_TypeError, "feed() takes revents and callback, then *args");
+        return NULL;
+    }
+    int overflow;
+    long rev = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(args, 0), &overflow);
+    if (rev == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || rev < INT_MIN || rev > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "revents out of range");
+        return NULL;
+    }
+    PyObject *callback = PyTuple_GET_ITEM(args, 1);
+    if (watcher_check_usable(w) < 0 || loop_check_own_thread(w->loop) < 0
+            || check_callable(callback) < 0)
+        return NULL;
+    PyObject *tail = PyTuple_GetSlice(args, 2, n);
+    if (tail == NULL)
+        return NULL;
+    Py_XSETREF(w->callback, Py_NewRef(callback));
+    Py_XSETREF(w->args, tail);
+    w->direct_switch = 0;
+    if (w->ops == &io_ops)
+        ((IoObject *)w)->revents |= (int)rev;
+    loop_fire_soon(w);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef watcher_methods[] = {
     {"start", (PyCFunction)(void (*)(void))watcher_start, METH_VARARGS | METH_KEYWORDS,
      "start(callback, *args): activate; an active watcher keeps itself alive."},
     {"stop", (PyCFunction)watcher_stop, METH_NOARGS,
      "Deactivate; callback and args become None.  Idempotent."},
+    {"feed", (PyCFunction)watcher_feed, METH_VARARGS,
+     "feed(revents, callback, *args): make this watcher pending: callback(*args) "
+     "runs at the loop's next callback pass; the watcher stays as active as it was."},
     {"close", (PyCFunction)watcher_close, METH_NOARGS,
      "Stop and release the native handle.  Idempotent; start() afterwards raises."},
     {"__enter__", (PyCFunction)watcher_enter, METH_NOARGS, NULL},
@@ -522,8 +611,8 @@ static PyGetSetDef watcher_getset[] = {
     {"pending", (getter)watcher_get_pending, NULL, NULL},
     {"ref", (getter)watcher_get_ref, (setter)watcher_set_ref, NULL},
     {"priority", (getter)watcher_get_priority, (setter)watcher_set_priority,
-     "Stored and clamped to [MINPRI, MAXPRI]; under libuv it does not change "
-     "dispatch order."},
+     "Clamped to [MINPRI, MAXPRI]; of the events one loop pass dispatches, "
+     "higher priorities run first."},
     {"loop", (getter)watcher_get_loop, NULL, NULL},
     {NULL}
 };
@@ -540,6 +629,7 @@ static PyType_Slot watcher_slots[] = {
     {Py_tp_traverse, watcher_traverse},
     {Py_tp_clear, watcher_tp_clear},
     {Py_tp_repr, watcher_repr},
+    {Py_tp_setattro, watcher_setattro},
     {Py_tp_methods, watcher_methods},
     {Py_tp_getset, watcher_getset},
     {Py_tp_members, watcher_members},
@@ -610,23 +700,18 @@ wlist_fire_all(WatcherList *l)
         loop_fire_soon(l->items[i]);
 }
 
-/* Loop destroyed: detach every listed watcher; their self references
- * move to `detached` (a list) and are dropped by the caller. */
+/* Loop destroyed: detach every listed watcher (watcher_detach).  Native
+ * stops of listed watchers (signal, child, prepare, fork) remove them from
+ * the list, so take them from the end; an inactive one (asyncs lists those
+ * too) stays and is dropped here. */
 static void
 wlist_detach_all(WatcherList *l, PyObject *detached)
 {
-    for (Py_ssize_t i = 0; i < l->n; i++) {
-        WatcherObject *w = l->items[i];
-        w->detached = 1;
-        if (w->active && w->ref && w->loop)
-            w->loop->nactive_ref--;
-        w->active = 0;
-        w->pending = 0;
-        if (w->self_ref) {
-            w->self_ref = 0;
-            if (PyList_Append(detached, (PyObject *)w) == 0)
-                Py_DECREF(w);
-        }
+    while (l->n > 0) {
+        Py_ssize_t n = l->n;
+        watcher_detach(l->items[n - 1], detached);
+        if (l->n == n)
+            l->n--;
     }
     PyMem_Free(l->items);
     l->items = NULL;

@@ -88,3 +88,25 @@ def watcher_factory(kind, loop, fd):
                'signal': lambda: loop.signal(signal.SIGUSR2),
                'stat': lambda: loop.stat('/tmp', 10.0)}
     return special.get(kind) or getattr(loop, kind)
+
+
+def compat_python():
+    """The compat venv's interpreter (latest gevent, see `make compat-venv`),
+    or None if it has not been created."""
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
+    py = os.path.join(cache, 'gevent_c', 'compat-venv', 'bin', 'python')
+    return py if os.access(py, os.X_OK) else None
+
+
+def run_gevent(args, env=None, timeout=60):
+    """Run the compat venv's python with ``args`` (a list, or a code string
+    for ``-c``) with gevent on our loop (GEVENT_LOOP=gevent_c.core.loop) and
+    this checkout first on sys.path.  Returns the CompletedProcess; the
+    caller skips when compat_python() is None."""
+    if isinstance(args, str):
+        args = ['-c', textwrap.dedent(args)]
+    e = _clean_env({'GEVENT_LOOP': 'gevent_c.core.loop'})
+    if env:
+        e.update(env)
+    return subprocess.run([compat_python()] + list(args), cwd=REPO, env=e,
+                          capture_output=True, text=True, timeout=timeout)

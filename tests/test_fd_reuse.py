@@ -1,0 +1,78 @@
+"""An fd closed and its number reused by a new file of the same kind: the new
+file's events arrive (tests/fd_reuse_matrix.py runs the cases).
+
+(st_dev, st_ino) cannot tell an old eventfd, signalfd, timerfd, epoll fd or
+pty master from a new one (they share one inode), but epoll registers the
+open file: the loop must register the fd again after its last watcher
+stopped.  Each API's matrix runs once, in a subprocess (a lost event would
+otherwise cascade into the next cases)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import _util
+from fd_reuse_matrix import KINDS, MODES
+
+MATRIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fd_reuse_matrix.py')
+_results = {}
+
+
+def matrix(api):
+    if api not in _results:
+        if api == 'gevent':
+            if _util.compat_python() is None:
+                pytest.skip('compat venv absent (make compat-venv)')
+            p = _util.run_gevent([MATRIX, 'gevent'], timeout=120)
+        else:
+            p = subprocess.run([sys.executable, MATRIX, 'hub'], cwd=_util.REPO,
+                               env=_util._clean_env(), capture_output=True,
+                               text=True, timeout=120)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        _results[api] = json.loads(p.stdout.strip().splitlines()[-1])
+    return _results[api]
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize('api', ['hub', 'gevent'])
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', list(KINDS))
+def test_event_after_fd_reuse(api, kind, mode):
+    res = matrix(api)['%s/%s' % (kind, mode)]
+    if res.startswith('skip'):
+        pytest.skip(res)
+    assert res == 'ok'
+
+
+def test_issue_repro_eventfd(check_py):
+    # stop and close an eventfd watcher, open a new eventfd (same number),
+    # watch it, write to it: the event arrives
+    if not hasattr(os, 'eventfd'):
+        pytest.skip('os.eventfd')
+    out = check_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        fd = os.eventfd(0, os.EFD_NONBLOCK)
+        w = loop.io(fd, 1)
+        w.start(os.eventfd_read, fd)
+        os.eventfd_write(fd, 1)
+        H.sleep(0.01)
+        w.stop()
+        os.close(fd)
+        fd2 = os.eventfd(0, os.EFD_NONBLOCK)
+        assert fd2 == fd, (fd, fd2)
+        got = []
+        w2 = loop.io(fd2, 1)
+        w2.start(got.append, 'event')
+        os.eventfd_write(fd2, 1)
+        t = loop.timer(2.0)
+        t.start(got.append, 'timeout')
+        while not got:
+            H.sleep(0.001)
+        print(got[0])
+    ''')
+    assert out.split() == ['event']
+
