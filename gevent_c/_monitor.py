@@ -32,7 +32,7 @@ import traceback
 import _thread
 from weakref import ref as wref
 
-from greenlet import greenlet, getcurrent
+from greenlet import greenlet
 
 from gevent_c._config import settings
 

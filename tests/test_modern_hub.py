@@ -7,10 +7,8 @@ Where gevent's behaviour is observable the same script runs on gevent's
 hub (in the compat venv, when it exists) and on ours, and the outputs must
 match.
 """
-import io
 import os
 import subprocess
-import sys
 import textwrap
 import threading
 
