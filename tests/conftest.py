@@ -1,5 +1,9 @@
 """Shared fixtures for the gevent_c test suite.
 
+The suite tests the gevent_c that Python imports (the header line says which):
+the checkout after ``pip install -e .``, or an installed wheel when pytest runs
+from a directory where the checkout is not importable (README, "Tests").
+
 Fixtures:
   hub     -- ``gevent_c.hub.get_hub()``; instance overrides made by a test
              (handle_error, print_exception, NOT_ERROR, format_context, ...)
@@ -20,9 +24,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _util  # noqa: E402
 
-if _util.REPO not in sys.path:
-    sys.path.insert(0, _util.REPO)
-
 try:
     import pytest_timeout  # noqa: F401
     HAVE_TIMEOUT = True
@@ -31,6 +32,14 @@ except ImportError:
 
 DEFAULT_TIMEOUT = 20
 _MISSING = object()
+
+
+def pytest_report_header(config):
+    # The suite tests whichever gevent_c is importable: an editable install
+    # (the checkout) or an installed wheel.
+    import gevent_c
+    return 'gevent_c %s from %s' % (gevent_c.__version__,
+                                     os.path.dirname(os.path.abspath(gevent_c.__file__)))
 
 
 def pytest_configure(config):
