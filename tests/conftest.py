@@ -34,15 +34,25 @@ DEFAULT_TIMEOUT = 20
 _MISSING = object()
 
 
+def _gevent_c_dir():
+    import gevent_c
+    return os.path.dirname(os.path.realpath(gevent_c.__file__))
+
+
 def pytest_report_header(config):
     # The suite tests whichever gevent_c is importable: an editable install
     # (the checkout) or an installed wheel.
     import gevent_c
-    return 'gevent_c %s from %s' % (gevent_c.__version__,
-                                     os.path.dirname(os.path.abspath(gevent_c.__file__)))
+    return 'gevent_c %s from %s' % (gevent_c.__version__, _gevent_c_dir())
 
 
 def pytest_configure(config):
+    # GEVENT_C_EXPECT_DIR: the package directory the run must test (the
+    # packaging tests set it, so a shadowing checkout cannot pass for a wheel).
+    expect = os.environ.get('GEVENT_C_EXPECT_DIR')
+    if expect and _gevent_c_dir() != os.path.realpath(expect):
+        raise pytest.UsageError('GEVENT_C_EXPECT_DIR=%s but gevent_c comes from %s'
+                                % (expect, _gevent_c_dir()))
     if not HAVE_TIMEOUT:
         config.addinivalue_line(
             'markers', 'timeout(seconds): per-test timeout (needs pytest-timeout)')
