@@ -17,12 +17,20 @@ Fixtures:
 """
 import io
 import os
+import signal
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _util  # noqa: E402
+
+# A shell that starts a job in the background without job control (nohup,
+# "cmd &" in a script) hands it SIGINT ignored, and an ignored signal stays
+# ignored across exec, so the children run_py starts would have no
+# KeyboardInterrupt.  The SIGINT tests check Python's ordinary setup.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 try:
     import pytest_timeout  # noqa: F401
