@@ -43,11 +43,10 @@ venv: deps
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard src/*.c src/*.h) | venv
 	$(VPY) -m pip install -q -e '.[test]'
 	@touch $@
-	@$(MAKE) --no-print-directory check-ares
 
 install: venv
 	@rm -f $(VENV)/.installed
-	@$(MAKE) --no-print-directory $(VENV)/.installed
+	@$(MAKE) --no-print-directory $(VENV)/.installed check-ares
 
 # pip hides setup.py's output: say here when the build left c-ares out.
 check-ares:
