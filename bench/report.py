@@ -371,7 +371,8 @@ def main():
     import argparse
     import json
     ap = argparse.ArgumentParser(description='Redraw docs/performance.png (and, from a results '
-                                 'file, docs/performance.md) without measuring again.')
+                                 'file, docs/performance.md) without measuring again; run it '
+                                 "with .bench-venv's python (matplotlib).")
     ap.add_argument('--redraw', action='store_true',
                     help="the chart from the tables in docs/performance.md (needs matplotlib)")
     ap.add_argument('results', nargs='?', help="a run's results file (build/bench/results.json)")

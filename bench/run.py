@@ -269,8 +269,9 @@ def main():
         RESULTS.write_text(json.dumps({'results': results, 'impls': impls, 'info': info}))
         report.write_doc(results, impls, info, ROOT / 'docs')
         print('wrote docs/performance.md and docs/performance.png (%.0f s); raw results in %s '
-              '(python3 bench/report.py %s redraws both)' % (
-                  info['elapsed'], RESULTS.relative_to(ROOT), RESULTS.relative_to(ROOT)))
+              '(%s/bin/python bench/report.py %s redraws both)' % (
+                  info['elapsed'], RESULTS.relative_to(ROOT), VENV.relative_to(ROOT),
+                  RESULTS.relative_to(ROOT)))
     return 0
 
 
