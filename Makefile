@@ -20,7 +20,7 @@ DOCS_TOOLS := sphinx myst-parser
 .DEFAULT_GOAL := test
 .PHONY: deps venv install test bench build clean distclean compat-venv gevent-compat \
 	gevent-compat-subset test-asan test-valgrind test-fuzz sdist wheel test-wheel \
-	test-matrix docs check-ares
+	test-build-config test-matrix docs check-ares
 
 # Install missing Debian build dependencies (apt-get needs root).
 deps:
@@ -91,6 +91,11 @@ wheel: sdist
 # bundled libraries, then the whole suite runs against the installed wheel.
 test-wheel: wheel
 	PYTHON=$(VPY) tests/packaging/test_wheel.sh dist/gevent_c-*manylinux*.whl
+
+# A wheel built without c-ares after one built with it has no _ares: no
+# build reuses another configuration's objects (setup.py: build/<key>/).
+test-build-config: venv
+	PYTHON=$(VPY) tests/packaging/test_build_config.sh
 
 # The suite on every CPython 3.10-3.13 found on the machine, each in its own
 # venv (build/matrix/).  MATRIX_PYTHONS=/path/python3.x,... picks them instead.
