@@ -1,6 +1,11 @@
 """Build gevent_c._hub (a unity build of src/*.c) against libuv and greenlet, and
-gevent_c._ares (src/ares.c, its own module) against c-ares when pkg-config finds it."""
+gevent_c._ares (src/ares.c, its own module) against c-ares when pkg-config finds it.
+
+The build directory is keyed by the configuration (interpreter, flags, whether
+c-ares was found), so a build made under another configuration is never reused:
+build/<key>/.  An in-place build without c-ares removes a stale in-place _ares."""
 import glob
+import hashlib
 import os
 import shlex
 import subprocess
@@ -8,6 +13,7 @@ import sys
 import sysconfig
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 
 def die(msg):
@@ -89,4 +95,29 @@ else:
     ext_modules.append(Extension('gevent_c._ares', sources=ARES_SOURCES,
                                  **add_common_flags(ares_flags)))
 
-setup(ext_modules=ext_modules)
+
+def config_key():
+    """A short name for this build configuration: the interpreter's ABI, the
+    extensions and their flags, and the greenlet.h they compile against."""
+    inc = greenlet_include()
+    with open(os.path.join(inc, 'greenlet.h'), 'rb') as f:
+        greenlet_h = hashlib.sha1(f.read()).hexdigest()
+    conf = repr((sysconfig.get_config_var('EXT_SUFFIX'), greenlet_h,
+                 [(e.name, [d for d in e.include_dirs if d != inc], e.library_dirs, e.libraries,
+                   e.extra_compile_args, e.extra_link_args) for e in ext_modules]))
+    return '%s-%s' % (sys.implementation.cache_tag, hashlib.sha1(conf.encode()).hexdigest()[:10])
+
+
+class BuildExt(build_ext):
+    def run(self):
+        super().run()
+        if self.inplace and not any(e.name == 'gevent_c._ares' for e in self.extensions):
+            # A _ares built in place when c-ares was there would still import.
+            stale = os.path.join('gevent_c', '_ares' + sysconfig.get_config_var('EXT_SUFFIX'))
+            if os.path.exists(stale):
+                sys.stderr.write('gevent_c: removing %s (built with c-ares)\n' % stale)
+                os.unlink(stale)
+
+
+setup(ext_modules=ext_modules, cmdclass={'build_ext': BuildExt},
+      options={'build': {'build_base': os.path.join('build', config_key())}})

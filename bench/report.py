@@ -174,40 +174,151 @@ def summary(results):
                 '\n'.join('Floor check, ' + f for f in floors), ours_summary(results))).rstrip()
 
 
+def fmt_metric(metric, v):
+    """A measured value with its unit, for progress lines: 'sleep0=1.04 µs/op'."""
+    row = next((r for r in ROWS if r.metric == metric), None)
+    if row is None:
+        return '%s=%.4g' % (metric, v)
+    return '%s=%s%s' % (metric, fmt(v, row.unit), '/op' if row.unit.endswith('/op') else '')
+
+
+def _ratio_axis(ax, ys, what):
+    """Log y axis for ratios, with a labelled tick at every 1-2-5 step in range."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    lo, hi = min(ys + [1.0]), max(ys + [1.0])
+    ax.set_yscale('log')
+    ax.set_ylim(lo / 1.6, hi * 1.6)
+    steps = [m * 10.0 ** e for e in range(-3, 3) for m in (1, 2, 5)]
+    ax.yaxis.set_major_locator(FixedLocator([t for t in steps if lo / 1.6 <= t <= hi * 1.6]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: '%g×' % v))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.grid(axis='y', color='0.85', lw=0.6)
+    ax.set_axisbelow(True)
+    ax.axhline(1.0, color='black', lw=0.8)
+    ax.set_ylabel(what)
+
+
+def _grouped_ratio_bars(ax, rows, series):
+    """series: [(label, fn(row) -> ratio or None)]; returns every plotted ratio."""
+    width = 0.8 / max(1, len(series))
+    ys_all = []
+    for k, (label, fn) in enumerate(series):
+        xs, ys = [], []
+        for x, row in enumerate(rows):
+            r = fn(row)
+            if r is not None:
+                xs.append(x + (k - (len(series) - 1) / 2) * width)
+                ys.append(r)
+        ax.bar(xs, ys, width, label=label)
+        ys_all += ys
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r.label.replace('`', '') for r in rows], rotation=25, ha='right',
+                       fontsize=8)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    return ys_all
+
+
 def chart(results, impls, path):
+    """Three panels: time ratios against the peers; memory per greenlet, in bytes; gevent's
+    own hub on our loop against gevent on its two loops."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows = [r for r in ROWS if 'gevent_c' in results.get(r.case, {})
-            and r.metric not in FLOORS + ('idle_wakeups',)]
+    from matplotlib.ticker import FuncFormatter
+    time_rows = [r for r in ROWS if 'gevent_c' in results.get(r.case, {})
+                 and r.unit != 'B' and r.metric not in FLOORS + ('idle_wakeups',)]
+    mem_rows = [r for r in ROWS if r.unit == 'B' and r.metric not in FLOORS
+                and 'gevent_c' in results.get(r.case, {})]
+    ours = ours_rows(results)
     peers = [p for p in PEERS if p in impls]
-    fig, ax = plt.subplots(figsize=(12, 5.5))
-    width = 0.8 / max(1, len(peers))
-    for k, p in enumerate(peers):
-        xs, ys = [], []
-        for x, row in enumerate(rows):
-            r = ratio(results, row, p)
-            if r is not None:
-                xs.append(x + (k - (len(peers) - 1) / 2) * width)
-                ys.append(r)
-        ax.bar(xs, ys, width, label='gevent_c ÷ ' + NAMES[p])
-    for x, row in enumerate(rows):
+
+    fig = plt.figure(figsize=(13, 10.5))
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 2.6], height_ratios=[1.15, 1])
+    ax = fig.add_subplot(grid[0, :])
+    ys = _grouped_ratio_bars(ax, time_rows, [
+        ('gevent_c ÷ ' + NAMES[p], lambda row, p=p: ratio(results, row, p)) for p in peers])
+    for x, row in enumerate(time_rows):
         if isinstance(row.target, float):
             ax.plot([x - 0.45, x + 0.45], [row.target] * 2, color='red', lw=1.5,
                     label='target (÷ gevent libev)' if x == 0 else None)
+            ys.append(row.target)
         if median(results, row, 'gevent_c') is None:
             ax.text(x, 1.0, 'n/a', ha='center', va='bottom', fontsize=9, color='gray')
-    ax.axhline(1.0, color='black', lw=0.8)
-    ax.set_yscale('log')
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([r.label.replace('`', '') for r in rows], rotation=30, ha='right',
-                       fontsize=8)
-    ax.set_ylabel('gevent_c time ÷ peer time (median, lower is better)')
-    ax.set_title('gevent_c relative to its peers')
-    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
+    _ratio_axis(ax, ys, 'gevent_c time ÷ peer time\n(median; below 1× is faster)')
+    ax.set_title('Time: gevent_c against its peers')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.005, 1))
+
+    ax = fig.add_subplot(grid[1, 0])
+    impl_cols = [i for i in ('gevent_c',) + PEERS if i in impls]
+    for k, row in enumerate(mem_rows):
+        vals = [(NAMES[i], median(results, row, i)) for i in impl_cols]
+        vals = [(n, v) for n, v in vals if v is not None]
+        ax.bar(range(len(vals)), [v for _, v in vals],
+               color=['C%d' % j for j in range(len(vals))])
+        ax.set_xticks(range(len(vals)))
+        ax.set_xticklabels([n for n, _ in vals], rotation=25, ha='right', fontsize=8)
+        floor = median(results, row_of('floor_memory'), 'greenlet') \
+            if 'floor_memory' in results else None
+        if floor:
+            ax.axhline(floor, color='black', ls='--', lw=1,
+                       label='raw greenlet (floor): {:,.0f} B'.format(floor))
+            ax.legend(fontsize=8, loc='lower right')
+        ax.set_title('Memory: ' + row.label)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: '{:,.0f} B'.format(v)))
+    ax.set_ylabel('bytes per greenlet (median)')
+    ax.grid(axis='y', color='0.85', lw=0.6)
+    ax.set_axisbelow(True)
+
+    ax = fig.add_subplot(grid[1, 1])
+    if ours:
+        ys = _grouped_ratio_bars(ax, ours, [
+            ('gevent on our loop ÷ ' + NAMES[p],
+             lambda row, p=p: ratio(results, row, p, impl=OURS)) for p in ('gevent', 'gevent-libuv')])
+        _ratio_axis(ax, ys, "gevent's time on our loop ÷\nits time on its own loop")
+        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.005, 1))
+    else:
+        ax.text(0.5, 0.5, 'not measured in this run', ha='center', transform=ax.transAxes)
+    ax.set_title('gevent on gevent_c.core.loop')
     fig.tight_layout()
     fig.savefig(str(path), dpi=100)
     plt.close(fig)
+
+
+def results_from_doc(path):
+    """The medians (and minima) of the tables in a generated performance.md, as results:
+    lets the chart be redrawn without measuring again (``report.py --redraw``)."""
+    scale = {'ns': 1, 'µs': 1e3, 'ms': 1e6, 's': 1e9, 'B': 1}
+
+    def value(text):
+        num, _, unit = text.strip().partition(' ')
+        return float(num.replace(',', '')) * scale.get(unit, 1)
+
+    by_label = {r.label: r for r in ROWS}
+    by_name = {v: k for k, v in NAMES.items()}
+    results, head = {}, None
+    for line in Path(path).read_text().splitlines():
+        if line.startswith('|---'):
+            continue
+        if not line.startswith('| '):
+            head = None
+            continue
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        if cells[0] == 'case':
+            head = cells
+            continue
+        row = by_label.get(cells[0])
+        if head is None or row is None:
+            continue
+        for name, cell in zip(head[1:], cells[1:]):
+            impl = by_name.get(name)
+            if impl is None or ' / ' not in cell:
+                continue
+            if row.metric in FLOORS:
+                impl = 'greenlet'
+            lo, med = (value(c) for c in cell.split(' / '))
+            results.setdefault(row.case, {}).setdefault(impl, {'values': {}})[
+                'values'][row.metric] = [lo, med, med]
+    return results
 
 
 def write_doc(results, impls, info, docs):
@@ -254,6 +365,33 @@ gevent's public API: `gevent.sleep`, `gevent.spawn_raw`/`gevent.spawn` + `joinal
             '\n'.join(nas) + '\n\n'
     text += notes
     (docs / 'performance.md').write_text(text)
+
+
+def main():
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(description='Redraw docs/performance.png (and, from a results '
+                                 'file, docs/performance.md) without measuring again; run it '
+                                 "with .bench-venv's python (matplotlib).")
+    ap.add_argument('--redraw', action='store_true',
+                    help="the chart from the tables in docs/performance.md (needs matplotlib)")
+    ap.add_argument('results', nargs='?', help="a run's results file (build/bench/results.json)")
+    args = ap.parse_args()
+    docs = Path(__file__).resolve().parent.parent / 'docs'
+    if args.results:
+        saved = json.loads(Path(args.results).read_text())
+        write_doc(saved['results'], saved['impls'], saved['info'], docs)
+        print('wrote docs/performance.md and docs/performance.png from %s' % args.results)
+    elif args.redraw:
+        from cases import ALL
+        chart(results_from_doc(docs / 'performance.md'), list(ALL), docs / 'performance.png')
+        print('wrote docs/performance.png from the tables in docs/performance.md')
+    else:
+        ap.error('give a results file or --redraw')
+
+
+if __name__ == '__main__':
+    main()
 
 
 def callgrind_table(rows, impls):

@@ -6,7 +6,8 @@
 
 A full run creates .bench-venv/ (latest gevent, eventlet, matplotlib from PyPI), re-runs itself
 there, measures every case in fresh processes (bench/cases.py), interleaved across
-implementations, and writes docs/performance.md and docs/performance.png.
+implementations, and writes docs/performance.md and docs/performance.png (tracked files) and
+the raw results to build/bench/results.json; it says so before it starts.
 """
 import argparse
 import json
@@ -25,6 +26,7 @@ ROOT = HERE.parent
 VENV = ROOT / '.bench-venv'
 PEERS = ['gevent', 'eventlet', 'matplotlib', 'cffi']   # cffi: gevent's libuv loop
 CASES_PY = str(HERE / 'cases.py')
+RESULTS = ROOT / 'build' / 'bench' / 'results.json'
 sys.path.insert(0, str(HERE))
 from cases import CASES, ALL  # noqa: E402
 
@@ -100,7 +102,8 @@ def impls_for(name, impls):
 
 
 def short(metrics):
-    return ' '.join('%s=%.4g' % kv for kv in metrics.items())
+    import report
+    return ' '.join(report.fmt_metric(m, v) for m, v in metrics.items())
 
 
 def measure(names, impls, repeat, quick):
@@ -225,6 +228,15 @@ def main():
         return 1 if failed else 0
 
     if Path(sys.prefix).resolve() != VENV.resolve():
+        full = not (args.cases or args.impls or args.callgrind)
+        print('bench: peers from PyPI (%s) go into %s/ (about 220 MB, %s; remove it when done:'
+              ' rm -rf %s);\nbench: then every case runs in fresh processes%s.' % (
+                  ', '.join(PEERS), VENV, 'there already' if (VENV / 'bin').exists()
+                  else 'created now', VENV.relative_to(ROOT),
+                  ', about 5 minutes on an idle 2-CPU machine; it rewrites docs/performance.md '
+                  'and docs/performance.png (tracked: review with git diff) and saves the raw '
+                  'results in %s' % RESULTS.relative_to(ROOT) if full else
+                  ' (a partial run: docs/ are not rewritten)'), flush=True)
         py = ensure_venv(args.upgrade)
         os.execv(str(py), [str(py), __file__] + sys.argv[1:])
 
@@ -253,8 +265,13 @@ def main():
     if args.cases or args.impls:
         print('(partial run: docs/performance.md not rewritten)')
     else:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({'results': results, 'impls': impls, 'info': info}))
         report.write_doc(results, impls, info, ROOT / 'docs')
-        print('wrote docs/performance.md and docs/performance.png (%.0f s)' % info['elapsed'])
+        print('wrote docs/performance.md and docs/performance.png (%.0f s); raw results in %s '
+              '(%s/bin/python bench/report.py %s redraws both)' % (
+                  info['elapsed'], RESULTS.relative_to(ROOT), VENV.relative_to(ROOT),
+                  RESULTS.relative_to(ROOT)))
     return 0
 
 

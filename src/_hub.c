@@ -911,6 +911,16 @@ mod_spawn_raw(PyObject *m, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "the current hub is not a greenlet");
         goto done;
     }
+    /* greenlet crashes when its own allocation fails (it builds its
+     * UserGreenlet at NULL: docs/reliability.md F10); make sure the memory
+     * it is about to take is there, so running out of memory here is a
+     * MemoryError.  A freed block this size serves its next allocations. */
+    void *probe = malloc(GEVC_GREENLET_ALLOC_PROBE);
+    if (probe == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    free(probe);
     g = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)hub);
     if (g == NULL)
         goto done;

@@ -62,6 +62,8 @@ static gevc_state *gevc_state_by_type(PyTypeObject *tp);
 static gevc_state *gevc_get_state(PyObject *module);
 
 #define GEVC_NOINLINE __attribute__((noinline))
+/* what spawn_raw makes sure malloc can give before greenlet allocates */
+#define GEVC_GREENLET_ALLOC_PROBE 4096
 /* the usual hub is an instance of gevent_c.hub.Hub exactly: no MRO walk */
 #define IS_HUB(gst, o) (Py_TYPE(o) == (PyTypeObject *)(gst)->default_hub_class \
                         || PyObject_TypeCheck((o), (gst)->HubType))

@@ -4,12 +4,14 @@ import subprocess
 import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# tests/: the children run_py starts work here and import _util from here.
+# Not the checkout's root, whose gevent_c/ would hide an installed package.
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def _clean_env(env=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith('GEVENT')}
-    e['PYTHONPATH'] = REPO + (os.pathsep + e['PYTHONPATH'] if e.get('PYTHONPATH') else '')
+    e['PYTHONPATH'] = TESTS + (os.pathsep + e['PYTHONPATH'] if e.get('PYTHONPATH') else '')
     if env:
         e.update(env)
     return e
@@ -18,14 +20,15 @@ def _clean_env(env=None):
 def run_py(code, env=None, timeout=15):
     """Run ``code`` (dedented) in a fresh ``sys.executable -c`` interpreter.
 
-    The working directory is the repository root, ``GEVENT_*`` variables are
-    removed from the environment unless given in ``env``. Returns the
+    The working directory is tests/ (also on ``PYTHONPATH``, for ``_util``), so
+    the child imports the same gevent_c as the suite; ``GEVENT_*`` variables
+    are removed from the environment unless given in ``env``. Returns the
     ``subprocess.CompletedProcess`` (text mode, stdout/stderr captured). A hang
     raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds.
     """
     return subprocess.run(
         [sys.executable, '-c', textwrap.dedent(code)],
-        cwd=REPO, env=_clean_env(env), capture_output=True, text=True,
+        cwd=TESTS, env=_clean_env(env), capture_output=True, text=True,
         timeout=timeout)
 
 

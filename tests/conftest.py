@@ -1,5 +1,9 @@
 """Shared fixtures for the gevent_c test suite.
 
+The suite tests the gevent_c that Python imports (the header line says which):
+the checkout after ``pip install -e .``, or an installed wheel when pytest runs
+from a directory where the checkout is not importable (README, "Tests").
+
 Fixtures:
   hub     -- ``gevent_c.hub.get_hub()``; instance overrides made by a test
              (handle_error, print_exception, NOT_ERROR, format_context, ...)
@@ -13,6 +17,7 @@ Fixtures:
 """
 import io
 import os
+import signal
 import sys
 
 import pytest
@@ -20,8 +25,12 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _util  # noqa: E402
 
-if _util.REPO not in sys.path:
-    sys.path.insert(0, _util.REPO)
+# A shell that starts a job in the background without job control (nohup,
+# "cmd &" in a script) hands it SIGINT ignored, and an ignored signal stays
+# ignored across exec, so the children run_py starts would have no
+# KeyboardInterrupt.  The SIGINT tests check Python's ordinary setup.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 try:
     import pytest_timeout  # noqa: F401
@@ -33,7 +42,25 @@ DEFAULT_TIMEOUT = 20
 _MISSING = object()
 
 
+def _gevent_c_dir():
+    import gevent_c
+    return os.path.dirname(os.path.realpath(gevent_c.__file__))
+
+
+def pytest_report_header(config):
+    # The suite tests whichever gevent_c is importable: an editable install
+    # (the checkout) or an installed wheel.
+    import gevent_c
+    return 'gevent_c %s from %s' % (gevent_c.__version__, _gevent_c_dir())
+
+
 def pytest_configure(config):
+    # GEVENT_C_EXPECT_DIR: the package directory the run must test (the
+    # packaging tests set it, so a shadowing checkout cannot pass for a wheel).
+    expect = os.environ.get('GEVENT_C_EXPECT_DIR')
+    if expect and _gevent_c_dir() != os.path.realpath(expect):
+        raise pytest.UsageError('GEVENT_C_EXPECT_DIR=%s but gevent_c comes from %s'
+                                % (expect, _gevent_c_dir()))
     if not HAVE_TIMEOUT:
         config.addinivalue_line(
             'markers', 'timeout(seconds): per-test timeout (needs pytest-timeout)')

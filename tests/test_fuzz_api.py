@@ -20,7 +20,7 @@ import pytest
 
 import _util
 
-FUZZ = os.path.join(_util.REPO, 'tests', 'reliability', 'fuzz_api.py')
+FUZZ = os.path.join(_util.TESTS, 'reliability', 'fuzz_api.py')
 SEED = int(os.environ.get('GEVENT_C_FUZZ_SEED', '20261127'))
 OPS = int(os.environ.get('GEVENT_C_FUZZ_OPS', '10000'))
 # ~10 s normally, a few times more under ASan or valgrind.
@@ -34,7 +34,7 @@ def _run(seed, ops, extra_env=None):
     try:
         p = subprocess.run([sys.executable, FUZZ, '--seed', str(seed), '--ops', str(ops),
                             '--log', log, '--op-timeout', '30'],
-                           cwd=_util.REPO, env=env, capture_output=True, text=True,
+                           cwd=_util.TESTS, env=env, capture_output=True, text=True,
                            timeout=TIMEOUT)
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:

@@ -159,7 +159,6 @@ def test_watcher_start_stop_close_handles_and_rss(kind, loop, pipe, keep_sigusr2
 def test_child_watcher_handles_and_rss(check_py):
     check_py('''
         import os, sys
-        sys.path.insert(0, 'tests')
         import test_leaks_all as T
         import gevent_c.hub as H
         loop = H.get_hub().loop

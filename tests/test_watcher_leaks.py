@@ -147,7 +147,6 @@ def test_run_callback_threadsafe_cycles(loop):
 def test_child_start_stop_close(check_py):
     check_py('''
         import os, sys
-        sys.path.insert(0, 'tests')
         from _util import assert_no_leaks
         import gevent_c.hub as H
         loop = H.get_hub().loop

@@ -6,7 +6,7 @@
 #
 # usage: tests/reliability/asan.sh [pytest args...]
 #   ASAN_DIR=/path   scratch copy (default: build/asan-tree under the repo)
-#   PYTHON=python3
+#   PYTHON=python3  (with greenlet, setuptools and pytest: make test-asan passes .venv's)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -20,7 +20,7 @@ fi
 
 if [ "${ASAN_REUSE:-0}" = 1 ] && ls "$ASAN_DIR"/gevent_c/_hub*.so >/dev/null 2>&1; then
     echo "asan.sh: ASAN_REUSE=1: reusing the build in $ASAN_DIR (tests and Python files refreshed)"
-    tar -C "$REPO" --exclude='./build' --exclude='./.git' --exclude='./.compat-venv' \
+    tar -C "$REPO" --exclude='./build' --exclude='./.git' --exclude='./.compat-venv' --exclude='./.venv' --exclude='./.bench-venv' --exclude='./dist' \
         --exclude='*.so' --exclude='__pycache__' --exclude='./src' \
         -cf - tests gevent_c | tar -C "$ASAN_DIR" -xf -
     SKIP_BUILD=1
@@ -29,9 +29,9 @@ echo "asan.sh: copying the tree to $ASAN_DIR"
 rm -rf "$ASAN_DIR"
 mkdir -p "$ASAN_DIR"
 # Sources, tests and the Python package only; no build products, no venvs.
-tar -C "$REPO" --exclude='./build' --exclude='./.git' --exclude='./.compat-venv' \
+tar -C "$REPO" --exclude='./build' --exclude='./.git' --exclude='./.compat-venv' --exclude='./.venv' --exclude='./.bench-venv' --exclude='./dist' \
     --exclude='*.so' --exclude='__pycache__' --exclude='*.egg-info' \
-    --exclude='./.pytest_cache' -cf - . | tar -C "$ASAN_DIR" -xf -
+    --exclude='./.pytest_cache' --exclude='./docs/_build' -cf - . | tar -C "$ASAN_DIR" -xf -
 
 # --param asan-stack=0: no stack redzones.  greenlet switches stacks by
 # memcpy'ing them to and from the heap (greenlet is not ASan-aware), which
@@ -87,6 +87,9 @@ export PYTHONMALLOC=malloc
 export PYTHONFAULTHANDLER=1
 
 cd "$ASAN_DIR"
+# The instrumented build, not the one pip installed: first on the path for
+# pytest and for every child the tests start.
+export PYTHONPATH="$ASAN_DIR${PYTHONPATH:+:$PYTHONPATH}"
 set +e
 "$PYTHON" -m pytest -q -p no:cacheprovider "$@"
 rc=$?

@@ -38,17 +38,12 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+import greenlet
 
-import greenlet  # noqa: E402
-
-import gevent_c.core as core  # noqa: E402
-import gevent_c.hub as H  # noqa: E402
-from gevent_c.threadpool import ThreadPool  # noqa: E402
-from gevent_c.timeout import Timeout  # noqa: E402
+import gevent_c.core as core
+import gevent_c.hub as H
+from gevent_c.threadpool import ThreadPool
+from gevent_c.timeout import Timeout
 
 
 class FuzzTimeout(BaseException):

@@ -6,6 +6,7 @@
 # wholly inside CPython/libc are not ours and are listed but ignored.
 #
 # usage: tests/reliability/valgrind.sh [N]     N: iterations per op (default 200)
+#   PYTHON: an interpreter where gevent_c is installed (make test-valgrind: .venv's)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -18,7 +19,7 @@ command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind not installed (a
 cd "$REPO"
 echo "valgrind.sh: memcheck of valgrind_workload.py N=$N (log: $LOG)"
 set +e
-PYTHONMALLOC=malloc PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" \
+PYTHONMALLOC=malloc \
 valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
     --errors-for-leak-kinds=definite --num-callers=40 --track-origins=no \
     --child-silent-after-fork=yes --log-file="$LOG" \

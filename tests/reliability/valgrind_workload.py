@@ -16,14 +16,9 @@ import socket
 import sys
 import threading
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-import gevent_c.core as core  # noqa: E402
-import gevent_c.hub as H  # noqa: E402
-from gevent_c.threadpool import ThreadPool  # noqa: E402
+import gevent_c.core as core
+import gevent_c.hub as H
+from gevent_c.threadpool import ThreadPool
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 
