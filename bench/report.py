@@ -210,7 +210,7 @@ def chart(results, impls, path):
     plt.close(fig)
 
 
-def write_doc(results, impls, info, docs):
+def write_doc(results, impls, info, docs, sections=''):
     chart(results, impls, docs / 'performance.png')
     nas = ['- %s: %s' % (name, r['gevent_c']['na']) for name, r in results.items()
            if 'na' in r.get('gevent_c', {})]
@@ -248,7 +248,7 @@ gevent's public API: `gevent.sleep`, `gevent.spawn_raw`/`gevent.spawn` + `joinal
 
 {ours_table(results)}
 
-"""
+{sections}"""
     if nas:
         text += 'gevent_c cases that are n/a (the feature has not landed):\n\n' + \
             '\n'.join(nas) + '\n\n'
