@@ -12,7 +12,7 @@ NAMES = {'gevent_c': 'gevent_c', 'gevent': 'gevent libev', 'gevent-libuv': 'geve
 OURS = 'gevent-ours'   # gevent's own hub with GEVENT_LOOP=gevent_c.core.loop (issue 8)
 OURS_TARGET = 1.0      # faster than gevent on its default loop (libev)
 FLOOR_TARGET = 2.0     # sleep(0) at most 2x a raw greenlet switch pair
-FLOORS = ('floor', 'floor_spawn', 'floor_memory')   # measured once, with greenlet only (no hub)
+FLOORS = ('floor', 'floor_spawn', 'floor_memory', 'floor_io', 'floor_hub')   # no hub: greenlet/C
 
 
 def fmt(v, unit):

@@ -163,6 +163,8 @@ def callgrind(names, impls):
     print('callgrind: %d runs (two run lengths per case and implementation)' % len(jobs),
           flush=True)
     tmp = tempfile.mkdtemp(prefix='bench-cg-')
+    import floors
+    floors.load()      # build bench/floor.c once, before the parallel runs
 
     def one(job):
         name, impl, n = job
