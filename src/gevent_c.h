@@ -91,6 +91,9 @@ struct LoopObject {
     int break_flag;
     int in_uv;                 /* inside uv_run (C callbacks may record) */
     int in_uv_nogil;           /* ... with the GIL released: hands off libuv */
+    /* poll without releasing the GIL first while such polls find work:
+     * skip that many blocking polls before the next try, backoff doubles */
+    unsigned short gil_poll_skip, gil_poll_backoff;
     uv_handle_t **orphans;     /* handles to close on the loop's thread */
     Py_ssize_t norphans, orphans_cap;
     /* wake-up fd for Python signal handlers (main thread's default loop) */
