@@ -712,10 +712,62 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
     }
 }
 
+/* hub.wait() on one of our own watchers: the watcher switches straight
+ * back into the waiting greenlet (no Waiter, bound method or argument tuple
+ * per wait).  While it waits, watcher.callback reads as the greenlet's bound
+ * switch, so cancel_wait() (callback.__self__.throw) works as with a Waiter;
+ * a wake-up by anything but the watcher is an InvalidSwitchError. */
+static PyObject *
+hub_wait_direct(PyObject *hub, WatcherObject *w)
+{
+    if (watcher_check_usable(w) < 0)
+        return NULL;
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    if (Py_TYPE(w) == &IoType)
+        ((IoObject *)w)->pass_events = 0;
+    Py_XSETREF(w->callback, (PyObject *)cur);   /* takes the reference */
+    Py_CLEAR(w->args);
+    int err = w->ops->native_start(w);
+    if (err < 0) {
+        Py_CLEAR(w->callback);
+        if (!PyErr_Occurred())
+            gevc_uv_error(err);
+        return NULL;
+    }
+    w->direct_switch = 1;
+    w->direct_fired = 0;
+    watcher_activate(w);
+    Py_INCREF(cur);
+    PyObject *res = hub_switch_from(hub, cur);
+    int fired = w->direct_fired;
+    /* stop in every case, keeping any pending exception */
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    watcher_stop_impl(w);
+    PyErr_Restore(t, v, tb);
+    if (res != NULL && !fired) {
+        PyErr_Format(InvalidSwitchError, "Invalid switch into %R: got %R (expected the "
+                     "watcher %R)", cur, res, (PyObject *)w);
+        Py_CLEAR(res);
+    }
+    Py_DECREF(cur);
+    if (res != NULL) {
+        Py_DECREF(res);
+        res = Py_NewRef(Py_None);
+    }
+    return res;
+}
+
 /* Start `watcher` with waiter.switch(waiter) and block until it fires. */
 static PyObject *
 hub_wait_impl(PyObject *hub, PyObject *watcher)
 {
+    if (PyObject_TypeCheck(watcher, &WatcherType)
+            && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)
+            && PyGreenlet_Check(hub))
+        return hub_wait_direct(hub, (WatcherObject *)watcher);
     WaiterObject *waiter = waiter_create(hub);
     if (waiter == NULL)
         return NULL;

@@ -148,7 +148,8 @@ struct WatcherObject {
     unsigned self_ref : 1;     /* we hold a reference to ourselves */
     unsigned closed : 1;
     unsigned detached : 1;     /* the loop was destroyed under it */
-    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep) */
+    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep, hub.wait) */
+    unsigned direct_fired : 1;  /* ... and the loop has switched into it */
 };
 
 typedef struct {
