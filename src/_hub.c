@@ -263,10 +263,13 @@ call_switch_out(PyGreenlet *cur)
 static PyObject *
 hub_switch_from(PyObject *hub, PyGreenlet *cur)
 {
-    if (!PyGreenlet_Check(hub))
+    int ours = Py_IS_TYPE(hub, HubType);   /* exact: no MRO walk on the hot path */
+    if (!ours && !PyGreenlet_Check(hub))
         return PyObject_CallMethod(hub, "switch", NULL);
     if (call_switch_out(cur) < 0)
         return NULL;
+    if (ours && ((HubObject *)hub)->in_run)
+        return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
     if (PyGreenlet_STARTED((PyGreenlet *)hub) && !PyGreenlet_ACTIVE((PyGreenlet *)hub)) {
         /* greenlet would "switch" to the dead hub's parent and return ():
          * a wait that nothing can ever end must say so */
@@ -647,8 +650,21 @@ loop_debug_list(PyObject *loop)
     return list;
 }
 
+static PyObject *hub_run_body(HubObject *self);
+
+/* While the hub greenlet is inside this C body it is started and not dead,
+ * so switching into it needs no check through greenlet's API (in_run). */
 static PyObject *
 Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->in_run++;
+    PyObject *res = hub_run_body(self);
+    self->in_run--;
+    return res;
+}
+
+static PyObject *
+hub_run_body(HubObject *self)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
@@ -1385,7 +1401,7 @@ sleep_yield(PyObject *hub, PyObject *loop)
         return NULL;
     CallbackObject *cb = NULL;
     PyObject *res = NULL;
-    if (IS_LOOP(loop) && PyGreenlet_Check(hub)) {
+    if (IS_LOOP(loop) && (Py_IS_TYPE(hub, HubType) || PyGreenlet_Check(hub))) {
         cb = loop_queue_callback((LoopObject *)loop, (PyObject *)cur, NULL, CB_SLEEP);
         if (cb != NULL) {
             res = hub_switch_from(hub, cur);
@@ -1522,7 +1538,9 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
                          Py_TYPE(seconds)->tp_name);
             return NULL;
         }
-        secs = PyFloat_AsDouble(seconds);
+        /* an int (sleep(0)) without a float object on the way */
+        secs = PyLong_CheckExact(seconds) ? PyLong_AsDouble(seconds)
+                                          : PyFloat_AsDouble(seconds);
         if (secs == -1.0 && PyErr_Occurred())
             return NULL;
     }

@@ -236,6 +236,7 @@ typedef struct {
     PyObject *resolver;
     PyObject *threadpool;
     PyObject *exception_stream;  /* NULL: sys.stderr at the time of reading */
+    int in_run;                  /* inside Hub.run's C body: started and not dead */
 } HubObject;
 
 /* defined in _hub.c: the interpreter's main thread */
