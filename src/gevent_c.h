@@ -228,6 +228,7 @@ typedef struct {
     PyObject *value;
     PyObject *exc_info;        /* tuple of throw() args, or NULL */
     int has_result;
+    int handoff;               /* switch() left its value in `value` for get() */
 } WaiterObject;
 
 typedef struct {
