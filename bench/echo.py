@@ -1,6 +1,7 @@
 """The TCP echo case of `make bench`: greenlet servers against asyncio and uvloop.
 
     python3 bench/echo.py [--impls a,b] [--conns 1,10,100] [--repeat N] [--seconds S]
+    python3 bench/echo.py --callgrind [--impls a,b] [--conns 1,100]   # instructions per round trip
 
 bench/run.py calls measure(), table() and section() (the docs/performance.md part); run on its
 own this prints the table.  The load generator is bench/echo_client.c, compiled on first use
@@ -161,6 +162,80 @@ def measure(impls=IMPLS, conns=CONNS, repeat=5, seconds=3.0, warmup=0.5, log=pri
     return results
 
 
+# --- callgrind: server instructions per round trip ------------------------------------------
+
+def callgrind_one(client, impl, conns, seconds, out, python=sys.executable):
+    """(instructions, round trips) of one server under callgrind, for `seconds` of load."""
+    lifetime = int(seconds + 600)
+    cmd = ['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out, python,
+           str(SERVERS_PY), impl, str(lifetime)]
+    proc = subprocess.Popen(cmd, env=server_env(impl), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=pinned(SERVER_CPU))
+    try:
+        line = proc.stdout.readline().strip()
+        if line.startswith('na:'):
+            return None
+        if not line.isdigit():
+            raise Failed('%s server did not start under valgrind: %s' % (impl, line))
+        c = subprocess.run([str(client), line, str(conns), str(seconds), '1'],
+                           capture_output=True, text=True, timeout=seconds + 120,
+                           preexec_fn=pinned(CLIENT_CPU))
+        if c.returncode:
+            raise Failed('%s: client exit %d: %s' % (impl, c.returncode, c.stderr.strip()))
+        n = json.loads(c.stdout)['round_trips']
+    finally:
+        stop(proc)           # SIGTERM: callgrind still writes its totals
+    import re
+    text = Path(out).read_text(errors='replace')
+    m = re.search(r'^(?:summary|totals):\s*(\d+)', text, re.M)
+    if not m:
+        raise Failed('%s: no totals in %s' % (impl, out))
+    return int(m.group(1)), n
+
+
+def callgrind(impls=IMPLS, conns=(1, 100), seconds=(3.0, 6.0), log=print):
+    """Server instructions per round trip, differenced over two load durations (startup and
+    warm-up cancel out).  Under valgrind the server is the bottleneck, so at N connections every
+    poll finds all N ready: this is the saturated cost per round trip."""
+    import tempfile
+    import shutil
+    client = build_client()
+    tmp = tempfile.mkdtemp(prefix='bench-echo-cg-')
+    rows = {}
+    try:
+        for c in conns:
+            for impl in impls:
+                runs = []
+                for k, secs in enumerate(seconds):
+                    runs.append(callgrind_one(client, impl, c, secs,
+                                              os.path.join(tmp, '%s.%d.%d' % (impl, c, k))))
+                    if runs[-1] is None:
+                        break
+                if runs[-1] is None:
+                    log('  echo %-8s %3d conns: n/a' % (impl, c))
+                    continue
+                (i1, n1), (i2, n2) = runs
+                per = (i2 - i1) / (n2 - n1) if n2 != n1 else float('nan')
+                rows.setdefault(c, {})[impl] = per
+                log('  echo %-8s %3d conns: %d and %d round trips: %s instr per round trip' % (
+                    impl, c, n1, n2, '{:,.0f}'.format(per)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def callgrind_table(rows):
+    impls = [i for i in IMPLS if any(i in r for r in rows.values())]
+    lines = ['| connections | ' + ' | '.join('%s instr/round trip' % NAMES[i] for i in impls) +
+             ' | gevent_c ÷ %s |' % BASE, '|' + '---|' * (len(impls) + 2)]
+    for c, r in rows.items():
+        a, b = r.get('gevent_c'), r.get(BASE)
+        lines.append('| %d | ' % c + ' | '.join('{:,.0f}'.format(r[i]) if i in r else '—'
+                                                for i in impls) +
+                     ' | %s |' % ('%.2f' % (a / b) if a and b else '—'))
+    return '\n'.join(lines)
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def med(results, c, impl, metric):
@@ -289,11 +364,18 @@ def main():
     ap.add_argument('--repeat', type=int, default=3)
     ap.add_argument('--seconds', type=float, default=3.0)
     ap.add_argument('--warmup', type=float, default=0.5)
+    ap.add_argument('--callgrind', action='store_true',
+                    help='server instructions per round trip under valgrind instead')
     args = ap.parse_args()
     impls = tuple(args.impls.split(','))
     bad = [i for i in impls if i not in IMPLS]
     if bad:
         ap.error('unknown implementation: %s' % ', '.join(bad))
+    if args.callgrind:
+        conns = [int(c) for c in args.conns.split(',')] if args.conns != ','.join(
+            map(str, CONNS)) else [1, 100]
+        print(callgrind_table(callgrind(impls, conns, log=lambda s: print(s, flush=True))))
+        return 0
     results = measure(impls, [int(c) for c in args.conns.split(',')], args.repeat,
                       args.seconds, args.warmup, log=lambda s: print(s, flush=True))
     print()

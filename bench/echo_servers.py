@@ -42,28 +42,31 @@ def greenlet_server(hubmod):
         fd = sock.fileno()
         readable = loop.io(fd, READ)
         writable = None
-        recv, send = sock.recv, sock.send
+        # One buffer per connection: recv(65536) would malloc 64 KiB and shrink it per call.
+        buf = bytearray(BUF)
+        view = memoryview(buf)
+        recv_into, send = sock.recv_into, sock.send
         try:
             while True:
                 # The peer has to answer before there is anything to read, so wait first: a
                 # recv() first would fail with EAGAIN on almost every round trip.
                 wait(readable)
                 try:
-                    data = recv(BUF)
+                    n = recv_into(buf)
                 except BlockingIOError:
                     continue
-                if not data:
+                if not n:
                     break
                 try:
-                    sent = send(data)
+                    sent = send(view[:n])
                 except BlockingIOError:
                     sent = 0
-                while sent < len(data):       # the send buffer was full: wait for room
+                while sent < n:               # the send buffer was full: wait for room
                     if writable is None:
                         writable = loop.io(fd, WRITE)
                     wait(writable)
                     try:
-                        sent += send(data[sent:])
+                        sent += send(view[sent:n])
                     except BlockingIOError:
                         pass
         except OSError:         # ECONNRESET from a client that went away

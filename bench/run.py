@@ -219,7 +219,7 @@ def main():
         [i for i in impls if i not in ALL]
     if bad:
         ap.error('unknown case or implementation: %s' % ', '.join(bad))
-    run_echo = 'echo' in names and not args.callgrind     # the echo case: bench/echo.py
+    run_echo = 'echo' in names          # the echo case: bench/echo.py
     names = [n for n in names if n != 'echo']
     echo_impls = [i for i in echo.IMPLS if i in impls or i in ('asyncio', echo.BASE)]
 
@@ -240,7 +240,12 @@ def main():
         os.execv(str(py), [str(py), __file__] + sys.argv[1:])
 
     if args.callgrind:
-        return callgrind(names, impls)
+        rc = callgrind(names, impls) if names else 0
+        if run_echo and rc == 0:
+            print('\necho servers under callgrind (instructions per round trip):', flush=True)
+            print(echo.callgrind_table(echo.callgrind(echo_impls,
+                                                      log=lambda s: print(s, flush=True))))
+        return rc
 
     import report
     t0 = time.time()
