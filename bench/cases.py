@@ -385,7 +385,7 @@ CASES = {
     'floor':        Case(floor, ('greenlet',), 200000, 100, True, True),
     'floor_spawn':  Case(floor_spawn, ('greenlet',), 50000, 100, True, True),
     'floor_memory': Case(floor_memory, ('greenlet',), 100000, 1000, False, False),
-    'floor_io':     Case(floor_io, ('greenlet',), 20000, 50, True, True),
+    'floor_io':     Case(floor_io, ('greenlet',), 100000, 50, True, True),
     'floor_hub':    Case(floor_hub, ('greenlet',), 200000, 100, True, True),
 }
 
