@@ -195,6 +195,16 @@ def callgrind(names, impls):
     import report
     print()
     print(report.callgrind_table(rows, impls))
+    from cases import INSTR_TARGETS
+    for name, (target, floor) in INSTR_TARGETS.items():
+        v = rows.get(name, {}).get('gevent_c')
+        if isinstance(v, float):
+            fl = rows.get(floor, {}).get('greenlet') if floor else None
+            print('instructions, %s: %s <= %s: %s%s' % (
+                name, '{:,.0f}'.format(v), '{:,}'.format(target),
+                'met' if v <= target else 'missed',
+                '' if not isinstance(fl, float) else ' (floor %s: %s)' % (
+                    floor, '{:,.0f}'.format(fl))))
     return 0
 
 
