@@ -780,9 +780,11 @@ hub_wait_direct(PyObject *hub, WatcherObject *w)
 static PyObject *
 hub_wait_impl(PyObject *hub, PyObject *watcher)
 {
-    if (PyObject_TypeCheck(watcher, &WatcherType)
-            && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)
-            && PyGreenlet_Check(hub))
+    /* exact types first: io and timer waits skip the MRO walks */
+    if ((Py_IS_TYPE(watcher, &IoType) || Py_IS_TYPE(watcher, &TimerType)
+         || (PyObject_TypeCheck(watcher, &WatcherType)
+             && !(Py_TYPE(watcher)->tp_flags & Py_TPFLAGS_HEAPTYPE)))
+            && (Py_IS_TYPE(hub, HubType) || PyGreenlet_Check(hub)))
         return hub_wait_direct(hub, (WatcherObject *)watcher);
     WaiterObject *waiter = waiter_create(hub);
     if (waiter == NULL)
