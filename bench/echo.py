@@ -17,12 +17,15 @@ measured window: the server CPU per round trip covers exactly the round trips it
 import argparse
 import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -185,7 +188,6 @@ def callgrind_one(client, impl, conns, seconds, out, python=sys.executable):
         n = json.loads(c.stdout)['round_trips']
     finally:
         stop(proc)           # SIGTERM: callgrind still writes its totals
-    import re
     text = Path(out).read_text(errors='replace')
     m = re.search(r'^(?:summary|totals):\s*(\d+)', text, re.M)
     if not m:
@@ -197,8 +199,6 @@ def callgrind(impls=IMPLS, conns=(1, 100), seconds=(3.0, 6.0), log=print):
     """Server instructions per round trip, differenced over two load durations (startup and
     warm-up cancel out).  Under valgrind the server is the bottleneck, so at N connections every
     poll finds all N ready: this is the saturated cost per round trip."""
-    import tempfile
-    import shutil
     client = build_client()
     tmp = tempfile.mkdtemp(prefix='bench-echo-cg-')
     rows = {}
@@ -319,7 +319,7 @@ def chart(results, path):
         ax.axhline(1.0, color='black', lw=0.8)
         ax.set_xticks(range(len(conns)))
         ax.set_xticklabels(['%d conn' % c for c in conns])
-        ax.set_title('%s ÷ %s (%s is better)' % (METRICS[m][0], BASE, METRICS[m][2]),
+        ax.set_title('%s ÷ %s\n(%s is better)' % (METRICS[m][0], BASE, METRICS[m][2]),
                      fontsize=9)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -336,8 +336,8 @@ def section(results, info, docs):
 
 One server process against a C load generator (`bench/echo_client.c`) that keeps N connections
 open on loopback, each with one 64-byte message in flight. gevent_c and gevent run the same
-greenlet-per-connection code on their shared hub API (non-blocking `recv`/`send`, `hub.wait()`
-on the connection's io watcher when a call would block); asyncio and uvloop run an
+greenlet-per-connection code on their shared hub API (non-blocking `recv_into`/`send`,
+`hub.wait()` on the connection's io watcher when a call would block); asyncio and uvloop run an
 `asyncio.Protocol` that writes back what it receives (`bench/echo_servers.py`). Each cell is the
 median over {info['repeat']} fresh server processes ({info['seconds']:g} s measured after
 {info['warmup']:g} s of warm-up), interleaved; {pin}. Server CPU is utime + stime from

@@ -7,8 +7,9 @@ or LIFETIME_SECONDS pass (SIGALRM, default 300: a server left behind stops by it
 
 IMPL:
 - ``gevent_c``, ``gevent``: one greenlet per connection, written against the hub API the two
-  share (``get_hub().loop.io``, ``get_hub().wait``, ``spawn_raw``): non-blocking ``recv``/``send``
-  on the socket, and ``hub.wait()`` on the connection's io watcher when a call would block.
+  share (``get_hub().loop.io``, ``get_hub().wait``, ``spawn_raw``): non-blocking
+  ``recv_into``/``send`` on the socket, and ``hub.wait()`` on the connection's io watcher when a
+  call would block.
 - ``asyncio``, ``uvloop``: an ``asyncio.Protocol`` whose ``data_received`` writes the data back.
 """
 import os
