@@ -64,7 +64,7 @@ static double proc_cpu(long pid)
     if (!p)
         return -1;
     unsigned long utime = 0, stime = 0;
-    /* after ')': state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+    /* after ')': state(3) ppid pgrp sid tty_nr tpgid flags minflt cminflt majflt cmajflt
        utime(14) stime(15) */
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
                &utime, &stime) != 2)
