@@ -131,6 +131,9 @@ struct LoopObject {
     int break_flag;
     int in_uv;                 /* inside uv_run (C callbacks may record) */
     int in_uv_nogil;           /* ... with the GIL released: hands off libuv */
+    /* poll without releasing the GIL first while such polls find work:
+     * skip that many blocking polls before the next try, backoff doubles */
+    unsigned short gil_poll_skip, gil_poll_backoff;
     uv_handle_t **orphans;     /* handles to close on the loop's thread */
     Py_ssize_t norphans, orphans_cap;
     /* wake-up fd for Python signal handlers (main thread's default loop) */
@@ -192,7 +195,8 @@ struct WatcherObject {
     unsigned self_ref : 1;     /* we hold a reference to ourselves */
     unsigned closed : 1;
     unsigned detached : 1;     /* the loop was destroyed under it */
-    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep) */
+    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep, hub.wait) */
+    unsigned direct_fired : 1;  /* ... and the loop has switched into it */
 };
 
 typedef struct {
@@ -283,6 +287,7 @@ typedef struct {
     PyObject *value;
     PyObject *exc_info;        /* tuple of throw() args, or NULL */
     int has_result;
+    int handoff;               /* switch() left its value in `value` for get() */
 } WaiterObject;
 
 /* HubCore: the compiled part of the hub greenlet; gevent_c.hub.Hub adds
@@ -291,6 +296,7 @@ typedef struct {
     PyGreenlet base;
     gevc_state *gst;
     PyObject *loop;
+    int in_run;                  /* inside Hub.run's C body: started and not dead */
 } HubObject;
 
 
@@ -352,6 +358,7 @@ static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
 static void loop_detach_pools(LoopObject *loop);
 static int loop_pools_after_fork(LoopObject *loop);
 static void loop_pools_set_blocked(LoopObject *loop, int blocked);
+static int loop_pools_outstanding(LoopObject *loop);
 static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
 static void pools_spin(PoolState **sts, int n);
 static void pools_unpin(PoolState **sts, int n);

@@ -394,7 +394,7 @@ io_call(WatcherObject *w, PyObject *callback, PyObject *args)
         return NULL;
     int replace = n && PyTuple_GET_ITEM(args, 0) == sentinel;
     if (!io->pass_events && !replace)
-        return args ? PyObject_Call(callback, args, NULL) : PyObject_CallNoArgs(callback);
+        return call_callback(callback, args);   /* a bound Waiter.switch: the C switch */
     PyObject *revo = PyLong_FromLong(rev);
     if (revo == NULL)
         return NULL;

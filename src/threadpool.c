@@ -1011,6 +1011,19 @@ loop_pools_set_blocked(LoopObject *loop, int blocked)
     }
 }
 
+/* Whether any pool of the loop has tasks outstanding (GIL held): then the
+ * loop releases the GIL at every poll, so a worker gets it promptly. */
+static int
+loop_pools_outstanding(LoopObject *loop)
+{
+    for (Py_ssize_t i = 0; i < loop->pools.n; i++) {
+        PoolObject *pool = (PoolObject *)(void *)loop->pools.items[i];
+        if (pool->st != NULL && pool->outstanding > 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Before blocking in epoll while pool tasks are outstanding: wait briefly,
  * without the GIL, for a result, so a short task's completion costs no
  * sleep and wake-up of the hub's thread (measured: an apply() round trip
