@@ -335,14 +335,22 @@ static PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *
 static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 
-/* io.c: the fd-poll table */
+/* fdpoll.c: the loop's fd-poll table (one native poll per fd) */
+#define IO(w) ((IoObject *)(w))
+#define IO_MASK (UV_READABLE | UV_WRITABLE)
+static FdPoll *loop_get_fdpoll(LoopObject *loop, int fd);
+static void fdpoll_mark_dirty(FdPoll *p);
+static void fdpoll_release(FdPoll *p);
+static int fdpoll_refuse_closing(LoopObject *loop, int fd);
 static void loop_flush_polls(LoopObject *loop);
 static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
-static void fdpoll_mark_dirty(FdPoll *p);
 
-/* signal.c: the signal registry */
-static void loop_scan_signals(LoopObject *loop);
+/* sigreg.c: the process-wide signal registry */
+static int sig_acquire(int signum);
+static void sig_release(int signum);
+static int loop_register_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
+static void loop_scan_signals(LoopObject *loop);
 static void loop_wake_cb(uv_async_t *h);
 
 /* waiter.c */
