@@ -18,6 +18,8 @@
 #include "misc_watchers.c"
 #include "stat.c"
 #include "waiter.c"
+#include "threadpool.c"
+#include "poolreg.c"
 
 /* Ours, or gevent's own HubDestroyed when gevent runs on this loop. */
 static int
@@ -1072,7 +1074,6 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
-#include "threadpool.c"
 
 static PyObject *
 mod_getcurrent(PyObject *m, PyObject *Py_UNUSED(ignored))

@@ -102,6 +102,12 @@ typedef struct {
     Py_ssize_t n, cap;
 } WatcherList;
 
+typedef struct PoolObject PoolObject;
+typedef struct {
+    PoolObject **items;
+    Py_ssize_t n, cap;
+} PoolList;
+
 struct LoopObject {
     PyObject_HEAD
     gevc_state *gst;           /* the module's state (borrowed via the type) */
@@ -145,7 +151,7 @@ struct LoopObject {
     FdPoll *dirty_polls;       /* polls whose armed events must be recomputed */
     /* watchers run by the loop itself rather than by a libuv handle */
     WatcherList prepares, forks, children, signals;
-    WatcherList pools;         /* thread pools posting to this loop (cast) */
+    PoolList pools;            /* thread pools posting to this loop (poolreg.c) */
     WatcherList asyncs;        /* every async_ watcher, active or not */
     uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
     uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
@@ -357,9 +363,8 @@ static void loop_wake_cb(uv_async_t *h);
 static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
 static PyObject *call_callback(PyObject *callback, PyObject *args);
 
-/* threadpool.c: the pool registry */
+/* threadpool.c and poolreg.c: the pools and the loop's registry of them */
 typedef struct PoolState PoolState;
-typedef struct PoolObject PoolObject;
 #define SPIN_MAX_POOLS 8
 static int loop_register_pool(LoopObject *loop, PoolObject *pool);
 static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
