@@ -344,6 +344,25 @@ def floor_memory(p, n):
     return {'floor_memory': (rss() - before) / n}
 
 
+def floor_io(p, n):
+    """bench/floor.c: n round trips between two libuv polls that stay armed (no Python)."""
+    import floors
+    pingpong = floors.load().io_pingpong
+    t = now()
+    pingpong(n)
+    return {'floor_io': (now() - t) / n}
+
+
+def floor_hub(p, n):
+    """bench/floor.c: sleep(0) on the smallest C hub over libuv, from a Python loop."""
+    import floors
+    sleep = floors.load().sleep0
+    t = now()
+    for _ in range(n):
+        sleep()
+    return {'floor_hub': (now() - t) / n}
+
+
 # --- registry --------------------------------------------------------------------------------
 # impls: which implementations have the case; n/quick: ops per process in a full / --quick run;
 # warm: run once with n//10 first; impl 'greenlet' (no hub) marks the floors; callgrind: single-threaded, instruction-countable.
@@ -366,6 +385,8 @@ CASES = {
     'floor':        Case(floor, ('greenlet',), 200000, 100, True, True),
     'floor_spawn':  Case(floor_spawn, ('greenlet',), 50000, 100, True, True),
     'floor_memory': Case(floor_memory, ('greenlet',), 100000, 1000, False, False),
+    'floor_io':     Case(floor_io, ('greenlet',), 100000, 50, True, True),
+    'floor_hub':    Case(floor_hub, ('greenlet',), 200000, 100, True, True),
 }
 
 # Report rows: metric, label, unit, target (gevent_c median / gevent default-loop median).
@@ -390,7 +411,16 @@ ROWS = [
     Row('floor_spawn', 'floor_spawn', 'raw greenlet create + run + die (spawn floor)', 'ns/op',
         None),
     Row('floor_memory', 'floor_memory', 'RSS per raw parked greenlet (memory floor)', 'B', None),
+    Row('floor_io', 'floor_io', 'two armed libuv polls, 1-byte round trip (io floor, C)',
+        'ns/op', None),
+    Row('floor_hub', 'floor_hub', '`sleep(0)` on a minimal C hub over libuv (floor)', 'ns/op',
+        None),
 ]
+
+
+# Instructions per op under callgrind (issue 14), each with the floor it is bounded by.
+INSTR_TARGETS = {'sleep0': (4200, 'floor_hub'), 'callback': (6000, None),
+                 'timer0': (6000, None), 'io': (15000, 'floor_io')}
 
 
 def measure(impl, name, n, warm=True):

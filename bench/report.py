@@ -12,7 +12,7 @@ NAMES = {'gevent_c': 'gevent_c', 'gevent': 'gevent libev', 'gevent-libuv': 'geve
 OURS = 'gevent-ours'   # gevent's own hub with GEVENT_LOOP=gevent_c.core.loop (issue 8)
 OURS_TARGET = 1.0      # faster than gevent on its default loop (libev)
 FLOOR_TARGET = 2.0     # sleep(0) at most 2x a raw greenlet switch pair
-FLOORS = ('floor', 'floor_spawn', 'floor_memory')   # measured once, with greenlet only (no hub)
+FLOORS = ('floor', 'floor_spawn', 'floor_memory', 'floor_io', 'floor_hub')   # no hub: greenlet/C
 
 
 def fmt(v, unit):
@@ -321,7 +321,7 @@ def results_from_doc(path):
     return results
 
 
-def write_doc(results, impls, info, docs):
+def write_doc(results, impls, info, docs, sections=''):
     chart(results, impls, docs / 'performance.png')
     nas = ['- %s: %s' % (name, r['gevent_c']['na']) for name, r in results.items()
            if 'na' in r.get('gevent_c', {})]
@@ -359,7 +359,7 @@ gevent's public API: `gevent.sleep`, `gevent.spawn_raw`/`gevent.spawn` + `joinal
 
 {ours_table(results)}
 
-"""
+{sections}"""
     if nas:
         text += 'gevent_c cases that are n/a (the feature has not landed):\n\n' + \
             '\n'.join(nas) + '\n\n'

@@ -3,6 +3,7 @@
     python3 bench/run.py [--cases a,b] [--impls x,y] [--repeat N] [--upgrade]
     python3 bench/run.py --quick        # every case once, gevent_c only: does it run?
     python3 bench/run.py --callgrind    # instructions per op under valgrind
+    python3 bench/run.py --cases echo   # only the TCP echo servers (bench/echo.py)
 
 A full run creates .bench-venv/ (latest gevent, eventlet, matplotlib from PyPI), re-runs itself
 there, measures every case in fresh processes (bench/cases.py), interleaved across
@@ -24,11 +25,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV = ROOT / '.bench-venv'
-PEERS = ['gevent', 'eventlet', 'matplotlib', 'cffi']   # cffi: gevent's libuv loop
+PEERS = ['gevent', 'eventlet', 'matplotlib', 'cffi', 'uvloop']   # cffi: gevent's libuv loop
 CASES_PY = str(HERE / 'cases.py')
 RESULTS = ROOT / 'build' / 'bench' / 'results.json'
 sys.path.insert(0, str(HERE))
 from cases import CASES, ALL  # noqa: E402
+import echo  # noqa: E402
 
 
 class Failed(Exception):
@@ -164,6 +166,8 @@ def callgrind(names, impls):
     print('callgrind: %d runs (two run lengths per case and implementation)' % len(jobs),
           flush=True)
     tmp = tempfile.mkdtemp(prefix='bench-cg-')
+    import floors
+    floors.load()      # build bench/floor.c once, before the parallel runs
 
     def one(job):
         name, impl, n = job
@@ -194,6 +198,16 @@ def callgrind(names, impls):
     import report
     print()
     print(report.callgrind_table(rows, impls))
+    from cases import INSTR_TARGETS
+    for name, (target, floor) in INSTR_TARGETS.items():
+        v = rows.get(name, {}).get('gevent_c')
+        if isinstance(v, float):
+            fl = rows.get(floor, {}).get('greenlet') if floor else None
+            print('instructions, %s: %s <= %s: %s%s' % (
+                name, '{:,.0f}'.format(v), '{:,}'.format(target),
+                'met' if v <= target else 'missed',
+                '' if not isinstance(fl, float) else ' (floor %s: %s)' % (
+                    floor, '{:,.0f}'.format(fl))))
     return 0
 
 
@@ -203,23 +217,30 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--quick', action='store_true', help='each case once, gevent_c only, tiny n')
     ap.add_argument('--callgrind', action='store_true', help='instructions per op (valgrind)')
-    ap.add_argument('--cases', help='comma-separated subset of: ' + ','.join(CASES))
+    ap.add_argument('--cases', help='comma-separated subset of: ' + ','.join(list(CASES) +
+                                                                            ['echo']))
     ap.add_argument('--impls', help='comma-separated subset of: ' + ','.join(ALL))
     ap.add_argument('--repeat', type=int, default=5, help='fresh processes per case and impl')
     ap.add_argument('--upgrade', action='store_true', help='pip install -U the peers first')
     args = ap.parse_args()
 
-    names = args.cases.split(',') if args.cases else list(CASES)
+    names = args.cases.split(',') if args.cases else list(CASES) + ['echo']
     default_impls = ('gevent_c',) if args.quick else \
         ('gevent_c', 'gevent') if args.callgrind else ALL
     impls = args.impls.split(',') if args.impls else list(default_impls)
-    bad = [c for c in names if c not in CASES] + [i for i in impls if i not in ALL]
+    bad = [c for c in names if c not in CASES and c != 'echo'] + \
+        [i for i in impls if i not in ALL]
     if bad:
         ap.error('unknown case or implementation: %s' % ', '.join(bad))
+    run_echo = 'echo' in names          # the echo case: bench/echo.py
+    names = [n for n in names if n != 'echo']
+    echo_impls = [i for i in echo.IMPLS if i in impls or i in ('asyncio', echo.BASE)]
 
     if args.quick:
         t0 = time.time()
         results = measure(names, impls, 1, quick=True)
+        if run_echo:   # gevent_c and asyncio (no uvloop outside the bench venv)
+            results['echo'] = echo.measure(('gevent_c', 'asyncio'), (10,), 1, 0.3, 0.1)[10]
         failed = [(c, i) for c, r in results.items() for i, v in r.items() if 'error' in v]
         na = [(c, i) for c, r in results.items() for i, v in r.items() if 'na' in v]
         print('bench --quick: %d cases in %.1f s; n/a: %s; failed: %s' % (
@@ -241,7 +262,12 @@ def main():
         os.execv(str(py), [str(py), __file__] + sys.argv[1:])
 
     if args.callgrind:
-        return callgrind(names, impls)
+        rc = callgrind(names, impls) if names else 0
+        if run_echo and rc == 0:
+            print('\necho servers under callgrind (instructions per round trip):', flush=True)
+            print(echo.callgrind_table(echo.callgrind(echo_impls,
+                                                      log=lambda s: print(s, flush=True))))
+        return rc
 
     import report
     t0 = time.time()
@@ -252,6 +278,10 @@ def main():
     print('%d cases x %s x %d repeats, fresh process each' % (
         len(names), ', '.join(impls), args.repeat), flush=True)
     results = measure(names, impls, args.repeat, quick=False)
+    echo_info = {'repeat': args.repeat, 'seconds': 3.0, 'warmup': 0.5}
+    echo_results = echo.measure(echo_impls, echo.CONNS, args.repeat, echo_info['seconds'],
+                                echo_info['warmup'], log=lambda s: print(s, flush=True)) \
+        if run_echo else None
     info['elapsed'] = time.time() - t0
     info['load'] = '%.1f at the start, %.1f at the end' % (load0, os.getloadavg()[0])
     info['repeat'] = args.repeat
@@ -262,14 +292,20 @@ def main():
         print()
         print(report.ours_table(results))
     print(report.summary(results))
+    if echo_results:
+        print()
+        print(echo.table(echo_results))
+        print(echo.summary(echo_results))
     if args.cases or args.impls:
         print('(partial run: docs/performance.md not rewritten)')
     else:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({'results': results, 'impls': impls, 'info': info}))
-        report.write_doc(results, impls, info, ROOT / 'docs')
+        report.write_doc(results, impls, info, ROOT / 'docs',
+                         echo.section(echo_results, echo_info, ROOT / 'docs')
+                         if echo_results else '')
         print('wrote docs/performance.md and docs/performance.png (%.0f s); raw results in %s '
-              '(%s/bin/python bench/report.py %s redraws both)' % (
+              '(%s/bin/python bench/report.py %s redraws both, without the echo section)' % (
                   info['elapsed'], RESULTS.relative_to(ROOT), VENV.relative_to(ROOT),
                   RESULTS.relative_to(ROOT)))
     return 0

@@ -11,11 +11,15 @@
 #include "loop_uv.c"
 #include "watcher.c"
 #include "timer.c"
+#include "fdpoll.c"
 #include "io.c"
+#include "sigreg.c"
 #include "signal.c"
 #include "misc_watchers.c"
 #include "stat.c"
 #include "waiter.c"
+#include "threadpool.c"
+#include "poolreg.c"
 
 /* Ours, or gevent's own HubDestroyed when gevent runs on this loop. */
 static int
@@ -312,10 +316,13 @@ call_switch_out(gevc_state *gst, PyGreenlet *cur)
 static PyObject *
 hub_switch_from(gevc_state *gst, PyObject *hub, PyGreenlet *cur)
 {
-    if (!PyGreenlet_Check(hub))
+    int ours = IS_HUB(gst, hub);   /* the usual Hub class first: no MRO walk */
+    if (!ours && !PyGreenlet_Check(hub))
         return PyObject_CallMethod(hub, "switch", NULL);
     if (call_switch_out(gst, cur) < 0)
         return NULL;
+    if (ours && ((HubObject *)hub)->in_run)
+        return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
     if (PyGreenlet_STARTED((PyGreenlet *)hub) && !PyGreenlet_ACTIVE((PyGreenlet *)hub)) {
         /* greenlet would "switch" to the dead hub's parent and return ():
          * a wait that nothing can ever end must say so */
@@ -506,8 +513,21 @@ loop_debug_list(gevc_state *gst, PyObject *loop)
     return list;
 }
 
+static PyObject *hub_run_body(HubObject *self);
+
+/* While the hub greenlet is inside this C body it is started and not dead,
+ * so switching into it needs no check through greenlet's API (in_run). */
 static PyObject *
 Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->in_run++;
+    PyObject *res = hub_run_body(self);
+    self->in_run--;
+    return res;
+}
+
+static PyObject *
+hub_run_body(HubObject *self)
 {
     gevc_state *gst = self->gst;
     PyGreenlet *cur = PyGreenlet_GetCurrent();
@@ -572,10 +592,65 @@ Hub_run(HubObject *self, PyObject *Py_UNUSED(ignored))
     }
 }
 
+/* hub.wait() on one of our own watchers: the watcher switches straight
+ * back into the waiting greenlet (no Waiter, bound method or argument tuple
+ * per wait).  While it waits, watcher.callback reads as the greenlet's bound
+ * switch, so cancel_wait() (callback.__self__.throw) works as with a Waiter;
+ * a wake-up by anything but the watcher is an InvalidSwitchError. */
+static PyObject *
+hub_wait_direct(gevc_state *gst, PyObject *hub, WatcherObject *w)
+{
+    if (watcher_check_usable(w) < 0)
+        return NULL;
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    if (Py_TYPE(w) == gst->IoType)
+        ((IoObject *)w)->pass_events = 0;
+    Py_XSETREF(w->callback, (PyObject *)cur);   /* takes the reference */
+    Py_CLEAR(w->args);
+    int err = w->ops->native_start(w);
+    if (err < 0) {
+        Py_CLEAR(w->callback);
+        if (!PyErr_Occurred())
+            gevc_uv_error(err);
+        return NULL;
+    }
+    w->direct_switch = 1;
+    w->direct_fired = 0;
+    watcher_activate(w);
+    Py_INCREF(cur);
+    PyObject *res = hub_switch_from(gst, hub, cur);
+    int fired = w->direct_fired;
+    /* stop in every case, keeping any pending exception */
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    watcher_stop_impl(w);
+    PyErr_Restore(t, v, tb);
+    if (res != NULL && !fired) {
+        PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected the "
+                     "watcher %R)", cur, res, (PyObject *)w);
+        Py_CLEAR(res);
+    }
+    Py_DECREF(cur);
+    if (res != NULL) {
+        Py_DECREF(res);
+        res = Py_NewRef(Py_None);
+    }
+    return res;
+}
+
 /* Start `watcher` with waiter.switch(waiter) and block until it fires. */
 static PyObject *
 hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
 {
+    /* our own watcher types (not Python subclasses, which may override
+     * start), on a hub greenlet: switch straight back, no Waiter.  Ours are
+     * the direct subtypes of the abstract watcher type, which Python code
+     * cannot instantiate. */
+    if (Py_TYPE(watcher)->tp_base == gst->WatcherType
+            && (Py_TYPE(hub) == (PyTypeObject *)gst->default_hub_class || PyGreenlet_Check(hub)))
+        return hub_wait_direct(gst, hub, (WatcherObject *)watcher);
     WaiterObject *waiter = waiter_create(gst, hub);
     if (waiter == NULL)
         return NULL;
@@ -709,7 +784,8 @@ sleep_yield(gevc_state *gst, PyObject *hub, PyObject *loop)
         return NULL;
     CallbackObject *cb = NULL;
     PyObject *res = NULL;
-    if (IS_LOOP(gst, loop) && PyGreenlet_Check(hub)) {
+    if (IS_LOOP(gst, loop) && (Py_TYPE(hub) == (PyTypeObject *)gst->default_hub_class
+                               || PyGreenlet_Check(hub))) {
         cb = loop_queue_callback((LoopObject *)loop, (PyObject *)cur, NULL, CB_SLEEP);
         if (cb != NULL) {
             res = hub_switch_from(gst, hub, cur);
@@ -850,7 +926,9 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
                          Py_TYPE(seconds)->tp_name);
             return NULL;
         }
-        secs = PyFloat_AsDouble(seconds);
+        /* an int (sleep(0)) without a float object on the way */
+        secs = PyLong_CheckExact(seconds) ? PyLong_AsDouble(seconds)
+                                          : PyFloat_AsDouble(seconds);
         if (secs == -1.0 && PyErr_Occurred())
             return NULL;
     }
@@ -996,7 +1074,6 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
-#include "threadpool.c"
 
 static PyObject *
 mod_getcurrent(PyObject *m, PyObject *Py_UNUSED(ignored))

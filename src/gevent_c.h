@@ -102,6 +102,12 @@ typedef struct {
     Py_ssize_t n, cap;
 } WatcherList;
 
+typedef struct PoolObject PoolObject;
+typedef struct {
+    PoolObject **items;
+    Py_ssize_t n, cap;
+} PoolList;
+
 struct LoopObject {
     PyObject_HEAD
     gevc_state *gst;           /* the module's state (borrowed via the type) */
@@ -131,6 +137,9 @@ struct LoopObject {
     int break_flag;
     int in_uv;                 /* inside uv_run (C callbacks may record) */
     int in_uv_nogil;           /* ... with the GIL released: hands off libuv */
+    /* poll without releasing the GIL first while such polls find work:
+     * skip that many blocking polls before the next try, backoff doubles */
+    unsigned short gil_poll_skip, gil_poll_backoff;
     uv_handle_t **orphans;     /* handles to close on the loop's thread */
     Py_ssize_t norphans, orphans_cap;
     /* wake-up fd for Python signal handlers (main thread's default loop) */
@@ -142,7 +151,7 @@ struct LoopObject {
     FdPoll *dirty_polls;       /* polls whose armed events must be recomputed */
     /* watchers run by the loop itself rather than by a libuv handle */
     WatcherList prepares, forks, children, signals;
-    WatcherList pools;         /* thread pools posting to this loop (cast) */
+    PoolList pools;            /* thread pools posting to this loop (poolreg.c) */
     WatcherList asyncs;        /* every async_ watcher, active or not */
     uv_async_t *wake_async;    /* run_callback_threadsafe and signal delivery */
     uv_prepare_t *keepalive;   /* keeps uv_run(ONCE) blocking; see loop_uv.c */
@@ -192,7 +201,8 @@ struct WatcherObject {
     unsigned self_ref : 1;     /* we hold a reference to ourselves */
     unsigned closed : 1;
     unsigned detached : 1;     /* the loop was destroyed under it */
-    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep) */
+    unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep, hub.wait) */
+    unsigned direct_fired : 1;  /* ... and the loop has switched into it */
 };
 
 typedef struct {
@@ -283,6 +293,7 @@ typedef struct {
     PyObject *value;
     PyObject *exc_info;        /* tuple of throw() args, or NULL */
     int has_result;
+    int handoff;               /* switch() left its value in `value` for get() */
 } WaiterObject;
 
 /* HubCore: the compiled part of the hub greenlet; gevent_c.hub.Hub adds
@@ -291,6 +302,7 @@ typedef struct {
     PyGreenlet base;
     gevc_state *gst;
     PyObject *loop;
+    int in_run;                  /* inside Hub.run's C body: started and not dead */
 } HubObject;
 
 
@@ -329,29 +341,37 @@ static PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *
 static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 
-/* io.c: the fd-poll table */
+/* fdpoll.c: the loop's fd-poll table (one native poll per fd) */
+#define IO(w) ((IoObject *)(w))
+#define IO_MASK (UV_READABLE | UV_WRITABLE)
+static FdPoll *loop_get_fdpoll(LoopObject *loop, int fd);
+static void fdpoll_mark_dirty(FdPoll *p);
+static void fdpoll_release(FdPoll *p);
+static int fdpoll_refuse_closing(LoopObject *loop, int fd);
 static void loop_flush_polls(LoopObject *loop);
 static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
-static void fdpoll_mark_dirty(FdPoll *p);
 
-/* signal.c: the signal registry */
-static void loop_scan_signals(LoopObject *loop);
+/* sigreg.c: the process-wide signal registry */
+static int sig_acquire(int signum);
+static void sig_release(int signum);
+static int loop_register_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
+static void loop_scan_signals(LoopObject *loop);
 static void loop_wake_cb(uv_async_t *h);
 
 /* waiter.c */
 static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
 static PyObject *call_callback(PyObject *callback, PyObject *args);
 
-/* threadpool.c: the pool registry */
+/* threadpool.c and poolreg.c: the pools and the loop's registry of them */
 typedef struct PoolState PoolState;
-typedef struct PoolObject PoolObject;
 #define SPIN_MAX_POOLS 8
 static int loop_register_pool(LoopObject *loop, PoolObject *pool);
 static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
 static void loop_detach_pools(LoopObject *loop);
 static int loop_pools_after_fork(LoopObject *loop);
 static void loop_pools_set_blocked(LoopObject *loop, int blocked);
+static int loop_pools_outstanding(LoopObject *loop);
 static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
 static void pools_spin(PoolState **sts, int n);
 static void pools_unpin(PoolState **sts, int n);

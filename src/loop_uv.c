@@ -1398,6 +1398,29 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
             return loop_dispatch_polled(self);
         }
     }
+    else if (mode == UV_RUN_ONCE && self->gil_poll_skip == 0
+             && !(self->pools.n && loop_pools_outstanding(self))) {
+        /* Under load most polls find an fd ready and do not block: try
+         * one with the GIL held, which saves releasing and re-taking it.
+         * When it finds nothing, the next tries back off (1, 2, 4 .. 64
+         * blocking polls), so an idle or lightly used loop makes almost
+         * no extra epoll_wait(0).  Not while pool tasks are outstanding:
+         * their workers wait for the GIL (docs/design.md, "The GIL and the
+         * poll") */
+        uv_run(self->uv, UV_RUN_NOWAIT);
+        self->iteration++;
+        if (self->npend > 0 || self->cb_head != NULL || self->break_flag) {
+            self->gil_poll_backoff = 0;
+            self->in_uv = 0;
+            return loop_dispatch_polled(self);
+        }
+        self->gil_poll_skip = self->gil_poll_backoff ? self->gil_poll_backoff : 1;
+        if (self->gil_poll_backoff < 64)
+            self->gil_poll_backoff = self->gil_poll_skip * 2;
+    }
+    else if (mode == UV_RUN_ONCE) {
+        self->gil_poll_skip--;
+    }
     if (mode == UV_RUN_ONCE) {
         self->in_uv_nogil = 1;
         PoolState *busy[SPIN_MAX_POOLS];

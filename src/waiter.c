@@ -82,6 +82,7 @@ waiter_create(gevc_state *gst, PyObject *hub)
     self->value = NULL;
     self->exc_info = NULL;
     self->has_result = 0;
+    self->handoff = 0;
     PyObject_GC_Track(self);
     return self;
 }
@@ -171,11 +172,14 @@ waiter_switch_impl(PyObject *op, PyObject *value)
     if (waiter_check_hub(self) < 0)
         return NULL;
     PyObject *greenlet = Py_NewRef(self->greenlet);
-    PyObject *args = PyTuple_Pack(1, value);
-    PyObject *res = NULL;
-    if (args) {
-        res = PyGreenlet_Switch((PyGreenlet *)greenlet, args, NULL);
-        Py_DECREF(args);
+    /* the waiting get() takes the value from the waiter: no argument tuple
+     * per wake-up (get() returns what the switch returned otherwise) */
+    Py_XSETREF(self->value, Py_NewRef(value));
+    self->handoff = 1;
+    PyObject *res = PyGreenlet_Switch((PyGreenlet *)greenlet, NULL, NULL);
+    if (self->handoff) {       /* the switch failed before get() took it */
+        self->handoff = 0;
+        Py_CLEAR(self->value);
     }
     if (res == NULL) {
         res = waiter_report(self, greenlet, "switch");
@@ -287,6 +291,12 @@ waiter_get_impl(WaiterObject *self)
     self->greenlet = (PyObject *)cur;  /* owns the reference */
     Py_INCREF(self);
     PyObject *res = hub_switch_impl(self->gst, self->hub);
+    if (self->handoff) {
+        self->handoff = 0;
+        Py_XDECREF(res);
+        res = self->value;         /* takes the reference */
+        self->value = NULL;
+    }
     Py_CLEAR(self->greenlet);
     Py_DECREF(self);
     return res;
@@ -317,6 +327,7 @@ waiter_clear(WaiterObject *self, PyObject *Py_UNUSED(ignored))
     Py_CLEAR(self->value);
     Py_CLEAR(self->exc_info);
     self->has_result = 0;
+    self->handoff = 0;
     Py_RETURN_NONE;
 }
 

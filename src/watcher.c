@@ -321,8 +321,10 @@ watcher_dispatch(WatcherObject *w)
     Py_INCREF(loop);
     PyObject *res;
     int direct = w->direct_switch;
-    if (direct)
+    if (direct) {
+        w->direct_fired = 1;
         res = PyGreenlet_Switch((PyGreenlet *)callback, NULL, NULL);
+    }
     else if (w->ops->call)
         res = w->ops->call(w, callback, args);
     else
@@ -354,6 +356,10 @@ watcher_dispatch(WatcherObject *w)
 static PyObject *
 watcher_get_callback(WatcherObject *w, void *c)
 {
+    /* a greenlet resumed directly (hub.wait, sleep) shows as its bound
+     * switch, as the callback objects of sleep(0) and spawn_raw do */
+    if (w->callback && w->direct_switch)
+        return PyObject_GetAttrString(w->callback, "switch");
     return Py_NewRef(w->callback ? w->callback : Py_None);
 }
 
@@ -362,11 +368,13 @@ watcher_set_callback(WatcherObject *w, PyObject *value, void *c)
 {
     if (value == NULL || value == Py_None) {
         Py_CLEAR(w->callback);
+        w->direct_switch = 0;
         return 0;
     }
     if (check_callable(value) < 0)
         return -1;
     Py_XSETREF(w->callback, Py_NewRef(value));
+    w->direct_switch = 0;   /* now an ordinary callback */
     return 0;
 }
 

@@ -95,21 +95,48 @@ def watcher_factory(kind, loop, fd):
 
 def compat_python():
     """The compat venv's interpreter (latest gevent, see `make compat-venv`),
-    or None if it has not been created."""
+    or None if it has not been created or is another Python version than
+    the one under test (it imports the gevent_c under test, extensions
+    included)."""
     cache = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
-    py = os.path.join(cache, 'gevent_c', 'compat-venv', 'bin', 'python')
-    return py if os.access(py, os.X_OK) else None
+    venv = os.path.join(cache, 'gevent_c', 'compat-venv')
+    py = os.path.join(venv, 'bin', 'python')
+    if not os.access(py, os.X_OK):
+        return None
+    try:
+        with open(os.path.join(venv, 'pyvenv.cfg')) as f:
+            cfg = dict((k.strip(), v.strip()) for k, v in
+                       (line.split('=', 1) for line in f if '=' in line))
+        version = tuple(int(x) for x in
+                        cfg.get('version', cfg.get('version_info', '')).split('.')[:2])
+    except (OSError, ValueError):
+        return None
+    return py if version == sys.version_info[:2] else None
+
+
+def gevent_c_path():
+    """The directory the gevent_c under test is imported from."""
+    import gevent_c
+    return os.path.dirname(os.path.dirname(os.path.abspath(gevent_c.__file__)))
+
+
+def gevent_env(env=None):
+    """The environment for the compat venv's python: gevent on our loop, the
+    gevent_c under test first on sys.path."""
+    e = _clean_env({'GEVENT_LOOP': 'gevent_c.core.loop'})
+    e['PYTHONPATH'] = gevent_c_path() + os.pathsep + e['PYTHONPATH']
+    if env:
+        e.update(env)
+    return e
 
 
 def run_gevent(args, env=None, timeout=60):
     """Run the compat venv's python with ``args`` (a list, or a code string
     for ``-c``) with gevent on our loop (GEVENT_LOOP=gevent_c.core.loop) and
-    this checkout first on sys.path.  Returns the CompletedProcess; the
+    the gevent_c under test first on sys.path.  Returns the CompletedProcess; the
     caller skips when compat_python() is None."""
     if isinstance(args, str):
         args = ['-c', textwrap.dedent(args)]
-    e = _clean_env({'GEVENT_LOOP': 'gevent_c.core.loop'})
-    if env:
-        e.update(env)
-    return subprocess.run([compat_python()] + list(args), cwd=REPO, env=e,
+    e = gevent_env(env)
+    return subprocess.run([compat_python()] + list(args), cwd=TESTS, env=e,
                           capture_output=True, text=True, timeout=timeout)

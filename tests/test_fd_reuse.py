@@ -27,7 +27,7 @@ def matrix(api):
                 pytest.skip('compat venv absent (make compat-venv)')
             p = _util.run_gevent([MATRIX, 'gevent'], timeout=120)
         else:
-            p = subprocess.run([sys.executable, MATRIX, 'hub'], cwd=_util.REPO,
+            p = subprocess.run([sys.executable, MATRIX, 'hub'], cwd=_util.TESTS,
                                env=_util._clean_env(), capture_output=True,
                                text=True, timeout=120)
         assert p.returncode == 0, (p.stdout, p.stderr)

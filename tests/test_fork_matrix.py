@@ -260,7 +260,7 @@ def test_fork_without_reinit(case):
     code = PRELUDE + textwrap.dedent(CASES[case])
     p = subprocess.run(
         [sys.executable, '-X', 'faulthandler', '-c', code, case],
-        cwd=_util.REPO, env=_util._clean_env(), capture_output=True, text=True,
+        cwd=_util.TESTS, env=_util._clean_env(), capture_output=True, text=True,
         timeout=60)
     assert p.returncode == 0, 'exited %r\n--- stdout ---\n%s\n--- stderr ---\n%s' % (
         p.returncode, p.stdout[-4000:], p.stderr[-6000:])

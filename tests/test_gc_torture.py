@@ -22,7 +22,7 @@ import _util
 def _run(code, timeout=120):
     return subprocess.run(
         [sys.executable, '-X', 'faulthandler', '-c', textwrap.dedent(code)],
-        cwd=_util.REPO, env=_util._clean_env(), capture_output=True, text=True,
+        cwd=_util.TESTS, env=_util._clean_env(), capture_output=True, text=True,
         timeout=timeout)
 
 

@@ -162,7 +162,7 @@ def run_with_flags(flags, code, timeout=45):
     import textwrap
     import _util
     return subprocess.run([sys.executable] + flags + ['-c', textwrap.dedent(code)],
-                          cwd=_util.REPO, env=_util._clean_env(), capture_output=True,
+                          cwd=_util.TESTS, env=_util._clean_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 

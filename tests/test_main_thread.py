@@ -20,7 +20,7 @@ def _sigint_latency(cmd, env):
     """Start cmd (prints 'ready' once idle in the loop, then the
     time.monotonic() at which KeyboardInterrupt reached it), SIGINT it
     after it idled a moment, and return (latency, output)."""
-    p = subprocess.Popen(cmd, cwd=_util.REPO, env=env, stdout=subprocess.PIPE,
+    p = subprocess.Popen(cmd, cwd=_util.TESTS, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
@@ -75,8 +75,7 @@ except KeyboardInterrupt:
 
 
 def _gevent_env():
-    e = _util._clean_env({'GEVENT_LOOP': 'gevent_c.core.loop'})
-    return e
+    return _util.gevent_env()
 
 
 def test_patch_all_first_idle_server_gets_ctrl_c():

@@ -308,7 +308,7 @@ def _have_ares():
 def run_sweep(code, *args, timeout=90):
     return subprocess.run(
         [sys.executable, '-X', 'faulthandler', '-c', textwrap.dedent(code)] + list(args),
-        cwd=_util.REPO, env=_util._clean_env(), capture_output=True, text=True,
+        cwd=_util.TESTS, env=_util._clean_env(), capture_output=True, text=True,
         timeout=timeout)
 
 

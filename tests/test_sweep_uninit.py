@@ -176,7 +176,7 @@ sys.stdout.flush()
 def _run(code, *args, timeout=60):
     return subprocess.run(
         [sys.executable, '-X', 'faulthandler', '-c', textwrap.dedent(code)] + list(args),
-        cwd=_util.REPO, env=_util._clean_env(), capture_output=True, text=True,
+        cwd=_util.TESTS, env=_util._clean_env(), capture_output=True, text=True,
         timeout=timeout)
 
 
