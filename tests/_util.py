@@ -9,6 +9,27 @@ import textwrap
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
+# Under tests/reliability/asan.sh (the ASan runtime preloaded): a storm of
+# signals crashes CPython itself when faulthandler is enabled, with no
+# gevent_c involved (asan.sh and docs/reliability.md F26 have the repro).
+UNDER_ASAN = 'libasan' in os.environ.get('LD_PRELOAD', '')
+
+
+def storm_flags(flag='faulthandler'):
+    """Interpreter flags for a signal-storm child: -X faulthandler (or -X
+    dev), except under ASan, where the tool itself cannot take it (F26)."""
+    return [] if UNDER_ASAN else ['-X', flag]
+
+
+def storm_env():
+    """The environment for a signal-storm child (see storm_flags)."""
+    e = _clean_env()
+    if UNDER_ASAN:
+        e.pop('PYTHONFAULTHANDLER', None)
+        e['GEVENT_C_STORM_NO_FAULTHANDLER'] = '1'
+    return e
+
+
 def _clean_env(env=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith('GEVENT')}
     e['PYTHONPATH'] = TESTS + (os.pathsep + e['PYTHONPATH'] if e.get('PYTHONPATH') else '')

@@ -117,7 +117,8 @@ print('ok')
 STORM = r'''
 import os, signal, subprocess, sys, time
 import gevent_c.hub as H
-assert sys.flags.dev_mode or __import__('faulthandler').is_enabled()
+assert (sys.flags.dev_mode or __import__('faulthandler').is_enabled()
+        or os.environ.get('GEVENT_C_STORM_NO_FAULTHANDLER'))
 hub = H.get_hub()
 counts = {}
 def bump(name):
@@ -157,12 +158,12 @@ print(sent, min(got.values()))
 '''
 
 
-def run_with_flags(flags, code, timeout=45):
+def run_with_flags(flags, code, timeout=45, env=None):
     import subprocess
     import textwrap
     import _util
     return subprocess.run([sys.executable] + flags + ['-c', textwrap.dedent(code)],
-                          cwd=_util.TESTS, env=_util._clean_env(), capture_output=True,
+                          cwd=_util.TESTS, env=env or _util._clean_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -171,7 +172,8 @@ def run_with_flags(flags, code, timeout=45):
 def test_signal_storm_under_faulthandler(flag):
     """Handlers used to nest on faulthandler's alternate stack (empty
     sa_mask) until it overflowed: segfault or heap corruption."""
-    p = run_with_flags(['-X', flag], STORM)
+    import _util
+    p = run_with_flags(_util.storm_flags(flag), STORM, env=_util.storm_env())
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr[-3000:])
     sent, least = map(int, p.stdout.split())
     # thousands sent; every kind delivered (coalesced) at least once

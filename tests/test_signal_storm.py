@@ -20,11 +20,12 @@ import pytest
 import _util
 
 
-def _run(code, *args, timeout=60):
+def _run(code, *args, timeout=60, storm=False):
+    flags = _util.storm_flags() if storm else ['-X', 'faulthandler']
     return subprocess.run(
-        [sys.executable, '-X', 'faulthandler', '-c', textwrap.dedent(code)] + list(args),
-        cwd=_util.TESTS, env=_util._clean_env(), capture_output=True, text=True,
-        timeout=timeout)
+        [sys.executable] + flags + ['-c', textwrap.dedent(code)] + list(args),
+        cwd=_util.TESTS, env=_util.storm_env() if storm else _util._clean_env(),
+        capture_output=True, text=True, timeout=timeout)
 
 
 SENDER = r'''
@@ -117,7 +118,7 @@ def test_item6_signal_storm(run):
     ``-X faulthandler``: a normal exit, no 'Fatal Python error', no 'double
     free or corruption' (the C handler nested on faulthandler's alternate stack
     until it overflowed into the heap)."""
-    p = _run(STORM, '3', '2', textwrap.dedent(SENDER), timeout=90)
+    p = _run(STORM, '3', '2', textwrap.dedent(SENDER), timeout=90, storm=True)
     assert 'Fatal Python error' not in p.stderr, p.stderr[-6000:]
     assert 'double free' not in p.stderr and 'corruption' not in p.stderr, p.stderr[-6000:]
     assert p.returncode == 0, 'exited %r\n--- stdout ---\n%s\n--- stderr ---\n%s' % (

@@ -48,7 +48,9 @@ echo "asan.sh: building with $SAN_CC"
 )
 fi
 for so in "$ASAN_DIR"/gevent_c/*.so; do
-    if ! nm -D "$so" | grep -q __asan_; then
+    # grep reads all of nm's output: with -q it could exit first, and under
+    # pipefail nm's SIGPIPE would fail the check
+    if ! nm -D "$so" | grep __asan_ >/dev/null; then
         echo "asan.sh: $so is not instrumented" >&2
         exit 1
     fi
