@@ -28,6 +28,7 @@ from gevent_c.exceptions import (  # noqa: F401
     InvalidThreadUseError, HubDestroyed,
 )
 
+
 def get_loop():
     """The loop this thread's next hub will use: the one kept by
     ``Hub.destroy(destroy_loop=False)`` or given to ``set_loop``, else None."""
