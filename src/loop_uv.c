@@ -2005,8 +2005,9 @@ static PyMethodDef loop_methods[] = {
      "Called from another thread while the loop polls, it also wakes the loop."},
     {"now", (PyCFunction)loop_now, METH_NOARGS, "The loop's cached monotonic time, seconds."},
     {"debug", (PyCFunction)loop_debug, METH_NOARGS,
-     "debug() -> [HandleState(handle, type, watcher, ref, active, closing)]: "
-     "every libuv handle of the loop, as gevent's libuv loop reports them."},
+     "debug(): every libuv handle of the loop, as gevent's libuv loop reports "
+     "them: a list of HandleState named tuples (handle, type, watcher, ref, "
+     "active, closing)."},
     {"update_now", (PyCFunction)loop_update_now, METH_NOARGS, "Refresh the cached time."},
     {"update", (PyCFunction)loop_update_now, METH_NOARGS, "Alias of update_now() (gevent 1.0)."},
     {"break_", (PyCFunction)loop_break, METH_VARARGS, "Make the running run() return."},
