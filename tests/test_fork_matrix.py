@@ -19,7 +19,11 @@ import pytest
 import _util
 
 PRELUDE = r'''
-import os, signal, socket, sys, threading, time, traceback
+import os, signal, socket, sys, threading, time, traceback, warnings
+# CPython 3.12+ warns about any fork() in a process with threads (it cannot
+# know what they hold); what is checked here is that gevent_c prints nothing
+warnings.filterwarnings('ignore', message='This process .* is multi-threaded',
+                        category=DeprecationWarning)
 import gevent_c.hub as H
 import gevent_c.core as core
 
