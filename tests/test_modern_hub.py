@@ -402,7 +402,7 @@ def test_monitor_print_reports_off():
 
 
 def test_monitor_stops_with_the_hub():
-    out = _util.check_py('''
+    out = _util.run_py('''
         import os, threading, time
         import gevent_c.hub as H
         def nthreads():
@@ -416,13 +416,20 @@ def test_monitor_stops_with_the_hub():
             h.destroy(destroy_loop=True)
             res.append(h.periodic_monitoring_thread is None)
         t = threading.Thread(target=main); t.start(); t.join()
-        deadline = time.time() + 3
+        # the monitor notices kill() within its 0.5 s wait; a loaded
+        # machine under ASan is given far more
+        deadline = time.time() + 15
         while nthreads() != base and time.time() < deadline:
             time.sleep(0.02)
+        if nthreads() != base:
+            import sys, traceback
+            for ident, frame in sys._current_frames().items():
+                print('thread', hex(ident), ''.join(traceback.format_stack(frame)),
+                      file=sys.stderr)
         print(res[0], res[1] - base, res[2], nthreads() - base)
-    ''', env=MONITOR_ENV)
+    ''', env=MONITOR_ENV, timeout=40)
     # the hub's thread plus its monitor; afterwards both are gone
-    assert out.split() == ['True', '2', 'True', '0']
+    assert out.stdout.split() == ['True', '2', 'True', '0'], out.stderr
 
 
 def test_monitor_report_like_gevent():
