@@ -321,8 +321,19 @@ hub_switch_from(gevc_state *gst, PyObject *hub, PyGreenlet *cur)
         return PyObject_CallMethod(hub, "switch", NULL);
     if (call_switch_out(gst, cur) < 0)
         return NULL;
-    if (ours && ((HubObject *)hub)->in_run)
+    if (ours && ((HubObject *)hub)->in_run) {
+        /* the hub is suspended in a batch it dispatches: maybe do its
+         * next step here (loop_take_handoff) */
+        PyObject *lp = ((HubObject *)hub)->loop;
+        if (lp != NULL && (PyObject *)cur != hub && IS_LOOP(gst, lp)
+                && ((LoopObject *)lp)->disp_items != NULL) {
+            LoopObject *loop = (LoopObject *)lp;
+            WatcherObject *w = loop_take_handoff(loop, (PyObject *)cur);
+            if (w != NULL)
+                return loop_handoff(loop, w);
+        }
         return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
+    }
     if (PyGreenlet_STARTED((PyGreenlet *)hub) && !PyGreenlet_ACTIVE((PyGreenlet *)hub)) {
         /* greenlet would "switch" to the dead hub's parent and return ():
          * a wait that nothing can ever end must say so */

@@ -126,6 +126,12 @@ struct LoopObject {
      * it runs (closing_fd, reinit) go to a fresh array */
     WatcherObject **spare;
     Py_ssize_t spare_cap, dispatch_left;
+    /* the batch being dispatched (NULL between batches) and the index of
+     * the event being dispatched: a greenlet that switches to the hub takes
+     * the next event itself when it resumes a waiting greenlet (handoff) */
+    WatcherObject **disp_items;
+    Py_ssize_t disp_i, disp_n;
+    PyObject *handoff_last;    /* the greenlet last handed off to (owned) */
     /* due-now timers: fired after the next poll, as libev does (owned) */
     WatcherObject **ap_items;
     Py_ssize_t ap_n, ap_cap;

@@ -748,10 +748,14 @@ loop_dispatch_pending(LoopObject *self)
     for (Py_ssize_t i = 0; i < n; i++)
         Py_INCREF(items[i]);
     int rc = 0;
-    Py_ssize_t i = 0;
-    for (; i < n; i++) {
-        WatcherObject *w = items[i];
-        self->dispatch_left = n - i - 1;
+    /* Not re-entrant: a run() is never nested in another (loop_run_impl). */
+    self->disp_items = items;
+    self->disp_n = n;
+    /* disp_i is read again after each dispatch: a handoff (below) may have
+     * taken the events after it */
+    for (self->disp_i = 0; self->disp_i < n; self->disp_i++) {
+        WatcherObject *w = items[self->disp_i];
+        self->dispatch_left = n - self->disp_i - 1;
         if (rc == 0 && w->pending) {
             w->pending = 0;
             rc = watcher_dispatch(w);
@@ -761,7 +765,10 @@ loop_dispatch_pending(LoopObject *self)
         }
         Py_DECREF(w);
     }
+    self->disp_items = NULL;
+    self->disp_i = self->disp_n = 0;
     self->dispatch_left = 0;
+    Py_CLEAR(self->handoff_last);   /* set by a handoff from a plain callback */
     if (self->spare == NULL) {
         self->spare = items;
         self->spare_cap = cap;
@@ -770,6 +777,62 @@ loop_dispatch_pending(LoopObject *self)
         free(items);
     }
     return rc;
+}
+
+/* The handoff.  While the hub dispatches a batch, it switches to each
+ * waiting greenlet in turn, and each switches back to the hub when it waits
+ * again; the hub then switches to the next.  A greenlet that is about to
+ * switch to the hub (hub_switch_from) can do the hub's next step itself:
+ * if the next event of the batch resumes a greenlet directly (hub.wait(),
+ * sleep() on our watchers), it takes that event off the batch and switches
+ * there, one greenlet switch instead of two.  The order of events and what
+ * each does are those of the hub's own dispatch; the last greenlet of the
+ * chain switches to the hub, which goes on with what is left of the batch.
+ * Returns the watcher (the batch's reference passes to the caller), or
+ * NULL when the next event is not such a one; never raises. */
+static WatcherObject *
+loop_take_handoff(LoopObject *self, PyObject *cur)
+{
+    Py_ssize_t j = self->disp_i + 1;
+    if (self->disp_items == NULL || j >= self->disp_n || self->uv == NULL)
+        return NULL;
+    WatcherObject *w = self->disp_items[j];
+    PyObject *g = w->callback;
+    if (!w->pending || !w->direct_switch || g == NULL || g == cur || w->loop != self
+            || !PyGreenlet_ACTIVE((PyGreenlet *)g)
+            || self->run_ident != PyThread_get_thread_ident())
+        return NULL;
+    self->disp_i = j;
+    self->dispatch_left = self->disp_n - j - 1;
+    w->pending = 0;
+    return w;
+}
+
+/* Resume the greenlet of a watcher taken by loop_take_handoff, as
+ * watcher_dispatch would from the hub (the pending signals check aside: the
+ * greenlet's own bytecode makes it, and the hub makes it after the batch). */
+static PyObject *
+loop_handoff(LoopObject *self, WatcherObject *w)
+{
+    int was_active = w->active;
+    if (w->ops->fired)
+        w->ops->fired(w);
+    PyObject *g = Py_NewRef(w->callback);
+    w->direct_fired = 1;
+    if (was_active && !w->active) {
+        /* a fired one-shot: as watcher_dispatch does after the switch (the
+         * greenlet stops the watcher first thing anyway) */
+        Py_CLEAR(w->callback);
+        Py_CLEAR(w->args);
+        w->direct_switch = 0;
+    }
+    Py_DECREF(w);
+    /* if g dies, its exception reaches the hub, which names g (not the
+     * greenlet it switched to) as the context of the report */
+    Py_XSETREF(self->handoff_last, Py_NewRef(g));
+    PyObject *res = PyGreenlet_Switch((PyGreenlet *)g, NULL, NULL);
+    Py_DECREF(g);
+    return res;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1282,6 +1345,7 @@ loop_traverse(LoopObject *self, visitproc visit, void *arg)
         Py_VISIT(cb);
     for (Py_ssize_t i = 0; i < self->ap_n; i++)
         Py_VISIT(self->ap_items[i]);
+    Py_VISIT(self->handoff_last);
     return 0;
 }
 
@@ -1289,6 +1353,7 @@ static int
 loop_tp_clear(LoopObject *self)
 {
     Py_CLEAR(self->error_handler);
+    Py_CLEAR(self->handoff_last);
     loop_drop_callbacks(self);
     loop_drop_after_poll(self);
     return 0;
@@ -1305,6 +1370,7 @@ loop_dealloc(LoopObject *self)
     if (loop_destroy_impl(self) < 0)
         PyErr_WriteUnraisable((PyObject *)self);
     Py_CLEAR(self->error_handler);
+    Py_CLEAR(self->handoff_last);
     loop_free_spare_callbacks(self);
     if (default_loop_obj == self)
         default_loop_obj = NULL;

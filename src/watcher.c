@@ -323,7 +323,17 @@ watcher_dispatch(WatcherObject *w)
     int direct = w->direct_switch;
     if (direct) {
         w->direct_fired = 1;
+        Py_CLEAR(loop->handoff_last);
         res = PyGreenlet_Switch((PyGreenlet *)callback, NULL, NULL);
+        if (loop->handoff_last != NULL) {
+            /* the greenlet handed off (loop_handoff): the last one in the
+             * chain is the one that came back (or died) */
+            if (res == NULL)
+                Py_SETREF(callback, loop->handoff_last);
+            else
+                Py_DECREF(loop->handoff_last);
+            loop->handoff_last = NULL;
+        }
     }
     else if (w->ops->call)
         res = w->ops->call(w, callback, args);
