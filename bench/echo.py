@@ -368,6 +368,10 @@ def main():
     ap.add_argument('--warmup', type=float, default=0.5)
     ap.add_argument('--callgrind', action='store_true',
                     help='server instructions per round trip under valgrind instead')
+    ap.add_argument('--update-doc', action='store_true',
+                    help='rewrite only the echo section of docs/performance.md (and its chart) '
+                         'with this run, and the copy of bench/notes.md there; the other tables '
+                         'stay from the last full make bench')
     args = ap.parse_args()
     impls = tuple(args.impls.split(','))
     bad = [i for i in impls if i not in IMPLS]
@@ -383,7 +387,29 @@ def main():
     print()
     print(table(results))
     print(summary(results))
+    if args.update_doc:
+        update_doc(results, {'repeat': args.repeat, 'seconds': args.seconds,
+                             'warmup': args.warmup})
     return 0
+
+
+def update_doc(results, info, docs=HERE.parent / 'docs'):
+    """Replace the echo section of docs/performance.md (a full make bench wrote it) and the
+    copy of bench/notes.md at its end; the micro-benchmark tables are left as they are."""
+    path = docs / 'performance.md'
+    text = path.read_text()
+    start = text.index('## TCP echo server')
+    end = text.index('\n## ', start + 1) + 1
+    new = section(results, info, docs).rstrip('\n') + (
+        '\n\nThis section was measured again on its own (`python3 bench/echo.py --update-doc`, '
+        '%s); the tables above are from the last full `make bench`.\n\n'
+        % time.strftime('%Y-%m-%d'))
+    text = text[:start] + new + text[end:]
+    notes = (HERE / 'notes.md').read_text()
+    first = notes.split('\n', 1)[0]
+    text = text[:text.index(first + '\n')] + notes
+    path.write_text(text)
+    print('wrote the echo section of docs/performance.md and docs/performance-echo.png')
 
 
 if __name__ == '__main__':

@@ -267,6 +267,10 @@ def main():
             print('\necho servers under callgrind (instructions per round trip):', flush=True)
             print(echo.callgrind_table(echo.callgrind(echo_impls,
                                                       log=lambda s: print(s, flush=True))))
+            print('\nthe echo server\'s path in one process (bench/echo_inproc.py), which no '
+                  'client or machine load moves:', flush=True)
+            import echo_inproc
+            echo_inproc.report([i for i in ('gevent_c', 'gevent') if i in impls])
         return rc
 
     import report
