@@ -34,12 +34,12 @@ ROOT = HERE.parent
 CLIENT_SRC = HERE / 'echo_client.c'
 SERVERS_PY = HERE / 'echo_servers.py'
 BUILD = ROOT / 'build' / 'bench'
-IMPLS = ('gevent_c', 'gevent', 'asyncio', 'uvloop')
+IMPLS = ('gevent_c', 'gevent_c-io', 'gevent', 'asyncio', 'uvloop')
 BASE = 'uvloop'                      # the ratios are against it
 CONNS = (1, 10, 100)
 SERVER_CPU, CLIENT_CPU = 0, 1
-NAMES = {'gevent_c': 'gevent_c', 'gevent': 'gevent (libev)', 'asyncio': 'asyncio',
-         'uvloop': 'uvloop'}
+NAMES = {'gevent_c': 'gevent_c', 'gevent_c-io': 'gevent_c, io.recv_into/send',
+         'gevent': 'gevent (libev)', 'asyncio': 'asyncio', 'uvloop': 'uvloop'}
 # metric: (label, unit, better)
 METRICS = {
     'rps': ('round trips/s', 'rps', 'higher'),
@@ -84,7 +84,7 @@ def pinned(cpu):
 def server_env(impl):
     env = dict(os.environ)
     env.pop('GEVENT_LOOP', None)
-    if impl == 'gevent_c':
+    if impl.startswith('gevent_c'):
         env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + [p for p in [env.get('PYTHONPATH')]
                                                             if p])
     return env
@@ -288,7 +288,13 @@ def table(results):
     return '\n'.join(lines)
 
 
-def summary(results, impl='gevent_c'):
+def summary(results, impls=('gevent_c', 'gevent_c-io')):
+    """The target lines for gevent_c's servers (the plain-socket one, then the io one)."""
+    return '\n'.join(filter(None, (summary_one(results, i) for i in impls
+                                    if any(i in results[c] for c in results))))
+
+
+def summary_one(results, impl):
     out = []
     for metric, c, bound, kind in TARGETS:
         if c not in results:
@@ -339,8 +345,10 @@ def section(results, info, docs):
 One server process against a C load generator (`bench/echo_client.c`) that keeps N connections
 open on loopback, each with one 64-byte message in flight. gevent_c and gevent run the same
 greenlet-per-connection code on their shared hub API (non-blocking `recv_into`/`send`,
-`hub.wait()` on the connection's io watcher when a call would block); asyncio and uvloop run an
-`asyncio.Protocol` that writes back what it receives (`bench/echo_servers.py`). Each cell is the
+`hub.wait()` on the connection's io watcher when a call would block); "gevent_c, io.recv_into/send"
+is the same server with the io watchers' own `recv_into()`/`send()` (a gevent_c extension,
+`docs/hub.md`); asyncio and uvloop run an `asyncio.Protocol` that writes back what it receives
+(`bench/echo_servers.py`). Each cell is the
 median over {info['repeat']} fresh server processes ({info['seconds']:g} s measured after
 {info['warmup']:g} s of warm-up), interleaved; {pin}. Server CPU is utime + stime from
 `/proc/PID/stat` over the measured window, divided by the round trips. The `÷ uvloop` columns

@@ -10,6 +10,7 @@ IMPL:
   share (``get_hub().loop.io``, ``get_hub().wait``, ``spawn_raw``): non-blocking
   ``recv_into``/``send`` on the socket, and ``hub.wait()`` on the connection's io watcher when a
   call would block.
+- ``gevent_c-io``: the same on gevent_c, with the io watchers' ``recv_into()``/``send()``.
 - ``asyncio``, ``uvloop``: an ``asyncio.Protocol`` whose ``data_received`` writes the data back.
 """
 import os
@@ -94,6 +95,51 @@ def greenlet_server(hubmod):
             spawn(handle, conn)
 
 
+def io_server():
+    """gevent_c's own server path: the same greenlet per connection, with the io watchers'
+    C-level ``recv_into()`` and ``send()`` (each waits on its watcher when it would block)."""
+    import gevent_c.hub as H
+    hub = H.get_hub()
+    loop, wait, spawn = hub.loop, hub.wait, H.spawn_raw
+    READ, WRITE = 1, 2
+
+    def handle(sock):
+        fd = sock.fileno()
+        readable, writable = loop.io(fd, READ), loop.io(fd, WRITE)
+        buf = bytearray(BUF)
+        view = memoryview(buf)
+        recv_into, send = readable.recv_into, writable.send
+        try:
+            while True:
+                n = recv_into(buf)
+                if not n:
+                    break
+                sent = send(view[:n])
+                while sent < n:
+                    sent += send(view[sent:n])
+        except OSError:         # ECONNRESET from a client that went away
+            pass
+        finally:
+            readable.close()
+            writable.close()
+            sock.close()
+
+    lsock = listener()
+    lsock.setblocking(False)
+    incoming = loop.io(lsock.fileno(), READ)
+    ready(lsock.getsockname()[1])
+    while True:
+        wait(incoming)
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except BlockingIOError:
+                break
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            spawn(handle, conn)
+
+
 def protocol_server(loop):
     import asyncio
 
@@ -113,7 +159,7 @@ def main(argv):
     impl = argv[1]
     signal.alarm(int(argv[2]) if len(argv) > 2 else 300)   # default action: terminate
     try:
-        if impl == 'gevent_c':
+        if impl in ('gevent_c', 'gevent_c-io'):
             import gevent_c.hub as hubmod
         elif impl == 'gevent':
             os.environ.pop('GEVENT_LOOP', None)
@@ -130,7 +176,9 @@ def main(argv):
         sys.stdout.write('na: %s\n' % e)
         sys.stdout.flush()
         return 3
-    if impl in ('gevent_c', 'gevent'):
+    if impl == 'gevent_c-io':
+        io_server()
+    elif impl in ('gevent_c', 'gevent'):
         greenlet_server(hubmod)
     else:
         protocol_server(loop)

@@ -252,6 +252,7 @@ typedef struct IoObject {
     int events;
     int revents;
     int pass_events;
+    int drained;               /* recv_into's last receive emptied the fd */
 } IoObject;
 
 typedef struct {
@@ -318,6 +319,7 @@ typedef struct {
 static int is_hub_destroyed(gevc_state *gst, PyObject *type);
 static PyObject *get_hub_impl(gevc_state *gst);
 static PyObject *hub_switch_impl(gevc_state *gst, PyObject *hub);
+static PyObject *hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher);
 static PyObject *hub_loop_of(gevc_state *gst, PyObject *hub);
 static unsigned long main_thread_ident(void);
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <sys/socket.h>
 
 static PyObject *EVENTS_sentinel = NULL;  /* gevent_c.core.EVENTS, set lazily */
 
@@ -307,10 +308,157 @@ io_get_events_str(WatcherObject *w, void *c)
     return events_str(IO(w)->events);
 }
 
+/* ---- recv_into() and send(): the server path in C ----
+ *
+ * What a greenlet-per-connection server does around every wait, done in one
+ * C call on the connection's io watcher: the system call with MSG_DONTWAIT
+ * (so the fd's own blocking mode does not matter) and the GIL held (it
+ * cannot block), and, when it would block, hub.wait() on the watcher.  The
+ * socket module's recv_into/send parse their arguments into a tuple and
+ * release and re-take the GIL around each call; here neither happens. */
+
+/* hub.wait(w) on this thread's hub, for recv_into/send. */
+static int
+io_wait_ready(WatcherObject *w, const char *what)
+{
+    gevc_state *gst = w->loop->gst;
+    if (w->active) {
+        PyErr_Format(gst->ConcurrentObjectUseError,
+                     "%s(): the watcher is already started (another greenlet waits on it, "
+                     "or it has a callback)", what);
+        return -1;
+    }
+    PyObject *hub = get_hub_impl(gst);
+    if (hub == NULL)
+        return -1;
+    if (IS_HUB(gst, hub) && ((HubObject *)hub)->loop != (PyObject *)w->loop) {
+        Py_DECREF(hub);
+        PyErr_Format(PyExc_ValueError, "%s(): the watcher's loop is not this thread's hub's loop",
+                     what);
+        return -1;
+    }
+    PyObject *r = hub_wait_impl(gst, hub, (PyObject *)w);
+    Py_DECREF(hub);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+io_check_direction(WatcherObject *w, int event, const char *what)
+{
+    if (watcher_check_usable(w) < 0)
+        return -1;
+    if (!(IO(w)->events & event)) {
+        PyErr_Format(PyExc_ValueError, "%s() needs an io watcher with %s in its events",
+                     what, event == UV_READABLE ? "READ" : "WRITE");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+io_recv_into(WatcherObject *w, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"buffer", "nbytes", NULL};
+    Py_buffer view;
+    Py_ssize_t nbytes = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "w*|n:recv_into", kwlist, &view, &nbytes))
+        return NULL;
+    PyObject *res = NULL;
+    if (nbytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative buffersize in recv_into");
+        goto done;
+    }
+    if (nbytes == 0 || nbytes > view.len)
+        nbytes = view.len;
+    if (io_check_direction(w, UV_READABLE, "recv_into") < 0)
+        goto done;
+    if (nbytes == 0) {
+        res = PyLong_FromLong(0);   /* an empty buffer: nothing to wait for */
+        goto done;
+    }
+    IoObject *io = IO(w);
+    /* After a short read the fd is most likely empty (as libuv assumes):
+     * wait before the next receive rather than make one that fails with
+     * EAGAIN.  The wait returns at once if data is there (level-triggered). */
+    int wait_first = io->drained;
+    for (;;) {
+        if (wait_first) {
+            wait_first = 0;
+            if (io_wait_ready(w, "recv_into") < 0 || io_check_direction(w, UV_READABLE, "recv_into") < 0)
+                goto done;
+        }
+        ssize_t n = recv(io->fd, view.buf, (size_t)nbytes, MSG_DONTWAIT);
+        if (n >= 0) {
+            io->drained = n < nbytes;
+            res = PyLong_FromSsize_t(n);
+            goto done;
+        }
+        if (errno == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                goto done;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+        wait_first = 1;
+    }
+done:
+    PyBuffer_Release(&view);
+    return res;
+}
+
+static PyObject *
+io_send(WatcherObject *w, PyObject *args)
+{
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*:send", &view))
+        return NULL;
+    PyObject *res = NULL;
+    if (io_check_direction(w, UV_WRITABLE, "send") < 0)
+        goto done;
+    for (;;) {
+        ssize_t n = send(IO(w)->fd, view.buf, (size_t)view.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) {
+            res = PyLong_FromSsize_t(n);
+            goto done;
+        }
+        if (errno == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                goto done;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+        if (io_wait_ready(w, "send") < 0 || io_check_direction(w, UV_WRITABLE, "send") < 0)
+            goto done;
+    }
+done:
+    PyBuffer_Release(&view);
+    return res;
+}
+
 static PyMethodDef io_methods[] = {
     {"start", (PyCFunction)(void (*)(void))io_start, METH_VARARGS | METH_KEYWORDS,
      "start(callback, *args, pass_events=False): call callback when the fd is "
      "ready (level-triggered)."},
+    {"recv_into", (PyCFunction)(void (*)(void))io_recv_into, METH_VARARGS | METH_KEYWORDS,
+     "recv_into(buffer, nbytes=0) -> int: receive up to nbytes (0: len(buffer)) from the\n"
+     "socket fd into buffer, waiting on this watcher (hub.wait) while nothing is there;\n"
+     "0 at end of file (and at once for an empty buffer).  The watcher's events must include READ, and it must not be\n"
+     "started.  A gevent_c extension: what socket.recv_into plus hub.wait do in a\n"
+     "greenlet server, in one C call."},
+    {"send", (PyCFunction)io_send, METH_VARARGS,
+     "send(data) -> int: send bytes-like data on the socket fd, waiting on this watcher\n"
+     "(hub.wait) while the socket's buffer is full; returns the number of bytes sent\n"
+     "(may be fewer than len(data)).  The watcher's events must include WRITE, and it\n"
+     "must not be started.  A gevent_c extension, like recv_into()."},
     {NULL}
 };
 

@@ -131,6 +131,8 @@ ARGS = {
     'stat': lambda: ('/', 10.0),
     'closing_fd': lambda: (spare_r,),
     ('loop', 'run'): lambda: (True,),             # nowait: bounded either way
+    ('io', 'recv_into'): lambda: (bytearray(4),),
+    ('io', 'send'): lambda: (b'x',),
     ('loop', 'handle_error'): lambda: ('ctx', SweepError, SweepError('x'), None),
     ('Hub', 'switch'): lambda: (),
     ('Hub', 'throw'): lambda: (SweepError,),

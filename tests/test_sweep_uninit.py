@@ -66,7 +66,7 @@ ARGS = {
     'spawn': (noop,), 'apply': (noop,), '_submit': (noop, (), {}, None),
     '__exit__': (None, None, None), 'switch': (1,), 'throw': (ValueError,),
     'timer': (10,), 'io': (r, 1), 'signal': (signal.SIGUSR2,), 'stat': ('/', 10.0),
-    'child': (os.getpid(),), 'closing_fd': (r,), 'join': (0.01,),
+    'child': (os.getpid(),), 'closing_fd': (r,), 'join': (0.01,), 'recv_into': (bytearray(4),),
     'handle_error': ('ctx', ValueError, ValueError('x'), None),
     'print_exception': ('ctx', ValueError, ValueError('x'), None),
     'gethostbyname': ('127.0.0.1',), 'getaddrinfo': ('127.0.0.1', 80),
