@@ -7,7 +7,8 @@ N greenlets each serve one end of a socketpair with the echo server's code (wait
 So each poll finds up to N connections ready, as a saturated server's does, and no client process
 or machine load changes what is counted (``bench/echo.py --callgrind`` measures the real server,
 but its count moves with how many connections each poll happens to find ready).  The same code
-runs on gevent_c's hub and on gevent's; each runs under callgrind for two numbers of rounds, and
+runs on gevent_c's hub and on gevent's (and ``gevent_c-io`` serves with the io watchers'
+``recv_into()``/``send()``); each runs under callgrind for two numbers of rounds, and
 the difference in instructions is divided by the difference in round trips, so start-up cancels
 out.  The figure includes the driver's side (a send and a receive per round trip).
 
@@ -27,7 +28,7 @@ ROOT = HERE.parent
 
 def child(impl, conns, rounds):
     import socket
-    if impl == 'gevent_c':
+    if impl.startswith('gevent_c'):
         import gevent_c.hub as H
     else:
         import gevent.hub as H
@@ -47,8 +48,15 @@ def child(impl, conns, rounds):
             n = recv_into(buf)
             send(buf[:n])
 
+    def serve_io(a):
+        # gevent_c's io.recv_into()/send(): each waits on its watcher
+        recv_into, send = loop.io(a.fileno(), 1).recv_into, loop.io(a.fileno(), 2).send
+        while True:
+            n = recv_into(buf)
+            send(buf[:n])
+
     for a, _ in pairs:
-        H.spawn_raw(serve, a)
+        H.spawn_raw(serve_io if impl == 'gevent_c-io' else serve, a)
     H.sleep(0)
     ends = [(b, loop.io(b.fileno(), 1)) for _, b in pairs]
     for _ in range(rounds):
@@ -68,7 +76,7 @@ def count(impl, conns, rounds, python):
     fd, out = tempfile.mkstemp(prefix='echo-inproc-cg-')
     os.close(fd)
     env = dict(os.environ)
-    if impl == 'gevent_c':
+    if impl.startswith('gevent_c'):
         env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + [p for p in [env.get('PYTHONPATH')] if p])
     try:
         p = subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out, python,
@@ -87,7 +95,7 @@ def main():
         child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--impls', default='gevent_c,gevent')
+    ap.add_argument('--impls', default='gevent_c,gevent_c-io,gevent')
     ap.add_argument('--conns', type=int, default=100)
     ap.add_argument('--rounds', default='200,600')
     ap.add_argument('--python', default=sys.executable)
@@ -102,7 +110,7 @@ def report(impls, conns=100, rounds='200,600', python=sys.executable):
         sys.path.insert(0, str(ROOT))   # the checkout's gevent_c, as count() gives the child
     for impl in impls:
         try:
-            __import__('gevent_c.hub' if impl == 'gevent_c' else 'gevent.hub')
+            __import__('gevent_c.hub' if impl.startswith('gevent_c') else 'gevent.hub')
         except ImportError as e:
             print('%-8s n/a (%s)' % (impl, e))
             continue

@@ -270,7 +270,8 @@ def main():
             print('\nthe echo server\'s path in one process (bench/echo_inproc.py), which no '
                   'client or machine load moves:', flush=True)
             import echo_inproc
-            echo_inproc.report([i for i in ('gevent_c', 'gevent') if i in impls])
+            echo_inproc.report([i for i in ('gevent_c', 'gevent_c-io', 'gevent')
+                                if i.split('-')[0] in impls])
         return rc
 
     import report

@@ -358,13 +358,58 @@ io_check_direction(WatcherObject *w, int event, const char *what)
     return 0;
 }
 
-static PyObject *
-io_recv_into(WatcherObject *w, PyObject *args, PyObject *kwds)
+/* The buffer protocol's errors for a wrong type read as TypeErrors, as
+ * with the socket module's "w*"/"y*" arguments. */
+static int
+io_get_buffer(PyObject *o, Py_buffer *view, int flags, const char *what)
 {
-    static char *kwlist[] = {"buffer", "nbytes", NULL};
-    Py_buffer view;
+    if (PyObject_GetBuffer(o, view, flags) == 0)
+        return 0;
+    if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s, not %.200s", what, Py_TYPE(o)->tp_name);
+    }
+    return -1;
+}
+
+/* recv_into(buffer, nbytes=0), parsed by hand: METH_FASTCALL, no argument
+ * tuple (this is called once per message). */
+static PyObject *
+io_recv_into(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *bufobj = nargs > 0 ? args[0] : NULL, *nbytes_o = nargs > 1 ? args[1] : NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "recv_into() takes at most 2 arguments (%zd given)",
+                     nargs + nkw);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = PyUnicode_CompareWithASCIIString(key, "buffer") == 0 ? &bufobj
+                        : PyUnicode_CompareWithASCIIString(key, "nbytes") == 0 ? &nbytes_o
+                        : NULL;
+        if (slot == NULL || *slot != NULL) {
+            PyErr_Format(PyExc_TypeError, slot ? "recv_into() got multiple values for "
+                         "argument '%U'" : "recv_into() got an unexpected keyword argument '%U'",
+                         key);
+            return NULL;
+        }
+        *slot = args[nargs + i];
+    }
+    if (bufobj == NULL) {
+        PyErr_SetString(PyExc_TypeError, "recv_into() missing required argument 'buffer'");
+        return NULL;
+    }
     Py_ssize_t nbytes = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "w*|n:recv_into", kwlist, &view, &nbytes))
+    if (nbytes_o != NULL) {
+        nbytes = PyNumber_AsSsize_t(nbytes_o, PyExc_OverflowError);
+        if (nbytes == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    Py_buffer view;
+    if (io_get_buffer(bufobj, &view, PyBUF_WRITABLE,
+                      "recv_into() argument 'buffer' must be a writable bytes-like object") < 0)
         return NULL;
     PyObject *res = NULL;
     if (nbytes < 0) {
@@ -413,10 +458,11 @@ done:
 }
 
 static PyObject *
-io_send(WatcherObject *w, PyObject *args)
+io_send(WatcherObject *w, PyObject *data)
 {
     Py_buffer view;
-    if (!PyArg_ParseTuple(args, "y*:send", &view))
+    if (io_get_buffer(data, &view, PyBUF_SIMPLE,
+                      "send() argument must be a contiguous bytes-like object") < 0)
         return NULL;
     PyObject *res = NULL;
     if (io_check_direction(w, UV_WRITABLE, "send") < 0)
@@ -448,13 +494,13 @@ static PyMethodDef io_methods[] = {
     {"start", (PyCFunction)(void (*)(void))io_start, METH_VARARGS | METH_KEYWORDS,
      "start(callback, *args, pass_events=False): call callback when the fd is "
      "ready (level-triggered)."},
-    {"recv_into", (PyCFunction)(void (*)(void))io_recv_into, METH_VARARGS | METH_KEYWORDS,
+    {"recv_into", (PyCFunction)(void (*)(void))io_recv_into, METH_FASTCALL | METH_KEYWORDS,
      "recv_into(buffer, nbytes=0) -> int: receive up to nbytes (0: len(buffer)) from the\n"
      "socket fd into buffer, waiting on this watcher (hub.wait) while nothing is there;\n"
      "0 at end of file (and at once for an empty buffer).  The watcher's events must include READ, and it must not be\n"
      "started.  A gevent_c extension: what socket.recv_into plus hub.wait do in a\n"
      "greenlet server, in one C call."},
-    {"send", (PyCFunction)io_send, METH_VARARGS,
+    {"send", (PyCFunction)io_send, METH_O,
      "send(data) -> int: send bytes-like data on the socket fd, waiting on this watcher\n"
      "(hub.wait) while the socket's buffer is full; returns the number of bytes sent\n"
      "(may be fewer than len(data)).  The watcher's events must include WRITE, and it\n"
