@@ -22,7 +22,7 @@ from gevent_c._config import (  # noqa: F401
     DEFAULT_LOOP, DEFAULT_RESOLVER, DEFAULT_THREADPOOL, settings,
 )
 from gevent_c._wait import iwait, wait, linkproxy  # noqa: F401
-from gevent_c._monitor import _HubMonitorMixin
+from gevent_c._monitor import PeriodicMonitoringThread
 from gevent_c.exceptions import (  # noqa: F401
     LoopExit, BlockingSwitchOutError, InvalidSwitchError, ConcurrentObjectUseError,
     InvalidThreadUseError, HubDestroyed,
@@ -80,7 +80,7 @@ def _exception_value(tp, value):
     return value
 
 
-class Hub(_HubMonitorMixin, HubCore):
+class Hub(HubCore):
     """Hub(loop=None, default=None): the greenlet that runs the event loop.
 
     One per thread (``get_hub()``).  The switching, ``run()`` and ``wait()``
@@ -98,6 +98,51 @@ class Hub(_HubMonitorMixin, HubCore):
     SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
     #: Errors ``handle_error`` does not print.
     NOT_ERROR = (GreenletExit, SystemExit)
+
+    # The modern hub's monitor and close helpers are defined here rather than
+    # in a mixin: every greenlet type check on the hub (about 25 per switch
+    # pair) walks the MRO, so each base class costs (callgrind, sleep(0)).
+
+    #: The hub's PeriodicMonitoringThread, once started.
+    periodic_monitoring_thread = None
+
+    def start_periodic_monitoring_thread(self):
+        """Start the blocking monitor if ``settings.monitor_thread`` is on
+        and it is not running; return it (or None)."""
+        if self.periodic_monitoring_thread is None and settings.monitor_thread:
+            self.periodic_monitoring_thread = PeriodicMonitoringThread(self)
+        return self.periodic_monitoring_thread
+
+    def _stop_periodic_monitoring_thread(self):
+        thread = self.periodic_monitoring_thread
+        if thread is not None:
+            thread.kill()
+            self.periodic_monitoring_thread = None
+
+    def cancel_waits_close_and_then(self, watchers, exc_kind, then, *then_args):
+        """Close ``watchers`` (None entries are skipped), raising
+        ``exc_kind`` in any greenlet waiting on one, then call
+        ``then(*then_args)``: at once when nobody waits, else from the
+        hub after the waiters were woken (what gevent's sockets call when
+        they close)."""
+        deferred = []
+        for watcher in watchers:
+            if watcher is None:
+                continue
+            if watcher.callback is None:
+                watcher.close()
+            else:
+                deferred.append(watcher)
+        if deferred:
+            self.loop.run_callback(self._cancel_waits_then, deferred, exc_kind, then, then_args)
+        else:
+            then(*then_args)
+
+    def _cancel_waits_then(self, watchers, exc_kind, then, then_args):
+        for watcher in watchers:
+            self._cancel_wait(watcher, exc_kind, True)
+        then(*then_args)
+
     loop_class = config(list(DEFAULT_LOOP), 'GEVENT_LOOP', _loops)
     resolver_class = resolver_config(list(DEFAULT_RESOLVER), 'GEVENT_RESOLVER')
     threadpool_class = config(list(DEFAULT_THREADPOOL), 'GEVENT_THREADPOOL')
