@@ -250,3 +250,94 @@ def test_echo_pattern_counts(loop, hub, n):
         H.sleep(0.01)
         assert all(g.dead for g in glets)
         _close(pairs)
+
+
+def test_handoff_stress(check_py):
+    # 150 greenlets waiting on timers, io (hub.wait and io.recv_into) and
+    # sleep(0), killing each other and stopping each other's watchers while
+    # batches are handed off: no crash, no error, every greenlet killable
+    out = check_py('''
+        import gc, random, socket, time
+        import greenlet
+        import gevent_c.hub as H
+        hub = H.get_hub()
+        loop = hub.loop
+        rnd = random.Random(20261203)
+        N = 150
+        pairs = [socket.socketpair() for _ in range(N)]
+        for a, b in pairs:
+            a.setblocking(False)
+            b.setblocking(False)
+        glets, watchers, errors, handoffs = [], {}, [], [0]
+
+        def worker(i):
+            a = pairs[i][0]
+            r, t = loop.io(a.fileno(), 1), loop.timer(0)
+            watchers[i] = [r, t]
+            buf = bytearray(16)
+            while True:
+                op = rnd.random()
+                try:
+                    if op < 0.3:
+                        t.close()
+                        t = watchers[i][1] = loop.timer(rnd.choice((0, 0.001, 0.002)))
+                        hub.wait(t)
+                    elif op < 0.6:
+                        try:
+                            pairs[rnd.randrange(N)][1].send(b'x')
+                        except BlockingIOError:
+                            pass
+                        if rnd.random() < 0.5:
+                            r.recv_into(buf)
+                        else:
+                            hub.wait(r)
+                            try:
+                                a.recv(16)
+                            except BlockingIOError:
+                                pass
+                    elif op < 0.7:
+                        H.sleep(0)
+                    elif op < 0.75:
+                        g = glets[rnd.randrange(len(glets))]
+                        if g is not greenlet.getcurrent():
+                            H.kill(g)
+                    elif op < 0.85:
+                        j = rnd.randrange(N)
+                        if j in watchers:
+                            watchers[j][rnd.randrange(2)].stop()
+                    elif op < 0.9:
+                        gc.collect(0)
+                    else:
+                        H.sleep(0.0005)
+                except Exception as e:
+                    errors.append(repr(e))
+
+        def trace(event, args):
+            if event == 'switch' and args[0] in members and args[1] in members:
+                handoffs[0] += 1
+
+        members = set()
+        greenlet.settrace(trace)
+        for i in range(N):
+            glets.append(H.spawn_raw(worker, i))
+            members.add(glets[-1])
+        deadline = time.time() + 2
+        while time.time() < deadline:
+            H.sleep(0.01)
+            for k, g in enumerate(glets):
+                if g.dead:
+                    glets[k] = H.spawn_raw(worker, k)
+                    members.add(glets[k])
+        for g in glets:
+            H.kill(g)
+        H.sleep(0.05)
+        greenlet.settrace(None)
+        assert all(g.dead for g in glets)
+        assert not errors, errors[:5]
+        assert handoffs[0] > 0
+        for a, b in pairs:
+            a.close()
+            b.close()
+        print('ok')
+    ''', timeout=60)
+    assert out.strip() == 'ok', out
