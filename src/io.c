@@ -358,6 +358,38 @@ io_check_direction(WatcherObject *w, int event, const char *what)
     return 0;
 }
 
+/* The loop of recv_into() and send(): the system call (MSG_DONTWAIT: it
+ * cannot block, so the GIL stays), retried after EINTR, and after a wait on
+ * the watcher when it would block.  `wait_first` waits before the first
+ * call.  Returns the byte count, or -1 with an exception set. */
+static ssize_t
+io_transfer(WatcherObject *w, int event, const char *what, void *buf, size_t len,
+            int wait_first)
+{
+    for (;;) {
+        if (wait_first) {
+            wait_first = 0;
+            if (io_wait_ready(w, what) < 0 || io_check_direction(w, event, what) < 0)
+                return -1;
+        }
+        ssize_t n = event == UV_READABLE
+                  ? recv(IO(w)->fd, buf, len, MSG_DONTWAIT)
+                  : send(IO(w)->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                return -1;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        wait_first = 1;
+    }
+}
+
 /* The buffer protocol's errors for a wrong type read as TypeErrors, as
  * with the socket module's "w*"/"y*" arguments. */
 static int
@@ -428,29 +460,10 @@ io_recv_into(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject
     /* After a short read the fd is most likely empty (as libuv assumes):
      * wait before the next receive rather than make one that fails with
      * EAGAIN.  The wait returns at once if data is there (level-triggered). */
-    int wait_first = io->drained;
-    for (;;) {
-        if (wait_first) {
-            wait_first = 0;
-            if (io_wait_ready(w, "recv_into") < 0 || io_check_direction(w, UV_READABLE, "recv_into") < 0)
-                goto done;
-        }
-        ssize_t n = recv(io->fd, view.buf, (size_t)nbytes, MSG_DONTWAIT);
-        if (n >= 0) {
-            io->drained = n < nbytes;
-            res = PyLong_FromSsize_t(n);
-            goto done;
-        }
-        if (errno == EINTR) {
-            if (PyErr_CheckSignals() < 0)
-                goto done;
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            goto done;
-        }
-        wait_first = 1;
+    ssize_t n = io_transfer(w, UV_READABLE, "recv_into", view.buf, (size_t)nbytes, io->drained);
+    if (n >= 0) {
+        io->drained = n < nbytes;
+        res = PyLong_FromSsize_t(n);
     }
 done:
     PyBuffer_Release(&view);
@@ -465,27 +478,11 @@ io_send(WatcherObject *w, PyObject *data)
                       "send() argument must be a contiguous bytes-like object") < 0)
         return NULL;
     PyObject *res = NULL;
-    if (io_check_direction(w, UV_WRITABLE, "send") < 0)
-        goto done;
-    for (;;) {
-        ssize_t n = send(IO(w)->fd, view.buf, (size_t)view.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n >= 0) {
+    if (io_check_direction(w, UV_WRITABLE, "send") == 0) {
+        ssize_t n = io_transfer(w, UV_WRITABLE, "send", view.buf, (size_t)view.len, 0);
+        if (n >= 0)
             res = PyLong_FromSsize_t(n);
-            goto done;
-        }
-        if (errno == EINTR) {
-            if (PyErr_CheckSignals() < 0)
-                goto done;
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            goto done;
-        }
-        if (io_wait_ready(w, "send") < 0 || io_check_direction(w, UV_WRITABLE, "send") < 0)
-            goto done;
     }
-done:
     PyBuffer_Release(&view);
     return res;
 }
