@@ -70,24 +70,30 @@ fdpoll_close_native(FdPoll *p)
     p->armed = 0;
 }
 
-/* (Re)initialise the native poll for p->fd; -1 with OSError set. */
 static int
-fdpoll_open_native(FdPoll *p)
+fd_stat(int fd, struct stat *st)
 {
-    struct stat st;
-    if (fstat(p->fd, &st) < 0) {
+    if (fstat(fd, st) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    return 0;
+}
+
+/* (Re)initialise the native poll for p->fd, whose fstat() is `st`; -1
+ * with OSError set. */
+static int
+fdpoll_open_native(FdPoll *p, const struct stat *st)
+{
     uv_poll_t *h = malloc(sizeof(*h));
     if (h == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     int err = uv_poll_init(p->loop->uv, h, p->fd);
-    p->dev = st.st_dev;
-    p->ino = st.st_ino;
-    p->is_sock = S_ISSOCK(st.st_mode) ? 1 : 0;
+    p->dev = st->st_dev;
+    p->ino = st->st_ino;
+    p->is_sock = S_ISSOCK(st->st_mode) ? 1 : 0;
     p->armed = 0;
     p->always_ready = 0;
     p->maybe_new = 0;
@@ -114,14 +120,12 @@ static int
 fdpoll_validate(FdPoll *p)
 {
     struct stat st;
-    if (fstat(p->fd, &st) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
+    if (fd_stat(p->fd, &st) < 0)
         return -1;
-    }
     if ((p->poll || p->always_ready) && st.st_dev == p->dev && st.st_ino == p->ino)
         return 0;
     fdpoll_close_native(p);
-    return fdpoll_open_native(p);
+    return fdpoll_open_native(p, &st);
 }
 
 static FdPoll *
@@ -146,6 +150,9 @@ loop_get_fdpoll(LoopObject *loop, int fd)
             return NULL;
         return p;
     }
+    struct stat st;
+    if (fd_stat(fd, &st) < 0)
+        return NULL;
     p = PyMem_Calloc(1, sizeof(*p));
     if (p == NULL) {
         PyErr_NoMemory();
@@ -153,7 +160,7 @@ loop_get_fdpoll(LoopObject *loop, int fd)
     }
     p->loop = loop;
     p->fd = fd;
-    if (fdpoll_open_native(p) < 0) {
+    if (fdpoll_open_native(p, &st) < 0) {
         PyMem_Free(p);
         return NULL;
     }
