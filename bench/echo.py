@@ -56,6 +56,22 @@ class Failed(Exception):
     pass
 
 
+def outcome(res, impl, line, run):
+    """run() one measurement of impl; returns its result, or None when it failed or impl is
+    n/a, which res[impl] and the progress line then record."""
+    try:
+        out = run()
+    except Failed as e:
+        res[impl] = {'error': str(e)}
+        line.append('%s FAILED: %s' % (impl, e))
+        return None
+    if 'na' in out:
+        res[impl] = {'na': out['na']}
+        line.append('%s n/a' % impl)
+        return None
+    return out
+
+
 def compiler():
     cc = os.environ.get('CC') or sysconfig.get_config_var('CC') or 'cc'
     return shlex.split(cc)
@@ -145,15 +161,8 @@ def measure(impls=IMPLS, conns=CONNS, repeat=5, seconds=3.0, warmup=0.5, log=pri
                 res = results[c]
                 if 'values' not in res[impl]:
                     continue
-                try:
-                    out = run_one(client, impl, c, seconds, warmup)
-                except Failed as e:
-                    res[impl] = {'error': str(e)}
-                    line.append('%s FAILED: %s' % (impl, e))
-                    continue
-                if 'na' in out:
-                    res[impl] = {'na': out['na']}
-                    line.append('%s n/a' % impl)
+                out = outcome(res, impl, line, lambda: run_one(client, impl, c, seconds, warmup))
+                if out is None:
                     continue
                 for k, v in out.items():
                     if v is not None:
@@ -188,11 +197,15 @@ def callgrind_one(client, impl, conns, seconds, out, python=sys.executable):
         n = json.loads(c.stdout)['round_trips']
     finally:
         stop(proc)           # SIGTERM: callgrind still writes its totals
-    text = Path(out).read_text(errors='replace')
-    m = re.search(r'^(?:summary|totals):\s*(\d+)', text, re.M)
+    return callgrind_total(out), n
+
+
+def callgrind_total(path):
+    """The instruction count a callgrind run wrote to `path`."""
+    m = re.search(r'^(?:summary|totals):\s*(\d+)', Path(path).read_text(errors='replace'), re.M)
     if not m:
-        raise Failed('%s: no totals in %s' % (impl, out))
-    return int(m.group(1)), n
+        raise Failed('no callgrind totals in %s' % path)
+    return int(m.group(1))
 
 
 def callgrind(impls=IMPLS, conns=(1, 100), seconds=(3.0, 6.0), log=print):

@@ -16,7 +16,6 @@ Run as ``echo_inproc.py --child IMPL CONNS ROUNDS`` it is the measured program.
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import echo  # noqa: E402  (server_env, callgrind_total)
 
 
 def child(impl, conns, rounds):
@@ -75,17 +76,13 @@ def child(impl, conns, rounds):
 def count(impl, conns, rounds, python):
     fd, out = tempfile.mkstemp(prefix='echo-inproc-cg-')
     os.close(fd)
-    env = dict(os.environ)
-    if impl.startswith('gevent_c'):
-        env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + [p for p in [env.get('PYTHONPATH')] if p])
     try:
         p = subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out, python,
                             __file__, '--child', impl, str(conns), str(rounds)],
-                           env=env, capture_output=True, text=True)
+                           env=echo.server_env(impl), capture_output=True, text=True)
         if p.returncode:
             raise SystemExit('%s: exit %d: %s' % (impl, p.returncode, p.stderr[-2000:]))
-        m = re.search(r'^(?:summary|totals):\s*(\d+)', Path(out).read_text(errors='replace'), re.M)
-        return int(m.group(1))
+        return echo.callgrind_total(out)
     finally:
         os.unlink(out)
 

@@ -34,6 +34,24 @@ def ready(port):
     sys.stdout.flush()
 
 
+def accept_forever(hub, spawn, handle):
+    """Accept connections on a new listener, each in its own greenlet: spawn(handle, conn)."""
+    lsock = listener()
+    lsock.setblocking(False)
+    incoming = hub.loop.io(lsock.fileno(), 1)
+    ready(lsock.getsockname()[1])
+    while True:
+        hub.wait(incoming)
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except BlockingIOError:
+                break
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            spawn(handle, conn)
+
+
 def greenlet_server(hubmod):
     """One greenlet per connection on a gevent-style hub (gevent_c.hub or gevent.hub)."""
     hub = hubmod.get_hub()
@@ -79,20 +97,7 @@ def greenlet_server(hubmod):
                 writable.close()
             sock.close()
 
-    lsock = listener()
-    lsock.setblocking(False)
-    incoming = loop.io(lsock.fileno(), READ)
-    ready(lsock.getsockname()[1])
-    while True:
-        wait(incoming)
-        while True:
-            try:
-                conn, _ = lsock.accept()
-            except BlockingIOError:
-                break
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            spawn(handle, conn)
+    accept_forever(hub, spawn, handle)
 
 
 def io_server():
@@ -100,7 +105,7 @@ def io_server():
     C-level ``recv_into()`` and ``send()`` (each waits on its watcher when it would block)."""
     import gevent_c.hub as H
     hub = H.get_hub()
-    loop, wait, spawn = hub.loop, hub.wait, H.spawn_raw
+    loop = hub.loop
     READ, WRITE = 1, 2
 
     def handle(sock):
@@ -124,20 +129,7 @@ def io_server():
             writable.close()
             sock.close()
 
-    lsock = listener()
-    lsock.setblocking(False)
-    incoming = loop.io(lsock.fileno(), READ)
-    ready(lsock.getsockname()[1])
-    while True:
-        wait(incoming)
-        while True:
-            try:
-                conn, _ = lsock.accept()
-            except BlockingIOError:
-                break
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            spawn(handle, conn)
+    accept_forever(hub, H.spawn_raw, handle)
 
 
 def protocol_server(loop):

@@ -31,10 +31,7 @@ RESULTS = ROOT / 'build' / 'bench' / 'results.json'
 sys.path.insert(0, str(HERE))
 from cases import CASES, ALL  # noqa: E402
 import echo  # noqa: E402
-
-
-class Failed(Exception):
-    pass
+from echo import Failed, outcome  # noqa: E402
 
 
 def env_for(impl):
@@ -125,15 +122,8 @@ def measure(names, impls, repeat, quick):
             for impl in here[r % len(here):] + here[:r % len(here)]:
                 if 'values' not in res[impl]:
                     continue                        # n/a or failed on an earlier repeat
-                try:
-                    out = run_case(impl, name, n)
-                except Failed as e:
-                    res[impl] = {'error': str(e)}
-                    line.append('%s FAILED: %s' % (impl, e))
-                    continue
-                if 'na' in out:
-                    res[impl] = {'na': out['na']}
-                    line.append('%s n/a' % impl)
+                out = outcome(res, impl, line, lambda: run_case(impl, name, n))
+                if out is None:
                     continue
                 for metric, v in out['metrics'].items():
                     res[impl]['values'].setdefault(metric, []).append(v)
@@ -179,9 +169,7 @@ def callgrind(names, impls):
             return job, 'error: ' + str(e)
         if 'na' in res:
             return job, 'n/a'
-        text = Path(out).read_text(errors='replace')
-        m = re.search(r'^(?:summary|totals):\s*(\d+)', text, re.M)
-        return job, int(m.group(1))
+        return job, echo.callgrind_total(out)
 
     with ThreadPoolExecutor(os.cpu_count() or 2) as ex:
         counts = {}
