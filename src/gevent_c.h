@@ -125,7 +125,7 @@ struct LoopObject {
     /* the batch being dispatched is swapped out, so events recorded while
      * it runs (closing_fd, reinit) go to a fresh array */
     WatcherObject **spare;
-    Py_ssize_t spare_cap, dispatch_left;
+    Py_ssize_t spare_cap;
     /* the batch being dispatched (NULL between batches) and the index of
      * the event being dispatched: a greenlet that switches to the hub takes
      * the next event itself when it resumes a waiting greenlet (handoff) */

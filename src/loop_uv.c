@@ -755,7 +755,6 @@ loop_dispatch_pending(LoopObject *self)
      * taken the events after it */
     for (self->disp_i = 0; self->disp_i < n; self->disp_i++) {
         WatcherObject *w = items[self->disp_i];
-        self->dispatch_left = n - self->disp_i - 1;
         if (rc == 0 && w->pending) {
             w->pending = 0;
             rc = watcher_dispatch(w);
@@ -767,7 +766,6 @@ loop_dispatch_pending(LoopObject *self)
     }
     self->disp_items = NULL;
     self->disp_i = self->disp_n = 0;
-    self->dispatch_left = 0;
     Py_CLEAR(self->handoff_last);   /* set by a handoff from a plain callback */
     if (self->spare == NULL) {
         self->spare = items;
@@ -777,6 +775,14 @@ loop_dispatch_pending(LoopObject *self)
         free(items);
     }
     return rc;
+}
+
+/* Events recorded and not yet dispatched: those of the next pass and what
+ * is left of the batch being dispatched (loop.pendingcnt, repr). */
+static Py_ssize_t
+loop_pending_count(LoopObject *self)
+{
+    return self->npend + (self->disp_items ? self->disp_n - self->disp_i - 1 : 0);
 }
 
 /* The handoff.  While the hub dispatches a batch, it switches to each
@@ -803,7 +809,6 @@ loop_take_handoff(LoopObject *self, PyObject *cur)
             || self->run_ident != PyThread_get_thread_ident())
         return NULL;
     self->disp_i = j;
-    self->dispatch_left = self->disp_n - j - 1;
     w->pending = 0;
     return w;
 }
@@ -1727,7 +1732,7 @@ loop_format(LoopObject *self, PyObject *Py_UNUSED(ignored))
         return PyUnicode_FromString("destroyed");
     return PyUnicode_FromFormat("epoll%s pending=%zd ref=%zd fileno=%d",
                                 self->is_default ? " default" : "",
-                                self->npend + self->dispatch_left,
+                                loop_pending_count(self),
                                 loop_activecnt_value(self),
                                 uv_backend_fd(self->uv));
 }
@@ -2017,7 +2022,7 @@ loop_get_pendingcnt(LoopObject *self, void *c)
 {
     if (loop_check_alive(self) < 0)
         return NULL;
-    return PyLong_FromSsize_t(self->npend + self->dispatch_left);
+    return PyLong_FromSsize_t(loop_pending_count(self));
 }
 
 static PyObject *
