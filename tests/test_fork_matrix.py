@@ -33,6 +33,24 @@ CASE = sys.argv[1]
 results = []
 
 
+started = threading.Semaphore(0)
+
+
+def sleeper(secs):
+    """A pool task that says it runs, then blocks."""
+    started.release()
+    time.sleep(secs)
+
+
+def wait_started(n):
+    """Until n tasks run: a fork while a worker thread is still starting
+    (allocating its thread state without the GIL) hangs the child in its
+    first malloc under GCC 12's ASan runtime, whose allocator is not
+    fork-safe (see test_fork_shared_state.py)."""
+    for _ in range(n):
+        assert started.acquire(timeout=10), 'a pool task did not start'
+
+
 def fds():
     """{fd: target} of this process's open fds."""
     out = {}
@@ -96,15 +114,15 @@ def fork_and_wait(extra_check=None):
 CASES = {
     'busy_pool': r'''
         pool = hub.threadpool
-        res = pool.spawn(time.sleep, 0.5)       # a task in flight in a worker
-        time.sleep(0.05)
+        res = pool.spawn(sleeper, 0.5)          # a task in flight in a worker
+        wait_started(1)
         print('child exit', fork_and_wait())
         res.get()
     ''',
     'busy_pool_many': r'''
         pool = hub.threadpool
-        rs = [pool.spawn(time.sleep, 0.3) for _ in range(pool.maxsize + 3)]
-        time.sleep(0.05)
+        rs = [pool.spawn(sleeper, 0.3) for _ in range(pool.maxsize + 3)]
+        wait_started(pool.maxsize)
         print('child exit', fork_and_wait())
         # the parent's pool still delivers (the child ran its hub meanwhile)
         from gevent_c.timeout import Timeout
@@ -126,7 +144,7 @@ CASES = {
 
             @staticmethod
             def gethostbyname(name):
-                time.sleep(0.5)
+                sleeper(0.5)
                 return '127.0.0.1'
 
         rt._socket = SlowSocket()
@@ -141,6 +159,7 @@ CASES = {
 
         H.spawn_raw(query)
         H.sleep(0.05)
+        wait_started(1)
         print('child exit', fork_and_wait())
         while not got:
             H.sleep(0.01)

@@ -38,17 +38,31 @@ def test_child_running_its_loop_leaves_parent_wakeups(check_py):
     # pool worker's wake-up would be lost to the parent, whose result then
     # waits forever.
     out = check_py('''
-import os, time
+import os, threading, time
 import gevent_c.hub as H
 hub = H.get_hub()
 pool = hub.threadpool
-results = [pool.spawn(time.sleep, 0.1 + 0.05 * i) for i in range(8)]
+started = threading.Semaphore(0)
+
+def task(secs):
+    started.release()
+    time.sleep(secs)
+
+results = [pool.spawn(task, 0.2 + 0.05 * i) for i in range(8)]
+# Fork only once every worker runs its task: a thread that is still
+# starting allocates its thread state without the GIL, and under the ASan
+# runtime of GCC 12 (whose allocator does not take its locks around fork)
+# a child forked in that instant inherits a held allocator lock and hangs
+# in its first malloc.  glibc's malloc is fork-safe; what this test checks
+# (the child leaves the parent's wake-ups alone) is the same either way.
+for _ in range(8):
+    started.acquire()
 H.sleep(0)  # the hub is now suspended in the middle of an iteration
 pid = os.fork()
 if pid == 0:
     hub.join(timeout=1)
     os._exit(0)
-time.sleep(0.6)  # only the child polls while the workers finish
+time.sleep(0.8)  # only the child polls while the workers finish
 for r in results:
     r.get(timeout=5)
 os.waitpid(pid, 0)
