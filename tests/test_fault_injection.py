@@ -383,8 +383,17 @@ io = loop.io(r, core.READ); io.start(lambda: None)
 t = loop.timer(0.001, 0.001); t.start(lambda: None)
 sig = loop.signal(signal.SIGUSR2); sig.start(lambda: None)
 tp = hub.threadpool
-busy = [tp.spawn(time.sleep, 0.2) for _ in range(5)]
-H.sleep(0.01)
+started = threading.Semaphore(0)
+
+def task():
+    started.release()
+    time.sleep(0.2)
+
+busy = [tp.spawn(task) for _ in range(5)]
+# fork once the workers run their tasks, not while they start (see
+# test_fork_matrix.wait_started)
+for _ in range(5):
+    assert started.acquire(timeout=10)
 results = []
 for n in range(3):
     pid = os.fork()

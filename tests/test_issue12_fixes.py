@@ -378,12 +378,19 @@ print('ok')
 
 def test_fork_without_reinit_with_a_task_in_flight(check_py):
     out = check_py('''
-import os, signal, time
+import os, signal, threading, time
 import gevent_c.hub as H
 hub = H.get_hub()
 pool = hub.threadpool
-r = pool.spawn(time.sleep, 0.3)
-H.sleep(0.05)
+started = threading.Event()
+
+def task():
+    started.set()
+    time.sleep(0.3)
+
+r = pool.spawn(task)
+# fork once the worker runs the task, not while it starts (see test_fork_matrix.wait_started)
+assert started.wait(10)
 pid = os.fork()
 if pid == 0:
     signal.alarm(10)
