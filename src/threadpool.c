@@ -799,6 +799,20 @@ pool_get_size(PoolObject *self, void *c)
     return PyLong_FromLong(n < target ? n : target);
 }
 
+/* Workers created but not yet past their start-up (which allocates their
+ * thread state without the GIL): tests fork only when this is 0. */
+static PyObject *
+pool_get_starting(PoolObject *self, void *c)
+{
+    PoolState *st = pool_ready(self);
+    if (st == NULL)
+        return NULL;
+    pthread_mutex_lock(&st->mu);
+    int n = st->nstarting;
+    pthread_mutex_unlock(&st->mu);
+    return PyLong_FromLong(n);
+}
+
 static int
 pool_set_size(PoolObject *self, PyObject *value, void *c)
 {
@@ -935,6 +949,7 @@ static PyGetSetDef pool_getset[] = {
     {"maxsize", (getter)pool_get_maxsize, (setter)pool_set_maxsize, NULL},
     {"hub", (getter)pool_get_hub, NULL, NULL},
     {"_hub_thread_ident", (getter)pool_get_hub_ident, NULL, NULL},
+    {"_starting", (getter)pool_get_starting, NULL, NULL},
     {NULL}
 };
 
