@@ -949,7 +949,8 @@ static PyGetSetDef pool_getset[] = {
     {"maxsize", (getter)pool_get_maxsize, (setter)pool_set_maxsize, NULL},
     {"hub", (getter)pool_get_hub, NULL, NULL},
     {"_hub_thread_ident", (getter)pool_get_hub_ident, NULL, NULL},
-    {"_starting", (getter)pool_get_starting, NULL, NULL},
+    {"_starting", (getter)pool_get_starting, NULL,
+     "Workers created but not yet started (tests fork only when it is 0)."},
     {NULL}
 };
 
