@@ -23,6 +23,7 @@ import concurrent.futures
 import fnmatch
 import json
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -143,6 +144,20 @@ def log(msg, *args):
     sys.stderr.flush()
 
 
+def safe_member(m):
+    """What tarfile's 'data' filter allows, for Pythons without it: a
+    regular file, directory or link, inside the extraction directory."""
+    if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+        return False
+    for name in (m.name,) + ((m.linkname,) if m.issym() or m.islnk() else ()):
+        if m.issym() and name is m.linkname:
+            name = posixpath.join(posixpath.dirname(m.name), name)
+        norm = posixpath.normpath(name)
+        if posixpath.isabs(name) or norm == '..' or norm.startswith('../'):
+            return False
+    return True
+
+
 def fetch_sdist(python, dist, version, dest, keep=lambda name: True):
     """Unpack the sdist of *dist* == *version* from PyPI into *dest* (its
     top directory becomes *dest*), once; members whose path below the top
@@ -168,7 +183,14 @@ def fetch_sdist(python, dist, version, dest, keep=lambda name: True):
             top = tops.pop()
             members = [m for m in tf.getmembers()
                        if m.name == top or keep(m.name[len(top) + 1:])]
-            tf.extractall(tmp, members=members, filter='data')
+            if hasattr(tarfile, 'data_filter'):
+                tf.extractall(tmp, members=members, filter='data')
+            else:   # before 3.11.4 (Debian 12's python3 is 3.11.2): check by hand
+                bad = [m.name for m in members if not safe_member(m)]
+                if bad:
+                    log('refusing the %s sdist: unsafe members %s', dist, bad[:5])
+                    return None
+                tf.extractall(tmp, members=members)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.move(os.path.join(tmp, top), dest)
         log('%s %s sdist unpacked into %s', dist, version, dest)
