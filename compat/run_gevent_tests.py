@@ -149,11 +149,14 @@ def safe_member(m):
     regular file, directory or link, inside the extraction directory."""
     if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
         return False
-    for name in (m.name,) + ((m.linkname,) if m.issym() or m.islnk() else ()):
-        if m.issym() and name is m.linkname:
-            name = posixpath.join(posixpath.dirname(m.name), name)
-        norm = posixpath.normpath(name)
-        if posixpath.isabs(name) or norm == '..' or norm.startswith('../'):
+    paths = [m.name]
+    if m.issym():       # relative to the link's own directory
+        paths.append(posixpath.join(posixpath.dirname(m.name), m.linkname))
+    elif m.islnk():     # relative to the archive's root
+        paths.append(m.linkname)
+    for path in paths:
+        norm = posixpath.normpath(path)
+        if posixpath.isabs(path) or norm == '..' or norm.startswith('../'):
             return False
     return True
 
