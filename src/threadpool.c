@@ -517,19 +517,42 @@ pool_submit(PoolObject *self, PyObject *func, PyObject *args, PyObject *kwargs,
         st->q_head = t;
     st->q_tail = t;
     st->qlen++;
-    if (pool_grow_locked(st) < 0)
+    if (pool_grow_locked(st) < 0) {
+        /* no worker exists and none can start: the task would never run,
+         * yet count as outstanding and keep the loop alive.  Nobody can
+         * have taken it (no worker): take it back out of the queue. */
         err = errno;
+        Task **pp = &st->q_head, *prev = NULL;
+        while (*pp && *pp != t) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp == t) {
+            *pp = t->next;
+            if (st->q_tail == t)
+                st->q_tail = prev;
+            st->qlen--;
+            t->next = NULL;
+        }
+        else
+            t = NULL;   /* cannot happen; never free a task a worker holds */
+    }
     if (st->nidle > 0)
         pthread_cond_signal(&st->cond);
     pthread_mutex_unlock(&st->mu);
-    self->outstanding++;
     if (err) {
+        if (t != NULL)
+            task_free(t);
+        else
+            self->outstanding++;
+        if (self->outstanding == 0)
+            (void)pool_set_async_active(self, 0);   /* stopping cannot fail */
         errno = err;
         PyErr_SetFromErrno(PyExc_OSError);
-        /* the task stays queued and runs once a worker exists */
         Py_DECREF(result);
         return NULL;
     }
+    self->outstanding++;
     return result;
 }
 
@@ -748,11 +771,23 @@ pool_dealloc(PoolObject *self)
     if (self->st && self->fork_gen != fork_generation)
         self->st = NULL;  /* the parent's: leave it alone (see pool_detach_async) */
     if (self->st) {
-        /* idle workers exit; busy ones drop their result */
+        /* idle workers exit; busy ones drop their result.  Queued tasks
+         * will never run, and finished ones never be delivered: free them
+         * here, with the GIL (the last worker frees only the state). */
         pthread_mutex_lock(&self->st->mu);
         self->st->target = 0;
+        Task *queued = self->st->q_head, *done = self->st->done_head;
+        self->st->q_head = self->st->q_tail = NULL;
+        self->st->qlen = 0;
+        self->st->done_head = self->st->done_tail = NULL;
         pthread_cond_broadcast(&self->st->cond);
         pthread_mutex_unlock(&self->st->mu);
+        for (Task *lists[2] = {queued, done}, **l = lists; l < lists + 2; l++)
+            for (Task *t = *l; t;) {
+                Task *next = t->next;
+                task_free(t);
+                t = next;
+            }
         state_decref(self->st);
         self->st = NULL;
     }

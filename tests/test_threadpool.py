@@ -1087,3 +1087,86 @@ def test_leak_spawn_failures(hub, make_pool, stream):
     assert sys.getrefcount(func) == rc_f
     assert n1 - n0 < OBJ_SLACK, (n0, n1)
     assert stream.getvalue() == ''
+
+
+# ---------------------------------------------------------------- failures and teardown
+
+
+def test_spawn_that_cannot_start_a_worker_leaves_nothing_outstanding(check_py):
+    # When no worker thread exists and none can be started (here: the address
+    # space is capped just above its current size, so no thread stack fits),
+    # spawn() raises and the task is not left behind: len(pool) stays 0 and
+    # the loop is not kept alive by it (hub.join() returns True), as gevent.
+    out = check_py(ISOLATED + '''
+import resource
+hub = H.get_hub()
+pool = ThreadPool(4)
+def vm():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmSize'):
+                return int(line.split()[1]) * 1024
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+failed = None
+for headroom in (2, 3, 4, 6):
+    resource.setrlimit(resource.RLIMIT_AS, (vm() + headroom * 1024 * 1024, hard))
+    try:
+        pool.spawn(time.sleep, 0)
+    except (OSError, RuntimeError) as e:
+        failed = e
+    except MemoryError:
+        pass
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    if failed is not None:
+        break
+    pool.join()
+if failed is None:
+    print('not exercised')
+else:
+    assert len(pool) == 0, len(pool)
+    assert pool.size == 0, pool.size
+    t0 = time.time()
+    assert hub.join(timeout=3) is True, 'a task that never started keeps the loop alive'
+    assert time.time() - t0 < 2
+    # the pool still works once threads can start again
+    assert pool.apply(lambda: 42) == 42
+    print('ok')
+''', timeout=30)
+    last = out.strip().splitlines()[-1]
+    if last == 'not exercised':
+        pytest.skip('no thread start failed under the address-space limit')
+    assert last == 'ok', out
+
+
+def test_queued_tasks_freed_when_their_threads_hub_goes(check_py):
+    # Threads queue tasks faster than their pools' workers start, then exit
+    # at once: each hub (and its pool) is destroyed with tasks still queued.
+    # Those tasks never run; their function, arguments and AsyncResult must
+    # be released, not kept by the pool's native queue forever.
+    _isolated(check_py, '''
+        import gc, weakref
+        class Payload(object):
+            pass
+        refs = []
+        gate = threading.Event()
+        def body():
+            pool = H.get_hub().threadpool
+            for i in range(10):
+                p = Payload()
+                refs.append(weakref.ref(p))
+                r = pool.spawn(lambda x: gate.wait(2), p)
+                refs.append(weakref.ref(r))
+                del p, r
+        for _ in range(5):
+            t = threading.Thread(target=body)
+            t.start()
+            t.join()
+        gate.set()
+        deadline = time.time() + 5
+        while time.time() < deadline and any(r() is not None for r in refs):
+            gc.collect()
+            time.sleep(0.05)
+        alive = sum(1 for r in refs if r() is not None)
+        assert alive == 0, '%d of %d task objects still alive' % (alive, len(refs))
+    ''')
