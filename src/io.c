@@ -317,9 +317,15 @@ io_get_events_str(WatcherObject *w, void *c)
  * socket module's recv_into/send parse their arguments into a tuple and
  * release and re-take the GIL around each call; here neither happens. */
 
-/* hub.wait(w) on this thread's hub, for recv_into/send. */
+/* hub.wait(w) on this thread's hub, for recv_into/send, for the one
+ * direction `event` that the call needs: a READ|WRITE watcher waits only
+ * for READ in recv_into() (an idle connection is always writable, and a
+ * wait for either would return at once, forever) and only for WRITE in
+ * send().  The watcher's events are narrowed for the wait and put back
+ * after it; nothing else can change them meanwhile (they are read-only
+ * while the watcher is started), and the caller's reference keeps `w`. */
 static int
-io_wait_ready(WatcherObject *w, const char *what)
+io_wait_ready(WatcherObject *w, int event, const char *what)
 {
     gevc_state *gst = w->loop->gst;
     if (w->active) {
@@ -337,7 +343,10 @@ io_wait_ready(WatcherObject *w, const char *what)
                      what);
         return -1;
     }
+    int events = IO(w)->events;
+    IO(w)->events = events & event;
     PyObject *r = hub_wait_impl(gst, hub, (PyObject *)w);
+    IO(w)->events = events;
     Py_DECREF(hub);
     if (r == NULL)
         return -1;
@@ -369,7 +378,7 @@ io_transfer(WatcherObject *w, int event, const char *what, void *buf, size_t len
     for (;;) {
         if (wait_first) {
             wait_first = 0;
-            if (io_wait_ready(w, what) < 0 || io_check_direction(w, event, what) < 0)
+            if (io_wait_ready(w, event, what) < 0 || io_check_direction(w, event, what) < 0)
                 return -1;
         }
         ssize_t n = event == UV_READABLE
@@ -495,13 +504,13 @@ static PyMethodDef io_methods[] = {
      "recv_into(buffer, nbytes=0) -> int: receive up to nbytes (0: len(buffer)) from the\n"
      "socket fd into buffer, waiting on this watcher (hub.wait) while nothing is there;\n"
      "0 at end of file (and at once for an empty buffer).  The watcher's events must include READ, and it must not be\n"
-     "started.  A gevent_c extension: what socket.recv_into plus hub.wait do in a\n"
+     "started; while it waits, its events are READ only (a READ|WRITE watcher's are put back after).  A gevent_c extension: what socket.recv_into plus hub.wait do in a\n"
      "greenlet server, in one C call."},
     {"send", (PyCFunction)io_send, METH_O,
      "send(data) -> int: send bytes-like data on the socket fd, waiting on this watcher\n"
      "(hub.wait) while the socket's buffer is full; returns the number of bytes sent\n"
      "(may be fewer than len(data)).  The watcher's events must include WRITE, and it\n"
-     "must not be started.  A gevent_c extension, like recv_into()."},
+     "must not be started; while it waits, its events are WRITE only (put back after).  A gevent_c extension, like recv_into()."},
     {NULL}
 };
 

@@ -232,3 +232,64 @@ def test_the_documented_server_runs(loop, hub):
     finally:
         a.close()
         b.close()
+
+
+def _passes_while(loop, seconds):
+    """How many loop passes the hub makes while this greenlet sleeps."""
+    before = loop.iteration
+    H.sleep(seconds)
+    return loop.iteration - before
+
+
+def test_recv_into_on_a_read_write_watcher_waits_for_read_only(loop, hub, pair):
+    # an idle connection is writable: a wait for READ|WRITE would end at
+    # once, forever (a busy loop at 100% CPU); recv_into waits for READ
+    a, b = pair
+    w = loop.io(a.fileno(), 3)
+    buf = bytearray(8)
+    got = []
+    g = H.spawn_raw(lambda: got.append(bytes(buf[:w.recv_into(buf)])))
+    H.sleep(0.01)
+    assert w.active and not got
+    passes = _passes_while(loop, 0.2)
+    assert passes < 50, passes              # a spinning wait makes thousands
+    assert w.events == 1                    # narrowed while it waits
+    b.send(b'hi')
+    H.sleep(0.01)
+    assert got == [b'hi'] and g.dead and not w.active and w.events == 3
+    w.close()
+
+
+def test_send_on_a_read_write_watcher_waits_for_write_only(loop, hub, pair):
+    # the peer's unread data makes the fd readable: send() on a full buffer
+    # waits for WRITE, not for the READ that is always there
+    a, b = pair
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    b.send(b'unread')
+    w = loop.io(a.fileno(), 3)
+    data = b'x' * (1 << 20)
+    sent = []
+
+    def writer():
+        view = memoryview(data)
+        total = 0
+        while total < len(data):
+            total += w.send(view[total:])
+        sent.append(total)
+
+    g = H.spawn_raw(writer)
+    H.sleep(0.01)
+    assert w.active and not sent
+    passes = _passes_while(loop, 0.2)
+    assert passes < 50, passes
+    assert w.events == 2
+    received = 0
+    b.setblocking(False)
+    while received < len(data):
+        try:
+            received += len(b.recv(1 << 16))
+        except BlockingIOError:
+            H.sleep(0.001)
+    H.sleep(0)
+    assert sent == [len(data)] and g.dead and w.events == 3
+    w.close()
