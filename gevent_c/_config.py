@@ -107,7 +107,7 @@ def _env_float(value):
 def _positive(value):
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError('must be a number, not %r' % (value,))
-    if value <= 0:
+    if not value > 0:            # NaN too: no duration
         raise ValueError('must be positive, not %r' % (value,))
     return float(value)
 

@@ -16,7 +16,11 @@ poll (``loop.polling``).  The loop is blocked when it is running
 samples ``max_blocking_time`` apart.  The thread takes those samples in C
 with the GIL released (``loop._stall_wait``) and takes the GIL only to
 write a report, so it never competes with the hub for the GIL while the loop
-is healthy.  Nothing runs on the switch path, so a hub with the monitor on
+is healthy.  That holds for thresholds up to ``stall_wait_timeout`` (0.5 s),
+the wait after which the thread looks whether it should stop; above it the
+thread sleeps a threshold in steps of that length (any threshold, ``inf``
+included: it then never reports) and samples once per threshold with the
+GIL, a few microseconds a period.  Nothing runs on the switch path, so a hub with the monitor on
 costs what it costs without (bench/monitor_cost.py), and a callback
 that holds up the loop inside the hub greenlet is reported too, which
 gevent's switch counter cannot see.  One stall is reported once, not every
@@ -183,7 +187,7 @@ class PeriodicMonitoringThread(object):
         if period is None:
             self._monitoring_functions = [x for x in self._monitoring_functions
                                           if x.function != function]
-        elif period <= 0:
+        elif not period > 0:     # NaN too
             raise ValueError('Period must be positive.')
         else:
             entry = _MonitorEntry(function, period)
@@ -208,8 +212,37 @@ class PeriodicMonitoringThread(object):
         self.kill()
 
     #: How long one GIL-free wait for a stall lasts before the thread looks
-    #: whether it should stop (kill() takes effect within this).
+    #: whether it should stop (kill() takes effect within this); also the
+    #: longest single sleep of the thread, whatever the periods.
     stall_wait_timeout = 0.5
+
+    def _plan(self, functions=None):
+        """How the thread waits next: ``('stall_wait', interval, timeout)``
+        for a GIL-free wait in C (only the blocking check, and a threshold
+        no longer than ``stall_wait_timeout``: two samples ``interval``
+        apart fit in one wait), else ``('sleep', seconds, chunk)``: sleep
+        ``seconds`` in steps of at most ``chunk`` (so kill() is seen within
+        ``chunk``), then run the functions that are due; the blocking
+        check compares its sample with the previous one, a period ago."""
+        if functions is None:
+            functions = self.monitoring_functions()
+        chunk = self.stall_wait_timeout
+        if len(functions) == 1:
+            period = max(functions[0].period, self.min_sleep_time)
+            if period <= chunk:
+                return ('stall_wait', period, chunk)
+        return ('sleep', self.calculate_sleep_time(), chunk)
+
+    def _sleep_for(self, seconds, chunk, sleep):
+        """Sleep ``seconds`` (inf: until killed) in steps of at most
+        ``chunk``; False when the thread should stop."""
+        deadline = time.monotonic() + seconds
+        while self.should_run:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            sleep(min(left, chunk))
+        return False
 
     def __call__(self):
         # the monitor thread
@@ -221,20 +254,27 @@ class PeriodicMonitoringThread(object):
                 if hub is None or getattr(hub, 'loop', None) is None:
                     self.kill()
                     break
-                if len(functions) == 1 and hasattr(hub.loop, '_stall_wait'):
+                how, a, b = self._plan(functions)
+                if how == 'stall_wait' and hasattr(hub.loop, '_stall_wait'):
                     # Only the blocking check: wait for a stall in C, without
                     # the GIL; a healthy loop never hears from this thread.
                     loop = hub.loop
                     del hub
-                    iteration = loop._stall_wait(functions[0].period,
-                                                 self.stall_wait_timeout, self._reported)
+                    iteration = loop._stall_wait(a, b, self._reported)
                     del loop
                     hub = self.hub
                     if iteration is not None and self.should_run and hub is not None:
                         self._report(hub, iteration)
                     del hub
                     continue
-                sleep(self.calculate_sleep_time())
+                if how == 'stall_wait':
+                    a = b = self.calculate_sleep_time()
+                del hub      # not kept alive by a long sleep
+                if not self._sleep_for(a, b, sleep):
+                    break
+                hub = self.hub
+                if hub is None or getattr(hub, 'loop', None) is None:
+                    continue
                 now = time.perf_counter()
                 for entry in functions:
                     if entry.period and entry.last_run_time + entry.period <= now:
