@@ -317,11 +317,17 @@ loop_closing_fd(LoopObject *loop, PyObject *fd_o)
     if (fd < 0 || fd >= loop->nfdpolls || loop->fdpolls[fd] == NULL)
         Py_RETURN_FALSE;
     FdPoll *p = loop->fdpolls[fd];
+    /* every wake-up it queues, or (MemoryError) none and nothing changed */
+    Py_ssize_t nactive = 0;
+    for (IoObject *io = p->first; io; io = io->next_on_fd)
+        nactive += ((WatcherObject *)io)->active;
+    if (loop_reserve_callbacks(loop, nactive) < 0)
+        return NULL;
     int woke = 0;
     for (IoObject *io = p->first; io; io = io->next_on_fd)
         if (((WatcherObject *)io)->active) {
             io->revents |= io->events;
-            loop_fire_soon((WatcherObject *)io);
+            (void)loop_fire_soon((WatcherObject *)io);   /* reserved: cannot fail */
             woke = 1;
         }
     if (woke && p->poll) {

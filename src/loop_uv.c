@@ -552,42 +552,77 @@ loop_run_callbacks(LoopObject *self)
     return 0;
 }
 
+/* Make sure the next n callback objects come from the spare list (no
+ * allocation): a caller that must fire several watchers, or none, reserves
+ * first.  -1 with MemoryError, nothing queued. */
+static int
+loop_reserve_callbacks(LoopObject *loop, Py_ssize_t n)
+{
+    while (loop->n_cb_spare < n) {
+        CallbackObject *cb = PyObject_GC_New(CallbackObject, loop->gst->CallbackType);
+        if (cb == NULL)
+            return -1;
+        cb->callback = cb->args = NULL;
+        cb->loop = NULL;
+        cb->state = CB_DONE;
+        cb->kind = 0;
+        cb->next = loop->cb_spare;
+        loop->cb_spare = cb;
+        loop->n_cb_spare++;
+    }
+    return 0;
+}
+
 /* Fire w from Python context: on the next callback pass.  Unlike
- * loop_record (libuv callbacks), the queue owns a reference to w. */
-static void
+ * loop_record (libuv callbacks), the queue owns a reference to w.
+ * -1 with an exception (MemoryError) and nothing queued: the caller
+ * reports it (never a success that loses the event); 0 after
+ * loop_reserve_callbacks() succeeded. */
+static int
 loop_fire_soon(WatcherObject *w)
 {
     if (w->pending || w->loop == NULL || w->loop->uv == NULL)
-        return;
+        return 0;
     CallbackObject *cb = loop_queue_callback(w->loop, (PyObject *)w, NULL, CB_WATCHER);
-    if (cb == NULL) {
-        PyErr_WriteUnraisable((PyObject *)w);
-        return;
-    }
+    if (cb == NULL)
+        return -1;
     w->pending = 1;
     Py_DECREF(cb);
+    return 0;
+}
+
+/* Room for one more after-poll watcher: -1 with MemoryError. */
+static int
+loop_after_poll_reserve(LoopObject *loop)
+{
+    if (loop->ap_n < loop->ap_cap)
+        return 0;
+    Py_ssize_t cap = loop->ap_cap ? loop->ap_cap * 2 : 16;
+    WatcherObject **items = PyMem_Realloc(loop->ap_items, (size_t)cap * sizeof(*items));
+    if (items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    loop->ap_items = items;
+    loop->ap_cap = cap;
+    return 0;
 }
 
 /* Fire w (a timer due now) after the next poll for IO, like libev, and
- * without a libuv timer.  The list owns a reference to w. */
-static void
+ * without a libuv timer.  The list owns a reference to w.  -1 with
+ * MemoryError and nothing changed; never fails after a successful
+ * loop_after_poll_reserve(). */
+static int
 loop_fire_after_poll(WatcherObject *w)
 {
     LoopObject *loop = w->loop;
     if (w->pending || loop == NULL || loop->uv == NULL)
-        return;
-    if (loop->ap_n == loop->ap_cap) {
-        Py_ssize_t cap = loop->ap_cap ? loop->ap_cap * 2 : 16;
-        WatcherObject **items = PyMem_Realloc(loop->ap_items, (size_t)cap * sizeof(*items));
-        if (items == NULL) {
-            PyErr_WriteUnraisable((PyObject *)w);
-            return;
-        }
-        loop->ap_items = items;
-        loop->ap_cap = cap;
-    }
+        return 0;
+    if (loop_after_poll_reserve(loop) < 0)
+        return -1;
     loop->ap_items[loop->ap_n++] = (WatcherObject *)Py_NewRef((PyObject *)w);
     w->pending = 1;
+    return 0;
 }
 
 /* Run the after-poll watchers that were due when the poll returned.  They
@@ -609,23 +644,50 @@ loop_dispatch_polled(LoopObject *self)
     int rc = loop_dispatch_pending(self);
     if (n == 0)
         return rc;
+    Py_ssize_t kept = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         WatcherObject *w = items[i];
         if (rc == 0 && w->pending && self->uv != NULL) {
             w->pending = 0;
             rc = watcher_dispatch(w);
         }
-        else if (w->pending) {
-            /* not run (an error stopped the pass): keep it for the next */
-            w->pending = 0;
-            if (self->uv != NULL)
-                loop_fire_after_poll(w);
+        else if (w->pending && self->uv != NULL) {
+            /* not run (an error stopped the pass): keep it, first, for the
+             * next pass, in this array (no allocation that could fail) */
+            items[kept++] = w;
+            continue;
         }
         Py_DECREF(w);
+    }
+    if (kept && self->ap_n) {
+        /* due-now timers started meanwhile go after the kept ones */
+        if (kept + self->ap_n > cap) {
+            WatcherObject **more = PyMem_Realloc(items, (size_t)(kept + self->ap_n) * sizeof(*items));
+            if (more == NULL) {
+                /* (only after an error ended the pass, and out of memory)
+                 * the kept timers cannot be kept: stop them, visibly, rather
+                 * than leave them active and never firing */
+                for (Py_ssize_t i = 0; i < kept; i++) {
+                    items[i]->pending = 0;
+                    watcher_stop_impl(items[i]);
+                    Py_DECREF(items[i]);
+                }
+                PyMem_Free(items);
+                return rc;
+            }
+            items = more;
+            cap = kept + self->ap_n;
+        }
+        memcpy(items + kept, self->ap_items, (size_t)self->ap_n * sizeof(*items));
+        kept += self->ap_n;
+        PyMem_Free(self->ap_items);
+        self->ap_items = NULL;
+        self->ap_n = self->ap_cap = 0;
     }
     if (self->ap_items == NULL) {
         self->ap_items = items;
         self->ap_cap = cap;
+        self->ap_n = kept;
     }
     else
         PyMem_Free(items);
@@ -1646,7 +1708,8 @@ loop_reinit_impl(LoopObject *self)
             self->fdpolls[fd]->armed = -1;
             fdpoll_mark_dirty(self->fdpolls[fd]);
         }
-    wlist_fire_all(&self->forks);
+    if (wlist_fire_all(&self->forks) < 0)
+        return -1;
     /* thread pools whose workers were the parent's start afresh */
     if (loop_pools_after_fork(self) < 0)
         return -1;

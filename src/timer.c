@@ -39,10 +39,14 @@ timer_native_start(WatcherObject *w)
 {
     uv_loop_t *uv = w->loop->uv;
     if (TIMER(w)->after <= 0 && TIMER(w)->repeat <= 0) {
-        /* due now: fire after the next poll (as libev), no libuv timer */
+        /* due now: fire after the next poll (as libev), no libuv timer.
+         * The room for it first: a MemoryError leaves the timer as it was
+         * (start() raises, never a success whose event is lost). */
+        if (loop_after_poll_reserve(w->loop) < 0)
+            return -1;
         uv_timer_stop((uv_timer_t *)w->handle);
         w->pending = 0;  /* a restart replaces an earlier firing */
-        loop_fire_after_poll(w);
+        (void)loop_fire_after_poll(w);   /* reserved: cannot fail */
         return 0;
     }
     double frac = 0;

@@ -191,19 +191,26 @@ watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
 {
     if (watcher_check_usable(w) < 0 || check_callable(callback) < 0)
         return -1;
-    Py_INCREF(callback);
-    Py_XINCREF(args);
-    Py_XSETREF(w->callback, callback);
-    Py_XSETREF(w->args, args);
+    /* a failed (re)start leaves the watcher as it was: an active one keeps
+     * its callback, an inactive one has none */
+    PyObject *old_cb = w->callback, *old_args = w->args;
+    w->callback = Py_NewRef(callback);
+    w->args = Py_XNewRef(args);
     /* 0, or a libuv error code, or -1 with a Python exception set */
     int err = w->ops->native_start(w);
     if (err < 0) {
-        Py_CLEAR(w->callback);
-        Py_CLEAR(w->args);
         if (!PyErr_Occurred())
             gevc_uv_error(err);
+        Py_XSETREF(w->callback, w->active ? old_cb : NULL);
+        Py_XSETREF(w->args, w->active ? old_args : NULL);
+        if (!w->active) {
+            Py_XDECREF(old_cb);
+            Py_XDECREF(old_args);
+        }
         return -1;
     }
+    Py_XDECREF(old_cb);
+    Py_XDECREF(old_args);
     w->direct_switch = 0;
     watcher_activate(w);
     return 0;
@@ -601,9 +608,10 @@ watcher_feed(WatcherObject *w, PyObject *args)
     Py_XSETREF(w->callback, Py_NewRef(callback));
     Py_XSETREF(w->args, tail);
     w->direct_switch = 0;
+    if (loop_fire_soon(w) < 0)
+        return NULL;
     if (w->ops == &io_ops)
         ((IoObject *)w)->revents |= (int)rev;
-    loop_fire_soon(w);
     Py_RETURN_NONE;
 }
 
@@ -710,12 +718,18 @@ wlist_record_all(WatcherList *l)
         loop_record(l->items[i]);
 }
 
-/* Fire every listed watcher soon (fork watchers after reinit). */
-static void
+/* Fire every listed watcher soon (fork watchers after reinit): all of
+ * them, or (-1, MemoryError) none. */
+static int
 wlist_fire_all(WatcherList *l)
 {
+    if (l->n == 0)
+        return 0;
+    if (loop_reserve_callbacks(l->items[0]->loop, l->n) < 0)
+        return -1;
     for (Py_ssize_t i = 0; i < l->n; i++)
-        loop_fire_soon(l->items[i]);
+        (void)loop_fire_soon(l->items[i]);   /* reserved: cannot fail */
+    return 0;
 }
 
 /* Loop destroyed: detach every listed watcher (watcher_detach).  Native

@@ -606,3 +606,89 @@ except Exception as e:
     print('error', type(e).__name__)
 ''', timeout=30)
     assert out.split()[0] in ('ran', 'error')
+
+
+@pytest.mark.timeout(T + 10)
+def test_one_failed_allocation_raises_or_delivers():
+    """Make the n-th allocation fail (``_testcapi.set_nomemory``) inside calls
+    that queue an event from Python: a due-now timer's ``start()``,
+    ``loop.closing_fd()``, ``watcher.feed()`` and ``loop.reinit()`` (which
+    fires the fork watchers).  Each call either raises MemoryError, leaving
+    the watcher as it was, or reports success and the event then arrives.
+    A MemoryError printed as "Exception ignored" while the call returns
+    normally, and the event never delivered, is the failure guarded here.
+    """
+    out = check('''
+import os, sys
+try:
+    import _testcapi
+    _testcapi.set_nomemory
+except (ImportError, AttributeError):
+    print('skip'); sys.exit(0)
+import gevent_c.core as core
+L = core.loop(default=False)
+L.error_handler = lambda *a: None
+unraisable = []
+sys.unraisablehook = unraisable.append
+r, w = os.pipe()
+
+def failing(n, call):
+    _testcapi.set_nomemory(n, n + 1)
+    try:
+        call()
+    finally:
+        _testcapi.remove_mem_hooks()
+
+def settle(fired):
+    for i in range(3):
+        if fired:
+            break
+        L.run(nowait=True)
+
+stats = {}
+for what in ('timer0', 'timer0_restart', 'closing_fd', 'feed', 'fork'):
+    raised = delivered = 0
+    for n in range(40):
+        fired = []
+        if what == 'timer0':
+            t = L.timer(0)
+            call = lambda: t.start(fired.append, 1)
+        elif what == 'timer0_restart':
+            t = L.timer(0)
+            t.start(fired.append, 'old')
+            call = lambda: t.start(fired.append, 1)
+        elif what == 'closing_fd':
+            cr, cw = os.pipe()   # closed below: the closing mark goes with it
+            t = L.io(cr, 1); t.start(fired.append, 1)
+            call = lambda: L.closing_fd(cr)
+        elif what == 'feed':
+            t = L.io(r, 1)
+            call = lambda: t.feed(1, fired.append, 1)
+        else:
+            t = L.fork(); t.start(fired.append, 1)
+            call = L.reinit
+        try:
+            failing(n, call)
+        except MemoryError:
+            raised += 1
+            if what == 'timer0':
+                assert not t.active and t.callback is None, (what, n)
+            if what == 'timer0_restart':
+                # still the old, due timer with its old callback
+                assert t.active and t.callback is not None, (what, n)
+            if what == 'closing_fd':
+                assert t.active, (what, n)
+            t.close(); L.run(nowait=True)
+        else:
+            settle(fired)
+            assert fired == [1], (what, n, fired)
+            delivered += 1
+            t.close(); L.run(nowait=True)
+        if what == 'closing_fd':
+            os.close(cr); os.close(cw)
+    stats[what] = (raised, delivered)
+    assert delivered, (what, stats)
+assert not unraisable, [(u.exc_type, u.object) for u in unraisable]
+print('ok', stats)
+''')
+    assert out.startswith('ok') or out.startswith('skip'), out
