@@ -25,9 +25,18 @@ autodoc_docstring_signature = False   # done by _signature below
 # keeps it.
 autodoc_use_legacy_class_based = True
 
+# blocks without a language (shell lines, bench output) stay plain text
+highlight_language = 'text'
+
 html_theme = 'alabaster'
 html_title = 'gevent_c %s' % release
-html_static_path = []
+html_static_path = ['_static']
+html_css_files = ['custom.css']
+html_theme_options = {
+    'page_width': '1240px',
+    'sidebar_width': '230px',
+    'description': 'gevent.hub in C, on libuv',
+}
 
 # Most docstrings written in C start with "name(signature): what it does".
 # Sphinx only takes a first line that is a bare signature, and would read the
@@ -63,6 +72,40 @@ def _docstring(app, what, name, obj, options, lines):
         lines[0] = (m.group('rest') or '').replace('*', r'\*')
 
 
+# Wide content (custom.css): each table goes into a <div class="table-scroll">
+# that scrolls sideways inside the text column when the table cannot be
+# narrower; a short cell (a number, "1.36 us / 1.49 us", a single name)
+# never wraps, so only prose wraps.  Charts (docs/performance*.png) are scaled down to the
+# column: every image without a size gets one (width 100%, capped by the CSS
+# at its own width), so that the HTML builder links it to its full-size
+# file (html_scaled_image_link) and a click opens it at full size.
+_SHORT_CELL = 24
+_NAME_CELL = 40   # one word: a variable or a path
+
+
+def _wide_content(app, doctree, docname):
+    from docutils import nodes
+    for table in list(doctree.findall(nodes.table)):
+        if 'table-scroll' in table.parent.get('classes', ()):
+            continue
+        # Markdown's |---|---| gives every column the same width: let the
+        # browser size the columns by their content instead
+        table['classes'] = [c for c in table['classes'] if c != 'colwidths-given']
+        table['classes'].append('colwidths-auto')
+        box = nodes.container(classes=['table-scroll'])
+        table.replace_self(box)
+        box.append(table)
+        for entry in table.findall(nodes.entry):
+            text = entry.astext().strip()
+            if len(text) <= _SHORT_CELL or (len(text) <= _NAME_CELL and not any(
+                    c.isspace() for c in text)):
+                entry['classes'].append('nowrap')
+    for node in doctree.findall(nodes.image):
+        if not any(key in node for key in ('scale', 'width', 'height')):
+            node['width'] = '100%'
+
+
 def setup(app):
+    app.connect('doctree-resolved', _wide_content)
     app.connect('autodoc-process-signature', _signature)
     app.connect('autodoc-process-docstring', _docstring)
