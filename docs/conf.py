@@ -93,7 +93,7 @@ def _wide_content(app, doctree, docname):
         table['classes'] = [c for c in table['classes'] if c != 'colwidths-given']
         table['classes'].append('colwidths-auto')
         box = nodes.container(classes=['table-scroll'])
-        table.replace_self(box)
+        table.parent.replace(table, box)   # (replace_self would copy the table's classes)
         box.append(table)
         for entry in table.findall(nodes.entry):
             text = entry.astext().strip()
