@@ -445,6 +445,13 @@ class signal(object):
     """signal(signalnum, handler, *args, **kwargs): call ``handler`` in a new
     greenlet each time ``signalnum`` is delivered.
 
+    The signal is taken over, as on libev: while this (or any other signal
+    watcher on ``signalnum``) is active, a delivery runs the watchers and
+    nothing else.  Python's handler for the signal does not run; for SIGINT
+    there is no ``KeyboardInterrupt``.  ``cancel()`` on the last one gives
+    back the disposition it replaced.  SIGKILL and SIGSTOP cannot be caught:
+    ``ValueError``.
+
     The watcher is unreferenced: it never keeps the loop alive.  An exception
     from the handler is reported with ``hub.handle_error(None, ...)``, so it
     is raised in the main greenlet.

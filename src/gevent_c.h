@@ -361,8 +361,10 @@ static void loop_flush_polls(LoopObject *loop);
 static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
 
 /* sigreg.c: the process-wide signal registry */
-static int sig_acquire(int signum);
-static void sig_release(int signum);
+static int sig_acquire(int signum, int take);
+static void sig_release(int signum, int take);
+static void loop_watch_python_signals(LoopObject *loop);
+static void loop_unwatch_python_signals(LoopObject *loop);
 static int loop_register_signals(LoopObject *loop);
 static void loop_unregister_signals(LoopObject *loop);
 static void loop_scan_signals(LoopObject *loop);

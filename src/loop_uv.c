@@ -945,31 +945,52 @@ call_set_wakeup_fd(int fd)
 }
 
 /* Called for the default loop on the main thread.  Takes the wake-up fd
- * only when nobody else (asyncio, another library) holds it. */
+ * only when nobody else (asyncio, another library) holds it; in either
+ * case the signals that have a Python handler now also wake the loop
+ * through the signal registry (sigreg.c), which does not depend on who
+ * holds the wake-up fd (another library may take it later). */
 static void
 loop_install_signal_wakeup(LoopObject *self)
 {
     self->sig_fds[0] = self->sig_fds[1] = -1;
-    PyObject *old = call_set_wakeup_fd(-1);
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        return;
+    /* Put ours in to learn the current owner (set_wakeup_fd has no
+     * getter): a signal arriving meanwhile lands in our socket, and is
+     * handed on to the owner below, never lost. */
+    PyObject *old = call_set_wakeup_fd(fds[1]);
     if (old == NULL) {
-        PyErr_Clear();  /* not the main thread */
+        PyErr_Clear();  /* not the main thread of the main interpreter */
+        close(fds[0]);
+        close(fds[1]);
         return;
     }
     long oldfd = PyLong_AsLong(old);
     Py_DECREF(old);
+    if (oldfd == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    loop_watch_python_signals(self);
     if (oldfd != -1) {
-        /* someone else owns it: give it back, leave signals to them */
+        /* someone else owns it: give it back, with what arrived meanwhile */
         PyObject *r = call_set_wakeup_fd((int)oldfd);
         Py_XDECREF(r);
         PyErr_Clear();
+        char buf[256];
+        ssize_t n;
+        while ((n = read(fds[0], buf, sizeof(buf))) > 0)
+            if (write((int)oldfd, buf, (size_t)n) < 0)
+                break;
+        close(fds[0]);
+        close(fds[1]);
         return;
     }
-    int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
-        return;
     uv_poll_t *p = malloc(sizeof(*p));
     if (p == NULL || uv_poll_init(self->uv, p, fds[0]) != 0) {
         free(p);
+        PyObject *r = call_set_wakeup_fd(-1);
+        Py_XDECREF(r);
+        PyErr_Clear();
         close(fds[0]);
         close(fds[1]);
         return;
@@ -977,16 +998,6 @@ loop_install_signal_wakeup(LoopObject *self)
     p->data = self;
     uv_poll_start(p, UV_READABLE, sig_poll_cb);
     uv_unref((uv_handle_t *)p);
-    PyObject *r = call_set_wakeup_fd(fds[1]);
-    if (r == NULL) {
-        PyErr_Clear();
-        p->data = NULL;
-        uv_close((uv_handle_t *)p, sig_poll_close_cb);
-        close(fds[0]);
-        close(fds[1]);
-        return;
-    }
-    Py_DECREF(r);
     self->sig_poll = p;
     self->sig_fds[0] = fds[0];
     self->sig_fds[1] = fds[1];
@@ -995,6 +1006,7 @@ loop_install_signal_wakeup(LoopObject *self)
 static void
 loop_remove_signal_wakeup(LoopObject *self)
 {
+    loop_unwatch_python_signals(self);
     if (self->sig_poll == NULL)
         return;
     PyObject *t, *v, *tb;
@@ -1218,8 +1230,6 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         self->is_default = 1;
         self->uv->data = self;
         default_loop_obj = self;
-        if (PyThread_get_thread_ident() == main_thread_ident())
-            loop_install_signal_wakeup(self);
     }
     else {
         uv_loop_t *uv = malloc(sizeof(*uv));
@@ -1240,6 +1250,9 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         return NULL;
     }
+    /* after loop_init_internal: signals wake the loop through wake_async */
+    if (self->is_default && PyThread_get_thread_ident() == main_thread_ident())
+        loop_install_signal_wakeup(self);
     return (PyObject *)self;
 }
 

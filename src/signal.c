@@ -7,27 +7,34 @@
 #include <errno.h>
 #include <sys/wait.h>
 #include <sched.h>
+/* `take`: signal watchers take their signal over (Python's handler does
+ * not run while one is active); child watchers leave SIGCHLD's chained. */
 static int
-sig_list_add(WatcherList *list, WatcherObject *w, int signum)
+sig_list_add(WatcherList *list, WatcherObject *w, int signum, int take)
 {
     if (wlist_contains(list, w))
         return 1;
-    if (loop_register_signals(w->loop) < 0 || sig_acquire(signum) < 0)
+    if (loop_register_signals(w->loop) < 0)
         return -1;
+    if (sig_acquire(signum, take) < 0) {
+        loop_unregister_signals(w->loop);
+        return -1;
+    }
     if (wlist_add(list, w) < 0) {
-        sig_release(signum);
+        sig_release(signum, take);
+        loop_unregister_signals(w->loop);
         return -1;
     }
     return 0;
 }
 
 static void
-sig_list_remove(WatcherList *list, WatcherObject *w, int signum)
+sig_list_remove(WatcherList *list, WatcherObject *w, int signum, int take)
 {
     if (!wlist_contains(list, w))
         return;
     wlist_remove(list, w);
-    sig_release(signum);
+    sig_release(signum, take);
     loop_unregister_signals(w->loop);
 }
 
@@ -37,7 +44,7 @@ static int
 signal_native_start(WatcherObject *w)
 {
     SignalObject *s = (SignalObject *)w;
-    int rc = sig_list_add(&w->loop->signals, w, s->signum);
+    int rc = sig_list_add(&w->loop->signals, w, s->signum, 1);
     if (rc == 0)
         s->seen = __atomic_load_n(&sig_counts[s->signum], __ATOMIC_SEQ_CST);
     return rc < 0 ? -1 : 0;
@@ -46,7 +53,7 @@ signal_native_start(WatcherObject *w)
 static void
 signal_native_stop(WatcherObject *w)
 {
-    sig_list_remove(&w->loop->signals, w, ((SignalObject *)w)->signum);
+    sig_list_remove(&w->loop->signals, w, ((SignalObject *)w)->signum, 1);
 }
 
 static PyObject *
@@ -70,8 +77,14 @@ signal_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ol|OO:signal", kwlist,
                                      &loop, &signum, &ref, &priority))
         return NULL;
-    if (signum < 1 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP) {
+    if (signum < 1 || signum >= NSIG) {
         PyErr_Format(PyExc_ValueError, "illegal signal number: %ld", signum);
+        return NULL;
+    }
+    if (signum == SIGKILL || signum == SIGSTOP) {
+        PyErr_Format(PyExc_ValueError,
+                     "signal %ld (%s) cannot be caught: no watcher can see it",
+                     signum, signum == SIGKILL ? "SIGKILL" : "SIGSTOP");
         return NULL;
     }
     SignalObject *self = (SignalObject *)type->tp_alloc(type, 0);
@@ -99,8 +112,12 @@ static PyGetSetDef signal_getset[] = {
 
 static PyType_Slot signal_slots[] = {
     {Py_tp_doc, "signal(loop, signalnum, ref=True, priority=None): runs the callback in\n"
-              "the loop after the signal is delivered.  Python's own handler for the\n"
-              "signal keeps running, and is restored when the last watcher stops."},
+              "the loop after the signal is delivered.  While at least one signal watcher\n"
+              "is active on a signal (on any loop), the signal goes to the watchers only,\n"
+              "as on libev: Python's handler for it does not run (with SIGINT: no\n"
+              "KeyboardInterrupt).  When the last one stops (or its loop is destroyed),\n"
+              "the previous disposition comes back.  SIGKILL and SIGSTOP cannot be\n"
+              "caught: ValueError."},
     {Py_tp_new, signal_new},
     {Py_tp_getset, signal_getset},
     {0, NULL}
@@ -118,7 +135,7 @@ static PyType_Spec signal_spec = {
 static int
 child_native_start(WatcherObject *w)
 {
-    int rc = sig_list_add(&w->loop->children, w, SIGCHLD);
+    int rc = sig_list_add(&w->loop->children, w, SIGCHLD, 0);
     if (rc == 0) {
         /* the child may have changed state before we watched: look now */
         w->loop->check_children = 1;
@@ -130,7 +147,7 @@ child_native_start(WatcherObject *w)
 static void
 child_native_stop(WatcherObject *w)
 {
-    sig_list_remove(&w->loop->children, w, SIGCHLD);
+    sig_list_remove(&w->loop->children, w, SIGCHLD, 0);
 }
 
 static PyObject *

@@ -13,12 +13,22 @@
  *   - the first active watcher for a signal installs a C handler with
  *     sigaction(), saving the previous action; the last one to stop
  *     restores it exactly;
- *   - the handler counts the delivery, chains to the previous handler (so
- *     Python's own handler keeps working), and wakes every loop that has
- *     signal watchers with uv_async_send (async-signal-safe);
+ *   - the handler counts the delivery and wakes every loop that has signal
+ *     watchers with uv_async_send (async-signal-safe);
+ *   - while a signal watcher is active on a signal, the signal is the
+ *     watchers' alone, as on libev: the previous handler (Python's) does
+ *     not run.  Otherwise (child watchers on SIGCHLD, and the main loop's
+ *     wake-up for Python-level handlers below) the handler chains to the
+ *     previous one;
  *   - each loop, on wake-up, records the watchers whose signal count moved.
  * child watchers ride on the same mechanism with SIGCHLD and reap with
  * waitpid(WNOHANG).
+ *
+ * The main thread's default loop also installs the handler, chaining, on
+ * every signal that has a Python-level handler when the loop is created
+ * (SIGINT's default_int_handler at least): such a signal then wakes the
+ * loop through its async even when another library holds Python's
+ * wake-up fd (loop_watch_python_signals).
  */
 #include "gevent_c.h"
 #include <signal.h>
@@ -30,7 +40,8 @@
 #define MAX_SIG_LOOPS 64
 
 static volatile unsigned long sig_counts[NSIG];
-static int sig_users[NSIG];                   /* active watchers, all loops */
+static int sig_users[NSIG];    /* active watchers, all loops */
+static int sig_takers[NSIG];   /* active signal watchers: no chaining while > 0 */
 /* The action each installed handler replaced, double-buffered: a handler
  * running on another thread reads the published one (sig_prev) while a
  * new installation writes the other slot, never a half-written struct. */
@@ -57,11 +68,11 @@ gevc_signal_handler(int signum, siginfo_t *info, void *ctx)
             uv_async_send(a);
     }
     __atomic_sub_fetch(&sig_in_flight, 1, __ATOMIC_SEQ_CST);
-    /* chain to the previous action, as CPython's handler would have run:
-     * a Python-level handler keeps working.  SIG_DFL and SIG_IGN are not
+    /* with no signal watcher on it, chain to the previous action (as
+     * CPython's handler would have run).  SIG_DFL and SIG_IGN are not
      * functions (a watched signal does not terminate, as in libev). */
     const struct sigaction *old = __atomic_load_n(&sig_prev[signum], __ATOMIC_SEQ_CST);
-    if (old != NULL) {
+    if (old != NULL && __atomic_load_n(&sig_takers[signum], __ATOMIC_SEQ_CST) == 0) {
         if (old->sa_flags & SA_SIGINFO) {
             if (old->sa_sigaction && old->sa_sigaction != gevc_signal_handler)
                 old->sa_sigaction(signum, info, ctx);
@@ -99,30 +110,68 @@ sig_install(int signum)
     return sigaction(signum, &sa, NULL);
 }
 
+/* Signals whose Python-level handler wakes the main loop through the
+ * registry (loop_watch_python_signals), and that loop. */
+static LoopObject *pywake_loop;
+static unsigned char pywake[NSIG];
+
+/* Is the action ours replaced a handler function (not SIG_DFL/SIG_IGN)? */
 static int
-sig_acquire(int signum)
+sig_prev_is_function(int signum)
 {
-    if (sig_users[signum]++ > 0)
+    const struct sigaction *old = sig_prev[signum];
+    if (old == NULL)
         return 0;
+    if (old->sa_flags & SA_SIGINFO)
+        return old->sa_sigaction != NULL;
+    return old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN && old->sa_handler != NULL;
+}
+
+/* Give the disposition back, but only if ours is still installed: whoever
+ * replaced it since (signal.signal()) keeps theirs. */
+static void
+sig_restore(int signum)
+{
+    struct sigaction cur;
+    if (sig_prev[signum] != NULL && sigaction(signum, NULL, &cur) == 0 && is_our_action(&cur))
+        sigaction(signum, sig_prev[signum], NULL);
+}
+
+/* One more watcher on signum; `take`: a signal watcher, which takes the
+ * signal over (Python's handler stops running) until the last one stops.
+ * The handler is (re)installed even when the signal already has users:
+ * signal.signal() may have replaced it meanwhile; a new watcher puts it
+ * back, and the action it replaced is the one given back at the end. */
+static int
+sig_acquire(int signum, int take)
+{
     if (sig_install(signum) < 0) {
-        sig_users[signum]--;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    sig_users[signum]++;
+    if (take)
+        __atomic_add_fetch(&sig_takers[signum], 1, __ATOMIC_SEQ_CST);
     return 0;
 }
 
 static void
-sig_release(int signum)
+sig_release(int signum, int take)
 {
+    if (take && __atomic_load_n(&sig_takers[signum], __ATOMIC_SEQ_CST) > 0)
+        __atomic_sub_fetch(&sig_takers[signum], 1, __ATOMIC_SEQ_CST);
     if (--sig_users[signum] > 0)
         return;
     sig_users[signum] = 0;
-    /* give the disposition back only if ours is still installed: whoever
-     * replaced it since (signal.signal()) keeps theirs */
-    struct sigaction cur;
-    if (sig_prev[signum] != NULL && sigaction(signum, NULL, &cur) == 0 && is_our_action(&cur))
-        sigaction(signum, sig_prev[signum], NULL);
+    __atomic_store_n(&sig_takers[signum], 0, __ATOMIC_SEQ_CST);
+    /* still waking the main loop for a Python handler: ours stays, and
+     * chains to it.  If what it replaced is no handler (signal.signal()
+     * set SIG_DFL or SIG_IGN before a watcher came), there is nothing left
+     * to wake for: that disposition comes back. */
+    if (pywake[signum] && sig_prev_is_function(signum))
+        return;
+    pywake[signum] = 0;
+    sig_restore(signum);
 }
 
 /* The loop's wake-up async: drains signal deliveries. */
@@ -151,7 +200,8 @@ loop_register_signals(LoopObject *loop)
 static void
 loop_unregister_signals(LoopObject *loop)
 {
-    if (loop->sig_slot >= 0 && loop->signals.n == 0 && loop->children.n == 0) {
+    if (loop->sig_slot >= 0 && loop->signals.n == 0 && loop->children.n == 0
+            && pywake_loop != loop) {
         __atomic_store_n(&sig_loops[loop->sig_slot], NULL, __ATOMIC_SEQ_CST);
         loop->sig_slot = -1;
         uint64_t deadline = 0;
@@ -249,4 +299,70 @@ loop_signals_undelivered(LoopObject *loop)
     return loop->children.n > 0
         && (loop->check_children
             || __atomic_load_n(&sig_counts[SIGCHLD], __ATOMIC_SEQ_CST) != chld_seen);
+}
+
+/* Python-level handlers wake the main thread's default loop through
+ * Python's wake-up fd, which the loop takes when it is free.  Another
+ * library (asyncio, Qt...) may hold it already, or take it later: then
+ * nothing would wake the loop, and Ctrl-C would wait for whatever wakes it
+ * next.  So for every signal with a Python-level handler now, the registry
+ * handler goes in front of CPython's: it chains to it (Python's handler
+ * runs as before, writing to whoever's wake-up fd) and wakes the loop
+ * through its async; the loop then runs PyErr_CheckSignals.  A handler set
+ * later with signal.signal() replaces ours and is woken by the wake-up fd
+ * only.  Called with the GIL on the main thread; errors are not fatal
+ * (the wake-up fd still serves). */
+static void
+loop_watch_python_signals(LoopObject *loop)
+{
+    if (pywake_loop != NULL)
+        return;
+    PyObject *mod = PyImport_ImportModule("signal");
+    PyObject *getsignal = mod ? PyObject_GetAttrString(mod, "getsignal") : NULL;
+    Py_XDECREF(mod);
+    if (getsignal == NULL || loop_register_signals(loop) < 0) {
+        Py_XDECREF(getsignal);
+        PyErr_Clear();
+        return;
+    }
+    pywake_loop = loop;
+    int any = 0;
+    for (int n = 1; n < NSIG; n++) {
+        if (n == SIGKILL || n == SIGSTOP)
+            continue;
+        PyObject *h = PyObject_CallFunction(getsignal, "i", n);
+        if (h == NULL) {
+            PyErr_Clear();  /* not a signal Python knows */
+            continue;
+        }
+        /* SIG_DFL and SIG_IGN are ints, None: not installed from Python */
+        int python = h != Py_None && !PyLong_Check(h) && PyCallable_Check(h);
+        Py_DECREF(h);
+        if (python && sig_install(n) == 0) {
+            pywake[n] = 1;
+            any = 1;
+        }
+    }
+    Py_DECREF(getsignal);
+    if (!any) {
+        pywake_loop = NULL;
+        loop_unregister_signals(loop);
+    }
+}
+
+/* The loop is going away: give those signals back (to Python's handler,
+ * unless something replaced ours meanwhile). */
+static void
+loop_unwatch_python_signals(LoopObject *loop)
+{
+    if (pywake_loop != loop)
+        return;
+    for (int n = 1; n < NSIG; n++)
+        if (pywake[n]) {
+            pywake[n] = 0;
+            if (sig_users[n] == 0)
+                sig_restore(n);
+        }
+    pywake_loop = NULL;
+    loop_unregister_signals(loop);
 }
