@@ -12,6 +12,7 @@ from greenlet import greenlet, getcurrent, GreenletExit
 from greenlet import error as greenlet_error
 
 from gevent_c._hub import _main_thread_ident, _get_saved_loop, _set_saved_loop
+from gevent_c._hub import _saved_loop_owned, _thread_alive
 from gevent_c._hub import (  # noqa: F401
     HubCore, Waiter, get_hub, get_hub_class, set_hub, get_hub_if_exists,
     set_default_hub_class, sleep, spawn_raw, kill,
@@ -36,7 +37,8 @@ def get_loop():
 
 
 def set_loop(loop):
-    """Make ``loop`` (or None) the loop this thread's next hub uses."""
+    """Make ``loop`` (or None) the loop this thread's next hub uses.  The
+    loop is lent, not given: that hub never destroys it by itself."""
     _set_saved_loop(loop)
 
 
@@ -154,6 +156,11 @@ class Hub(HubCore):
     _resolver = None
     _threadpool = None
     _exception_stream = _UNSET
+    # whether this hub owns its loop (and so may destroy it by itself): it
+    # made it, or took over the loop its thread's previous hub kept.  Not a
+    # loop given to Hub(loop=) or set_loop(), and never the default loop
+    # outside the main thread: the default loop is the main thread's.
+    _owns_loop = False
 
     def __init__(self, loop=None, default=None):
         # HubCore.__init__ is greenlet's (run, parent): not called
@@ -166,12 +173,15 @@ class Hub(HubCore):
             saved = _get_saved_loop()
             if saved is not None:
                 self.loop = saved
+                self._owns_loop = _saved_loop_owned()
             else:
                 if default is None and self.thread_ident != MAIN_THREAD_IDENT:
                     default = False
                 flags = self.backend if loop is None else loop
                 loop_class = _import(self.loop_class)
                 self.loop = loop_class(flags=flags, default=default)
+                self._owns_loop = (self.thread_ident == MAIN_THREAD_IDENT
+                                   or not getattr(self.loop, 'default', False))
         self._resolver = None
         self._threadpool = None
         self.format_context = _import(self.format_context)
@@ -340,22 +350,30 @@ class Hub(HubCore):
                 pass
 
     def destroy(self, destroy_loop=None):
-        """Unwind the hub and destroy its loop (default: unless it is the
-        default loop) or keep it for this thread's next hub.  A second call
-        does nothing.  Only the hub's own thread may destroy it, and not
-        from inside the hub (a callback)."""
+        """Unwind the hub and destroy its loop or keep it for this thread's
+        next hub.  By default (``destroy_loop=None``) a loop the hub owns is
+        destroyed unless it is the default loop, and kept otherwise; a loop
+        it does not own (given to ``Hub(loop=)`` or ``set_loop()``, or the
+        main thread's default loop in another thread) is left alone.  A
+        second call does nothing.  Only the hub's own thread may destroy it,
+        or any thread once that one has exited; not from inside the hub (a
+        callback)."""
         loop = self.loop
         if loop is None:
             return
-        if self.thread_ident is not None and self.thread_ident != get_ident():
+        if (self.thread_ident is not None and self.thread_ident != get_ident()
+                and _thread_alive(self.thread_ident)):
             raise InvalidThreadUseError(
                 'Hub.destroy() must be called from the hub\'s own thread '
                 '(%s), not %s' % (hex(self.thread_ident), hex(get_ident())))
         if getcurrent() is self:
             raise RuntimeError('Hub.destroy() cannot be called from inside the hub '
                                '(a callback); call it from another greenlet')
+        owned = self._owns_loop
+        keep = True
         if destroy_loop is None:
-            destroy_loop = not loop.default
+            destroy_loop = owned and not loop.default
+            keep = owned
         if self._resolver is not None:
             self._resolver.close()
         self._resolver = None
@@ -372,8 +390,8 @@ class Hub(HubCore):
             if _get_saved_loop() is loop:
                 _set_saved_loop(None)
             loop.destroy()
-        else:
-            _set_saved_loop(loop)
+        elif keep:
+            _set_saved_loop(loop, owned)
         self.loop = None
         if get_hub_if_exists() is self:
             set_hub(None)

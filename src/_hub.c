@@ -136,7 +136,10 @@ guard_dealloc(GuardObject *g)
         PyErr_Fetch(&t, &v, &tb);
         PyObject *loop = ((HubObject *)hub)->loop;
         if (hub_owner_ident(gst, hub) == PyThread_get_thread_ident()) {
-            PyObject *r = PyObject_CallMethod(hub, "destroy", "(O)", Py_True);
+            /* destroy_loop=None: the hub destroys the loop only if it owns
+             * it (not the default loop, nor one lent by Hub(loop=) or
+             * set_loop()) */
+            PyObject *r = PyObject_CallMethod(hub, "destroy", NULL);
             if (r == NULL)
                 PyErr_WriteUnraisable(hub);
             Py_XDECREF(r);
@@ -432,11 +435,31 @@ get_saved_loop(gevc_state *gst)
     return Py_NewRef(loop ? loop : Py_None);
 }
 
+/* Whether the saved loop is owned by the thread (kept by a hub that owned
+ * it) or only lent (set_loop()): a hub destroys only a loop it owns.  Kept
+ * beside the loop in the thread state dict. */
+#define GEVC_TLS_LOOP_OWNED_KEY "gevent_c.loop_owned"
+
 static int
-set_saved_loop(gevc_state *gst, PyObject *loop)
+set_saved_loop(gevc_state *gst, PyObject *loop, int owned)
 {
     PyObject *d = tls_dict();
-    return d == NULL ? -1 : tls_put(d, gst->str_tls_loop, loop);
+    if (d == NULL || tls_put(d, gst->str_tls_loop, loop) < 0)
+        return -1;
+    PyObject *key = PyUnicode_InternFromString(GEVC_TLS_LOOP_OWNED_KEY);
+    if (key == NULL)
+        return -1;
+    int rc = tls_put(d, key, owned && loop != Py_None ? Py_True : Py_None);
+    Py_DECREF(key);
+    return rc;
+}
+
+static int
+saved_loop_owned(void)
+{
+    PyObject *d = PyThreadState_GetDict();
+    PyObject *v = d ? PyDict_GetItemString(d, GEVC_TLS_LOOP_OWNED_KEY) : NULL;
+    return v == Py_True;
 }
 
 /* greenlet's tp_new, then the module state for the hot paths */
@@ -502,25 +525,25 @@ loop_set_handler(gevc_state *gst, PyObject *loop, PyObject *handler)
     return PyObject_SetAttrString(loop, "error_handler", handler);
 }
 
-static void
-debug_walk_cb(uv_handle_t *h, void *arg)
-{
-    WatcherObject *w = (WatcherObject *)h->data;
-    if (w == NULL || uv_handle_get_type(h) == UV_POLL || w->handle != h || !w->active)
-        return;
-    PyObject *r = PyObject_Repr((PyObject *)w);
-    if (r == NULL || PyList_Append((PyObject *)arg, r) < 0)
-        PyErr_Clear();
-    Py_XDECREF(r);
-}
-
-/* The loop's live handles, for LoopExit's third argument. */
+/* The loop's live handles, for LoopExit's third argument: the active
+ * watchers are collected first (loop_collect_watchers: no Python inside
+ * uv_walk), then their reprs are made, which may run any Python. */
 static PyObject *
 loop_debug_list(gevc_state *gst, PyObject *loop)
 {
     PyObject *list = PyList_New(0);
-    if (list && IS_LOOP(gst, loop) && ((LoopObject *)loop)->uv)
-        uv_walk(((LoopObject *)loop)->uv, debug_walk_cb, list);
+    if (list == NULL || !IS_LOOP(gst, loop))
+        return list;
+    Py_ssize_t n = 0;
+    PyObject **ws = loop_collect_watchers((LoopObject *)loop, &n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = list ? PyObject_Repr(ws[i]) : NULL;
+        if (list != NULL && (r == NULL || PyList_Append(list, r) < 0))
+            PyErr_Clear();
+        Py_XDECREF(r);
+        Py_DECREF(ws[i]);
+    }
+    PyMem_Free(ws);
     return list;
 }
 
@@ -616,28 +639,41 @@ hub_wait_direct(gevc_state *gst, PyObject *hub, WatcherObject *w)
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
+    LoopObject *loop = watcher_op_begin(w);
     if (Py_TYPE(w) == gst->IoType)
         ((IoObject *)w)->pass_events = 0;
-    Py_XSETREF(w->callback, (PyObject *)cur);   /* takes the reference */
-    Py_CLEAR(w->args);
+    /* the callback replaced is released, not dropped (re-entrancy) */
+    watcher_setref(w, &w->callback, (PyObject *)cur);   /* takes the reference */
+    watcher_setref(w, &w->args, NULL);
     int err = w->ops->native_start(w);
     if (err < 0) {
-        Py_CLEAR(w->callback);
+        watcher_setref(w, &w->callback, NULL);
         if (!PyErr_Occurred())
             gevc_uv_error(err);
+        watcher_op_end(loop);
         return NULL;
     }
     w->direct_switch = 1;
     w->direct_fired = 0;
+    w->direct_ident = PyThread_get_thread_ident();
     watcher_activate(w);
     Py_INCREF(cur);
-    PyObject *res = hub_switch_from(gst, hub, cur);
-    int fired = w->direct_fired;
+    /* the safe point before blocking; then re-validate: the finalizers
+     * that ran may have closed the watcher or destroyed its loop */
+    watcher_op_end(loop);
+    PyObject *res = NULL;
+    int fired = 0;
+    if (watcher_check_usable(w) == 0) {
+        res = hub_switch_from(gst, hub, cur);
+        fired = w->direct_fired;
+    }
     /* stop in every case, keeping any pending exception */
+    loop = watcher_op_begin(w);
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
     watcher_stop_impl(w);
     PyErr_Restore(t, v, tb);
+    watcher_op_end(loop);
     if (res != NULL && !fired) {
         PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected the "
                      "watcher %R)", cur, res, (PyObject *)w);
@@ -659,6 +695,16 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
      * start), on a hub greenlet: switch straight back, no Waiter.  Ours are
      * the direct subtypes of the abstract watcher type, which Python code
      * cannot instantiate. */
+    if (PyObject_TypeCheck(watcher, gst->WatcherType)) {
+        /* the dispatch of a loop running in another thread would switch
+         * into this thread's greenlet: never (greenlet cannot), say so */
+        LoopObject *wl = ((WatcherObject *)watcher)->loop;
+        if (wl != NULL && wl->depth > 0 && wl->run_ident != PyThread_get_thread_ident()) {
+            PyErr_Format(gst->InvalidThreadUseError,
+                         "cannot wait on %R: its loop runs in another thread", watcher);
+            return NULL;
+        }
+    }
     if (Py_TYPE(watcher)->tp_base == gst->WatcherType
             && (Py_TYPE(hub) == (PyTypeObject *)gst->default_hub_class || PyGreenlet_Check(hub)))
         return hub_wait_direct(gst, hub, (WatcherObject *)watcher);
@@ -677,8 +723,12 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
         PyObject *args = PyTuple_Pack(1, (PyObject *)waiter);
         if (Py_TYPE(watcher) == gst->IoType)
             ((IoObject *)watcher)->pass_events = 0;
+        LoopObject *loop = watcher_op_begin((WatcherObject *)watcher);
         rc = args ? watcher_start_impl((WatcherObject *)watcher, sw, args) : -1;
         Py_XDECREF(args);
+        watcher_op_end(loop);   /* the safe point; then re-validate */
+        if (rc == 0 && watcher_check_usable((WatcherObject *)watcher) < 0)
+            rc = -1;
     }
     else {
         PyObject *r = PyObject_CallMethod(watcher, "start", "OO", sw, (PyObject *)waiter);
@@ -692,8 +742,11 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
     /* stop in every case, keeping any pending exception */
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    if (PyObject_TypeCheck(watcher, gst->WatcherType))
+    if (PyObject_TypeCheck(watcher, gst->WatcherType)) {
+        LoopObject *loop = watcher_op_begin((WatcherObject *)watcher);
         watcher_stop_impl((WatcherObject *)watcher);
+        watcher_op_end(loop);
+    }
     else {
         PyObject *r = PyObject_CallMethod(watcher, "stop", NULL);
         if (r == NULL && t == NULL) {
@@ -833,6 +886,7 @@ sleep_direct(gevc_state *gst, PyObject *hub, LoopObject *loop, double after, int
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     if (cur == NULL)
         return NULL;
+    Py_INCREF(loop);
     WatcherObject *w = (WatcherObject *)gevc_timer_new(loop, after, 0.0, ref);
     PyObject *res = NULL;
     if (w == NULL)
@@ -845,6 +899,7 @@ sleep_direct(gevc_state *gst, PyObject *hub, LoopObject *loop, double after, int
     }
     w->callback = Py_NewRef((PyObject *)cur);
     w->direct_switch = 1;
+    w->direct_ident = PyThread_get_thread_ident();
     watcher_activate(w);
     res = hub_switch_from(gst, hub, cur);
     int fired = !w->active;
@@ -859,6 +914,8 @@ sleep_direct(gevc_state *gst, PyObject *hub, LoopObject *loop, double after, int
     }
 done:
     Py_XDECREF(w);
+    loop_release_drain(loop);   /* the safe point: the sleep is over */
+    Py_DECREF(loop);
     Py_DECREF(cur);
     return res;
 }
@@ -1134,11 +1191,30 @@ mod_get_saved_loop(PyObject *m, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-mod_set_saved_loop(PyObject *m, PyObject *loop)
+mod_set_saved_loop(PyObject *m, PyObject *args)
 {
-    if (set_saved_loop(gevc_get_state(m), loop) < 0)
+    PyObject *loop;
+    int owned = 0;
+    if (!PyArg_ParseTuple(args, "O|p:_set_saved_loop", &loop, &owned))
+        return NULL;
+    if (set_saved_loop(gevc_get_state(m), loop, owned) < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_saved_loop_owned(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(saved_loop_owned());
+}
+
+static PyObject *
+mod_thread_alive(PyObject *m, PyObject *ident)
+{
+    unsigned long id = PyLong_AsUnsignedLong(ident);
+    if (id == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(gevc_thread_alive(id));
 }
 
 static PyMethodDef module_methods[] = {
@@ -1148,7 +1224,13 @@ static PyMethodDef module_methods[] = {
      "The interpreter's main thread (not threading's, which monkey-patching replaces)."},
     {"_get_saved_loop", (PyCFunction)mod_get_saved_loop, METH_NOARGS,
      "The loop Hub.destroy(destroy_loop=False) kept for this thread's next hub, or None."},
-    {"_set_saved_loop", (PyCFunction)mod_set_saved_loop, METH_O, NULL},
+    {"_set_saved_loop", (PyCFunction)mod_set_saved_loop, METH_VARARGS,
+     "_set_saved_loop(loop, owned=False): the loop this thread's next hub uses; "
+     "owned: that hub owns it (may destroy it)."},
+    {"_saved_loop_owned", (PyCFunction)mod_saved_loop_owned, METH_NOARGS,
+     "Whether this thread's saved loop is owned by the thread (not lent by set_loop())."},
+    {"_thread_alive", (PyCFunction)mod_thread_alive, METH_O,
+     "_thread_alive(ident): whether the thread is still alive in this interpreter."},
     {"get_hub", (PyCFunction)(void (*)(void))mod_get_hub, METH_VARARGS | METH_KEYWORDS,
      "get_hub(*args, **kwargs): this thread's hub, created (with the arguments) if needed."},
     {"_get_hub", (PyCFunction)mod_get_hub_if_exists, METH_NOARGS,

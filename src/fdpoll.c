@@ -343,7 +343,7 @@ loop_closing_fd(LoopObject *loop, PyObject *fd_o)
 
 /* Loop destroyed: free every FdPoll and detach its watchers. */
 static void
-loop_drop_fdpolls(LoopObject *loop, PyObject *detached)
+loop_drop_fdpolls(LoopObject *loop)
 {
     for (int fd = 0; fd < loop->nfdpolls; fd++) {
         FdPoll *p = loop->fdpolls[fd];
@@ -351,7 +351,7 @@ loop_drop_fdpolls(LoopObject *loop, PyObject *detached)
             continue;
         for (IoObject *io = p->first; io;) {
             IoObject *next = io->next_on_fd;
-            watcher_detach((WatcherObject *)io, detached);  /* unlinks it */
+            watcher_detach((WatcherObject *)io);  /* unlinks it */
             io->fdp = NULL;
             io->next_on_fd = NULL;
             io = next;

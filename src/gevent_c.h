@@ -167,6 +167,12 @@ struct LoopObject {
     long fork_gen;             /* fork_generation when created / last reinit */
     long native_fork_gen;      /* ... when libuv's kernel state was last made */
     int check_children;
+    /* re-entrancy (docs/design.md): references C drops while it holds
+     * pointers into the loop's, a watcher's or a hub's native state are
+     * moved here and dropped at a safe point (loop_release_drain) */
+    PyObject **rel_items;
+    Py_ssize_t rel_n, rel_cap;
+    int destroying;            /* inside loop_destroy_impl: no re-entry */
     PyObject *weakreflist;
 };
 
@@ -209,6 +215,7 @@ struct WatcherObject {
     unsigned detached : 1;     /* the loop was destroyed under it */
     unsigned direct_switch : 1; /* callback is a greenlet to switch into (sleep, hub.wait) */
     unsigned direct_fired : 1;  /* ... and the loop has switched into it */
+    unsigned long direct_ident; /* the thread of the direct_switch greenlet */
 };
 
 typedef struct {
@@ -287,8 +294,8 @@ typedef struct {
 
 /* defined in watcher.c: the one way a watcher leaves a loop being destroyed
  * (native stop, process-wide resources given back, self reference moved to
- * the `detached` list) */
-static void watcher_detach(WatcherObject *w, PyObject *detached);
+ * the loop's release list) */
+static void watcher_detach(WatcherObject *w);
 
 /* ---- Waiter / Hub ---------------------------------------------------- */
 
@@ -331,6 +338,9 @@ static int loop_reinit_impl(LoopObject *self);
 static PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
 static PyObject *loop_install_sigchld(LoopObject *loop, PyObject *ignored);
 static PyObject *loop_reset_sigchld(LoopObject *loop, PyObject *ignored);
+static void loop_defer_release(LoopObject *loop, PyObject *o);
+static void loop_release_drain(LoopObject *loop);
+static int gevc_thread_alive(unsigned long ident);
 
 /* watcher.c and the watcher families */
 static int watcher_dispatch(WatcherObject *w);
@@ -338,7 +348,7 @@ static void watcher_close_uv_handle(WatcherObject *w);
 static void wlist_record_all(WatcherList *l);
 static int wlist_fire_all(WatcherList *l);
 static void watcher_stop_impl(WatcherObject *w);
-static void wlist_detach_all(WatcherList *l, PyObject *detached);
+static void wlist_detach_all(WatcherList *l);
 static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
@@ -358,7 +368,7 @@ static void fdpoll_mark_dirty(FdPoll *p);
 static void fdpoll_release(FdPoll *p);
 static int fdpoll_refuse_closing(LoopObject *loop, int fd);
 static void loop_flush_polls(LoopObject *loop);
-static void loop_drop_fdpolls(LoopObject *loop, PyObject *detached);
+static void loop_drop_fdpolls(LoopObject *loop);
 
 /* sigreg.c: the process-wide signal registry */
 static int sig_acquire(int signum, int take);

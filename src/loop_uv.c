@@ -124,10 +124,67 @@ gevc_uv_error(int err)
 static int
 loop_check_alive(LoopObject *self)
 {
-    if (self->uv == NULL) {
+    if (self->uv == NULL || self->destroying) {
         PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
         return -1;
     }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Re-entrancy: the release list (docs/design.md, "Re-entrancy")           */
+/* ---------------------------------------------------------------------- */
+
+/* Drop a reference later: `o` (stolen; NULL is fine) goes to the loop's
+ * release list instead of being released here, where its finalizer (or a
+ * GC pass) could run Python that closes a watcher or destroys the loop C
+ * is using.  Runs no Python.  If the list cannot grow, the object is kept
+ * alive (a leak) rather than released in the middle of an operation. */
+static void
+loop_defer_release(LoopObject *loop, PyObject *o)
+{
+    if (o == NULL)
+        return;
+    if (loop->rel_n == loop->rel_cap) {
+        Py_ssize_t cap = loop->rel_cap ? 2 * loop->rel_cap : 16;
+        PyObject **items = PyMem_Realloc(loop->rel_items, (size_t)cap * sizeof(*items));
+        if (items == NULL)
+            return;
+        loop->rel_items = items;
+        loop->rel_cap = cap;
+    }
+    loop->rel_items[loop->rel_n++] = o;
+}
+
+/* The safe point: drop what loop_defer_release kept.  The caller holds no
+ * pointer into native state it has not re-validated afterwards, and holds
+ * a reference to the loop.  Re-entrant: a finalizer that defers more, or
+ * drains itself, is fine (one item is taken off the list at a time).  Any
+ * exception set on entry is kept. */
+static void
+loop_release_drain(LoopObject *loop)
+{
+    if (loop->rel_n == 0)
+        return;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    while (loop->rel_n > 0) {
+        PyObject *o = loop->rel_items[--loop->rel_n];
+        Py_DECREF(o);
+    }
+    PyErr_Restore(t, v, tb);
+}
+
+/* Is a thread with this ident still alive in the interpreter?  (Its
+ * thread state is unlinked when it exits, before join() returns.) */
+static int
+gevc_thread_alive(unsigned long ident)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts != NULL;
+         ts = PyThreadState_Next(ts))
+        if (ts->thread_id == ident)
+            return 1;
     return 0;
 }
 
@@ -703,7 +760,7 @@ loop_drop_after_poll(LoopObject *self)
     self->ap_n = self->ap_cap = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         items[i]->pending = 0;
-        Py_DECREF(items[i]);
+        loop_defer_release(self, (PyObject *)items[i]);
     }
     PyMem_Free(items);
 }
@@ -720,9 +777,11 @@ loop_drop_callbacks(LoopObject *self)
         if (cb->state == CB_PENDING) {
             cb->state = CB_DONE;
             cb->loop = NULL;
-            callback_clear_fields(cb);
+            loop_defer_release(self, cb->callback);
+            loop_defer_release(self, cb->args);
+            cb->callback = cb->args = NULL;
         }
-        Py_DECREF(cb);
+        loop_defer_release(self, (PyObject *)cb);
     }
     self->cb_tail = NULL;
     self->ncallbacks = 0;
@@ -824,7 +883,10 @@ loop_dispatch_pending(LoopObject *self)
         else {
             w->pending = 0;  /* stopped meanwhile, or unwinding on error */
         }
-        Py_DECREF(w);
+        /* a safe point: nothing of the loop is held across it (disp_i and
+         * the batch are read again; destroy() refuses while run() runs) */
+        loop_defer_release(self, (PyObject *)w);
+        loop_release_drain(self);
     }
     self->disp_items = NULL;
     self->disp_i = self->disp_n = 0;
@@ -866,9 +928,10 @@ loop_take_handoff(LoopObject *self, PyObject *cur)
         return NULL;
     WatcherObject *w = self->disp_items[j];
     PyObject *g = w->callback;
+    unsigned long me = PyThread_get_thread_ident();
     if (!w->pending || !w->direct_switch || g == NULL || g == cur || w->loop != self
-            || !PyGreenlet_ACTIVE((PyGreenlet *)g)
-            || self->run_ident != PyThread_get_thread_ident())
+            || w->direct_ident != me || self->run_ident != me
+            || !PyGreenlet_ACTIVE((PyGreenlet *)g))
         return NULL;
     self->disp_i = j;
     w->pending = 0;
@@ -889,14 +952,16 @@ loop_handoff(LoopObject *self, WatcherObject *w)
     if (was_active && !w->active) {
         /* a fired one-shot: as watcher_dispatch does after the switch (the
          * greenlet stops the watcher first thing anyway) */
-        Py_CLEAR(w->callback);
-        Py_CLEAR(w->args);
+        loop_defer_release(self, w->callback);
+        loop_defer_release(self, w->args);
+        w->callback = w->args = NULL;
         w->direct_switch = 0;
     }
-    Py_DECREF(w);
+    loop_defer_release(self, (PyObject *)w);
     /* if g dies, its exception reaches the hub, which names g (not the
      * greenlet it switched to) as the context of the report */
-    Py_XSETREF(self->handoff_last, Py_NewRef(g));
+    loop_defer_release(self, self->handoff_last);
+    self->handoff_last = Py_NewRef(g);
     PyObject *res = PyGreenlet_Switch((PyGreenlet *)g, NULL, NULL);
     Py_DECREF(g);
     return res;
@@ -1259,12 +1324,11 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static void
 destroy_walk_cb(uv_handle_t *h, void *arg)
 {
-    PyObject *detached = (PyObject *)arg;
     if (uv_is_closing(h))
         return;
     WatcherObject *w = (WatcherObject *)h->data;
     if (w != NULL && uv_handle_get_type(h) != UV_POLL) {
-        watcher_detach(w, detached);  /* native stop while the handle is open */
+        watcher_detach(w);  /* native stop while the handle is open */
         h->data = NULL;
         w->handle = NULL;
         uv_close(h, free_handle_cb);
@@ -1275,13 +1339,13 @@ destroy_walk_cb(uv_handle_t *h, void *arg)
  * handle has no data, so the destroy walk would not know it) and detach
  * the watchers. */
 static void
-loop_close_asyncs(LoopObject *self, PyObject *detached)
+loop_close_asyncs(LoopObject *self)
 {
     for (Py_ssize_t i = 0; i < self->asyncs.n; i++) {
-        watcher_detach(self->asyncs.items[i], detached);
+        watcher_detach(self->asyncs.items[i]);
         watcher_close_uv_handle(self->asyncs.items[i]);
     }
-    wlist_detach_all(&self->asyncs, detached);
+    wlist_detach_all(&self->asyncs);
 }
 
 static void
@@ -1302,14 +1366,23 @@ loop_forked_away(LoopObject *self)
            && self->run_ident != PyThread_get_thread_ident();
 }
 
-/* Close every handle, wait for the close callbacks, close the native loop. */
+/* Close every handle, wait for the close callbacks, close the native loop.
+ * Runs no Python until the native loop is gone: every reference it drops
+ * goes to the release list, drained last (the caller holds a reference to
+ * the loop); a destroy() re-entered from there, or from any Python that
+ * runs meanwhile, finds `destroying` or a destroyed loop and does nothing. */
 static int
 loop_destroy_impl(LoopObject *self)
 {
-    if (self->uv == NULL)
+    if (self->uv == NULL || self->destroying)
         return 0;
     if (self->depth > 0) {
-        if (!loop_forked_away(self)) {
+        int forked = loop_forked_away(self);
+        /* run() on the stack of a thread that has exited (a hub greenlet
+         * left suspended in run(): it can never resume) */
+        int orphaned = !forked && self->run_ident != PyThread_get_thread_ident()
+                       && !gevc_thread_alive(self->run_ident);
+        if (!forked && !orphaned) {
             PyErr_SetString(PyExc_RuntimeError, "cannot destroy a loop while it is running");
             return -1;
         }
@@ -1319,15 +1392,20 @@ loop_destroy_impl(LoopObject *self)
          * which closes them. */
         self->depth = 0;
         self->in_uv = self->in_uv_nogil = 0;
-        if (self->native_fork_gen != fork_generation) {
+        if (forked && self->native_fork_gen != fork_generation) {
             int err = uv_loop_fork(self->uv);
             if (err < 0) {
                 gevc_uv_error(err);
                 return -1;
             }
         }
-        self->fork_gen = self->native_fork_gen = fork_generation;
+        if (forked)
+            self->fork_gen = self->native_fork_gen = fork_generation;
     }
+    self->destroying = 1;
+    /* the one call out to Python (signal.set_wakeup_fd) first, while the
+     * loop is whole; it finds the loop refusing new work (destroying) */
+    loop_remove_signal_wakeup(self);
     uv_loop_t *uv = self->uv;
     loop_drop_callbacks(self);
     loop_drop_pending(self);
@@ -1336,17 +1414,13 @@ loop_destroy_impl(LoopObject *self)
     PyMem_Free(self->orphans);
     self->orphans = NULL;
     self->orphans_cap = 0;
-    loop_remove_signal_wakeup(self);
-    PyObject *detached = PyList_New(0);
-    if (detached == NULL)
-        return -1;
-    loop_drop_fdpolls(self, detached);
-    wlist_detach_all(&self->prepares, detached);
-    wlist_detach_all(&self->forks, detached);
-    wlist_detach_all(&self->signals, detached);
-    wlist_detach_all(&self->children, detached);
+    loop_drop_fdpolls(self);
+    wlist_detach_all(&self->prepares);
+    wlist_detach_all(&self->forks);
+    wlist_detach_all(&self->signals);
+    wlist_detach_all(&self->children);
     loop_detach_pools(self);
-    loop_close_asyncs(self, detached);
+    loop_close_asyncs(self);
     loop_unregister_signals(self);
     if (self->uv_pinned && self->wake_async) {
         self->wake_async->data = NULL;
@@ -1357,7 +1431,7 @@ loop_destroy_impl(LoopObject *self)
     close_internal_handle((uv_handle_t *)self->keepalive);
     self->wake_async = NULL;
     self->keepalive = NULL;
-    uv_walk(uv, destroy_walk_cb, detached);
+    uv_walk(uv, destroy_walk_cb, NULL);
     uv_walk(uv, leftover_walk_cb, NULL);
     /* Close callbacks need a pass; requests in libuv's threadpool (none of
      * ours today; another extension's handles on this loop may have some)
@@ -1404,7 +1478,8 @@ loop_destroy_impl(LoopObject *self)
     self->pend = self->spare = NULL;
     self->pend_cap = self->spare_cap = 0;
     loop_free_spare_callbacks(self);
-    Py_DECREF(detached);  /* may run arbitrary code: do it last */
+    self->destroying = 0;
+    loop_release_drain(self);  /* may run arbitrary code: last */
     return 0;
 }
 
@@ -1420,6 +1495,8 @@ static int
 loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    for (Py_ssize_t i = 0; i < self->rel_n; i++)
+        Py_VISIT(self->rel_items[i]);
     Py_VISIT(self->error_handler);
     for (CallbackObject *cb = self->cb_head; cb; cb = cb->next)
         Py_VISIT(cb);
@@ -1436,6 +1513,7 @@ loop_tp_clear(LoopObject *self)
     Py_CLEAR(self->handoff_last);
     loop_drop_callbacks(self);
     loop_drop_after_poll(self);
+    loop_release_drain(self);
     return 0;
 }
 
@@ -1454,6 +1532,8 @@ loop_dealloc(LoopObject *self)
     loop_free_spare_callbacks(self);
     if (default_loop_obj == self)
         default_loop_obj = NULL;
+    loop_release_drain(self);
+    PyMem_Free(self->rel_items);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -2006,83 +2086,176 @@ static PyStructSequence_Desc handle_state_desc = {
     6,
 };
 
+/* Re-entrancy: no Python and no allocation of a Python object inside
+ * uv_walk (an allocation may run a GC pass, whose finalizers may destroy
+ * the loop being walked).  The walk only copies what it sees into a
+ * PyMem array, taking references; the Python objects are made after. */
+typedef struct {
+    uv_handle_t *h;
+    uv_handle_type type;
+    int ref, active, closing;
+    PyObject *owner;           /* owned: the loop, a watcher, or NULL */
+    Py_ssize_t io0, nio;       /* a native poll's io watchers, in ios */
+} HandleSeen;
+
 typedef struct {
     LoopObject *loop;
-    PyObject *list;
+    HandleSeen *hs;
+    Py_ssize_t n, cap;
+    PyObject **ios;            /* owned */
+    Py_ssize_t nio, iocap;
+    int active_watchers_only;  /* loop_collect_watchers */
     int failed;
 } LoopDebugWalk;
 
-static PyObject *
-loop_debug_handle_owner(LoopObject *loop, uv_handle_t *h)
+static int
+walk_grow(void **items, Py_ssize_t *cap, Py_ssize_t n, size_t size)
 {
-    if (h == (uv_handle_t *)loop->wake_async || h == (uv_handle_t *)loop->keepalive
-            || h == (uv_handle_t *)loop->sig_poll)
-        return Py_NewRef((PyObject *)loop);
-    if (h->data == NULL)
-        return Py_NewRef(Py_None);
-    if (h->type == UV_POLL) {   /* an FdPoll's native poll */
-        FdPoll *p = (FdPoll *)h->data;
-        PyObject *l = PyList_New(0);
-        for (IoObject *io = p->first; l && io; io = io->next_on_fd)
-            if (PyList_Append(l, (PyObject *)io) < 0)
-                Py_CLEAR(l);
-        PyObject *t = l ? PyList_AsTuple(l) : NULL;
-        Py_XDECREF(l);
-        return t;
-    }
-    return Py_NewRef((PyObject *)h->data);   /* a watcher's own handle */
+    if (n < *cap)
+        return 0;
+    Py_ssize_t c = *cap ? 2 * *cap : 32;
+    void *p = PyMem_Realloc(*items, (size_t)c * size);
+    if (p == NULL)
+        return -1;
+    *items = p;
+    *cap = c;
+    return 0;
 }
 
 static void
 loop_debug_walk_cb(uv_handle_t *h, void *arg)
 {
     LoopDebugWalk *ctx = (LoopDebugWalk *)arg;
+    LoopObject *loop = ctx->loop;
     if (ctx->failed)
         return;
-    PyObject *st = PyStructSequence_New(HandleStateType);
-    if (st == NULL) {
+    if (ctx->active_watchers_only) {
+        WatcherObject *w = (WatcherObject *)h->data;
+        if (w == NULL || uv_handle_get_type(h) == UV_POLL || w->handle != h || !w->active
+                || h == (uv_handle_t *)loop->wake_async || h == (uv_handle_t *)loop->keepalive
+                || h == (uv_handle_t *)loop->sig_poll)
+            return;
+        if (walk_grow((void **)&ctx->ios, &ctx->iocap, ctx->nio, sizeof(PyObject *)) < 0) {
+            ctx->failed = 1;
+            return;
+        }
+        ctx->ios[ctx->nio++] = Py_NewRef((PyObject *)w);
+        return;
+    }
+    if (walk_grow((void **)&ctx->hs, &ctx->cap, ctx->n, sizeof(HandleSeen)) < 0) {
         ctx->failed = 1;
         return;
     }
-    PyObject *items[6] = {
-        PyLong_FromVoidPtr(h),
-        PyBytes_FromString(uv_handle_type_name(h->type)),
-        loop_debug_handle_owner(ctx->loop, h),
-        PyBool_FromLong(uv_has_ref(h)),
-        PyBool_FromLong(uv_is_active(h)),
-        PyBool_FromLong(uv_is_closing(h)),
-    };
-    for (int i = 0; i < 6; i++) {
-        if (items[i] == NULL)
-            ctx->failed = 1;
-        PyStructSequence_SetItem(st, i, items[i] ? items[i] : Py_NewRef(Py_None));
+    HandleSeen *s = &ctx->hs[ctx->n];
+    s->h = h;
+    s->type = h->type;
+    s->ref = uv_has_ref(h);
+    s->active = uv_is_active(h);
+    s->closing = uv_is_closing(h);
+    s->owner = NULL;
+    s->io0 = ctx->nio;
+    s->nio = -1;
+    if (h == (uv_handle_t *)loop->wake_async || h == (uv_handle_t *)loop->keepalive
+            || h == (uv_handle_t *)loop->sig_poll)
+        s->owner = Py_NewRef((PyObject *)loop);
+    else if (h->data != NULL && h->type == UV_POLL) {   /* an FdPoll's native poll */
+        FdPoll *p = (FdPoll *)h->data;
+        s->nio = 0;
+        for (IoObject *io = p->first; io; io = io->next_on_fd) {
+            if (walk_grow((void **)&ctx->ios, &ctx->iocap, ctx->nio, sizeof(PyObject *)) < 0) {
+                ctx->failed = 1;
+                break;
+            }
+            ctx->ios[ctx->nio++] = Py_NewRef((PyObject *)io);
+            s->nio++;
+        }
     }
-    if (!ctx->failed && PyList_Append(ctx->list, st) < 0)
-        ctx->failed = 1;
-    Py_DECREF(st);
+    else if (h->data != NULL)
+        s->owner = Py_NewRef((PyObject *)h->data);   /* a watcher's own handle */
+    ctx->n++;
+}
+
+static void
+loop_debug_walk_free(LoopDebugWalk *ctx)
+{
+    for (Py_ssize_t i = 0; i < ctx->n; i++)
+        Py_XDECREF(ctx->hs[i].owner);
+    for (Py_ssize_t i = 0; i < ctx->nio; i++)
+        Py_DECREF(ctx->ios[i]);
+    PyMem_Free(ctx->hs);
+    PyMem_Free(ctx->ios);
+}
+
+/* The loop's active watchers that have a libuv handle of their own (new
+ * references in a PyMem array the caller frees); for the hub's LoopExit. */
+static PyObject **
+loop_collect_watchers(LoopObject *loop, Py_ssize_t *n)
+{
+    LoopDebugWalk ctx = {0};
+    ctx.loop = loop;
+    ctx.active_watchers_only = 1;
+    if (loop->uv != NULL && !loop->destroying)
+        uv_walk(loop->uv, loop_debug_walk_cb, &ctx);
+    *n = ctx.nio;
+    return ctx.ios;
 }
 
 static PyObject *
 loop_debug(LoopObject *self, PyObject *unused)
 {
-    if (self->uv == NULL)
-        return Py_BuildValue("[s]", "Loop has been destroyed");
-    if (loop_check_own_thread(self) < 0)
-        return NULL;
     if (HandleStateType == NULL) {
         HandleStateType = PyStructSequence_NewType(&handle_state_desc);
         if (HandleStateType == NULL)
             return NULL;
     }
-    LoopDebugWalk ctx = {self, PyList_New(0), 0};
-    if (ctx.list == NULL)
+    /* checked after that allocation (a GC pass may have destroyed the loop) */
+    if (self->uv == NULL || self->destroying)
+        return Py_BuildValue("[s]", "Loop has been destroyed");
+    if (loop_check_own_thread(self) < 0)
         return NULL;
+    /* collect first (no Python object made inside uv_walk), then build */
+    LoopDebugWalk ctx = {0};
+    ctx.loop = self;
     uv_walk(self->uv, loop_debug_walk_cb, &ctx);
     if (ctx.failed) {
-        Py_DECREF(ctx.list);
-        return NULL;
+        loop_debug_walk_free(&ctx);
+        return PyErr_NoMemory();
     }
-    return ctx.list;
+    PyObject *list = PyList_New(0);
+    for (Py_ssize_t i = 0; list != NULL && i < ctx.n; i++) {
+        HandleSeen *hs = &ctx.hs[i];
+        PyObject *owner;
+        if (hs->nio >= 0) {
+            owner = PyTuple_New(hs->nio);
+            for (Py_ssize_t k = 0; owner != NULL && k < hs->nio; k++)
+                PyTuple_SET_ITEM(owner, k, Py_NewRef(ctx.ios[hs->io0 + k]));
+        }
+        else
+            owner = Py_NewRef(hs->owner ? hs->owner : Py_None);
+        PyObject *st = PyStructSequence_New(HandleStateType);
+        PyObject *items[6] = {
+            PyLong_FromVoidPtr(hs->h),
+            PyBytes_FromString(uv_handle_type_name(hs->type)),
+            owner,
+            PyBool_FromLong(hs->ref),
+            PyBool_FromLong(hs->active),
+            PyBool_FromLong(hs->closing),
+        };
+        int failed = st == NULL;
+        for (int k = 0; k < 6; k++) {
+            if (items[k] == NULL)
+                failed = 1;
+            if (st != NULL)
+                PyStructSequence_SetItem(st, k, items[k] ? items[k] : Py_NewRef(Py_None));
+            else
+                Py_XDECREF(items[k]);
+        }
+        if (failed || PyList_Append(list, st) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(st);
+    }
+    loop_debug_walk_free(&ctx);
+    return list;
 }
 
 static PyObject *

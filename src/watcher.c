@@ -16,7 +16,7 @@ watcher_check_usable(WatcherObject *w)
         PyErr_SetString(PyExc_ValueError, "operation on closed watcher");
         return -1;
     }
-    if (w->loop == NULL || w->loop->uv == NULL || w->detached) {
+    if (w->loop == NULL || w->loop->uv == NULL || w->loop->destroying || w->detached) {
         PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
         return -1;
     }
@@ -56,6 +56,45 @@ watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
     return 0;
 }
 
+/* Re-entrancy (docs/design.md): a reference a watcher drops while C may
+ * still use its or its loop's native state goes to the loop's release list;
+ * without a loop (closed) there is no native state left to protect. */
+static void
+watcher_release(WatcherObject *w, PyObject *o)
+{
+    if (w->loop != NULL)
+        loop_defer_release(w->loop, o);
+    else
+        Py_XDECREF(o);
+}
+
+/* *slot = value (stolen), the old value released as above */
+static void
+watcher_setref(WatcherObject *w, PyObject **slot, PyObject *value)
+{
+    PyObject *old = *slot;
+    *slot = value;
+    watcher_release(w, old);
+}
+
+/* The safe point of a watcher method called from Python: hold the loop
+ * across the operation (watcher_op_begin), then drop what the operation
+ * released (watcher_op_end), when C no longer uses any native state. */
+static LoopObject *
+watcher_op_begin(WatcherObject *w)
+{
+    return (LoopObject *)Py_XNewRef((PyObject *)w->loop);
+}
+
+static void
+watcher_op_end(LoopObject *loop)
+{
+    if (loop != NULL) {
+        loop_release_drain(loop);
+        Py_DECREF(loop);
+    }
+}
+
 static void
 watcher_attach_handle(WatcherObject *w, uv_handle_t *h)
 {
@@ -76,18 +115,20 @@ watcher_deactivate(WatcherObject *w)
     w->pending = 0;
     if (w->self_ref) {
         w->self_ref = 0;
-        Py_DECREF(w);
+        watcher_release(w, (PyObject *)w);
     }
 }
 
+/* Runs no Python when the watcher has a loop: callback, args and the self
+ * reference go to the loop's release list. */
 static void
 watcher_stop_impl(WatcherObject *w)
 {
     Py_INCREF(w);
     if (w->active && !w->detached && w->loop && w->loop->uv)
         w->ops->native_stop(w);
-    Py_CLEAR(w->callback);
-    Py_CLEAR(w->args);
+    watcher_setref(w, &w->callback, NULL);
+    watcher_setref(w, &w->args, NULL);
     w->direct_switch = 0;
     watcher_deactivate(w);
     Py_DECREF(w);
@@ -137,10 +178,10 @@ watcher_close_impl(WatcherObject *w)
  * runs while the loop is still whole, so process-wide resources go back (a
  * signal's or SIGCHLD's handler and disposition, the loop's signal slot);
  * then it is marked detached and inactive, and its self reference moves to
- * `detached` (a list the caller drops once the loop is consistent, since
- * that may run arbitrary code).  Never runs Python code itself. */
+ * the loop's release list (drained once the loop is consistent, since that
+ * may run arbitrary code).  Never runs Python code itself. */
 static void
-watcher_detach(WatcherObject *w, PyObject *detached)
+watcher_detach(WatcherObject *w)
 {
     if (w->detached)
         return;
@@ -153,10 +194,7 @@ watcher_detach(WatcherObject *w, PyObject *detached)
     w->pending = 0;
     if (w->self_ref) {
         w->self_ref = 0;
-        if (PyList_Append(detached, (PyObject *)w) == 0)
-            Py_DECREF(w);  /* the list now holds the reference */
-        else
-            PyErr_Clear();  /* keep it alive (a leak) rather than free it mid-destroy */
+        watcher_release(w, (PyObject *)w);
     }
 }
 
@@ -185,7 +223,10 @@ watcher_activate(WatcherObject *w)
     }
 }
 
-/* Store callback and args, (re)arm the native handle, take the self ref. */
+/* Store callback and args, (re)arm the native handle, take the self ref.
+ * Runs no Python: the callback and args replaced go to the loop's release
+ * list (their finalizers could close the watcher or destroy the loop
+ * between the checks above and the native start). */
 static int
 watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
 {
@@ -201,16 +242,19 @@ watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
     if (err < 0) {
         if (!PyErr_Occurred())
             gevc_uv_error(err);
-        Py_XSETREF(w->callback, w->active ? old_cb : NULL);
-        Py_XSETREF(w->args, w->active ? old_args : NULL);
+        PyObject *new_cb = w->callback, *new_args = w->args;
+        w->callback = w->active ? old_cb : NULL;
+        w->args = w->active ? old_args : NULL;
         if (!w->active) {
-            Py_XDECREF(old_cb);
-            Py_XDECREF(old_args);
+            watcher_release(w, old_cb);
+            watcher_release(w, old_args);
         }
+        watcher_release(w, new_cb);
+        watcher_release(w, new_args);
         return -1;
     }
-    Py_XDECREF(old_cb);
-    Py_XDECREF(old_args);
+    watcher_release(w, old_cb);
+    watcher_release(w, old_args);
     w->direct_switch = 0;
     watcher_activate(w);
     return 0;
@@ -237,8 +281,10 @@ watcher_start_from_args(WatcherObject *w, PyObject *args)
     PyObject *tail = args_tail(args, &callback);
     if (tail == NULL)
         return NULL;
+    LoopObject *loop = watcher_op_begin(w);
     int rc = watcher_start_impl(w, callback, tail);
     Py_DECREF(tail);
+    watcher_op_end(loop);
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -280,7 +326,9 @@ watcher_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 {
     if (w->loop && loop_check_own_thread(w->loop) < 0)
         return NULL;
+    LoopObject *loop = watcher_op_begin(w);
     watcher_stop_impl(w);
+    watcher_op_end(loop);
     Py_RETURN_NONE;
 }
 
@@ -289,7 +337,9 @@ watcher_close(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 {
     if (w->loop && loop_check_own_thread(w->loop) < 0)
         return NULL;
+    LoopObject *loop = watcher_op_begin(w);
     watcher_close_impl(w);
+    watcher_op_end(loop);
     Py_RETURN_NONE;
 }
 
@@ -304,11 +354,15 @@ watcher_exit(WatcherObject *w, PyObject *args)
 {
     if (w->loop && loop_check_own_thread(w->loop) < 0)
         return NULL;
+    LoopObject *loop = watcher_op_begin(w);
     watcher_close_impl(w);
+    watcher_op_end(loop);
     Py_RETURN_FALSE;
 }
 
-/* Called by the loop for a recorded event; the loop holds a reference. */
+/* Called by the loop for a recorded event; the loop holds a reference.
+ * What it drops goes to the loop's release list: the loop's dispatch
+ * drains it after each event (a safe point). */
 static int
 watcher_dispatch(WatcherObject *w)
 {
@@ -328,17 +382,28 @@ watcher_dispatch(WatcherObject *w)
     Py_INCREF(loop);
     PyObject *res;
     int direct = w->direct_switch;
-    if (direct) {
+    if (direct && w->direct_ident != PyThread_get_thread_ident()) {
+        /* a greenlet of another thread waits on this loop's watcher: never
+         * switch across threads (greenlet would raise in whichever greenlet
+         * of this thread runs next) */
+        PyErr_Format(loop->gst->InvalidThreadUseError,
+                     "%R waits in another thread on a watcher of this loop", callback);
+        res = NULL;
+    }
+    else if (direct) {
         w->direct_fired = 1;
-        Py_CLEAR(loop->handoff_last);
+        loop_defer_release(loop, loop->handoff_last);
+        loop->handoff_last = NULL;
         res = PyGreenlet_Switch((PyGreenlet *)callback, NULL, NULL);
         if (loop->handoff_last != NULL) {
             /* the greenlet handed off (loop_handoff): the last one in the
              * chain is the one that came back (or died) */
-            if (res == NULL)
-                Py_SETREF(callback, loop->handoff_last);
+            if (res == NULL) {
+                loop_defer_release(loop, callback);
+                callback = loop->handoff_last;
+            }
             else
-                Py_DECREF(loop->handoff_last);
+                loop_defer_release(loop, loop->handoff_last);
             loop->handoff_last = NULL;
         }
     }
@@ -346,7 +411,7 @@ watcher_dispatch(WatcherObject *w)
         res = w->ops->call(w, callback, args);
     else
         res = call_callback(callback, args);
-    Py_XDECREF(args);
+    loop_defer_release(loop, args);
     int rc = 0;
     if (res == NULL) {
         rc = loop_report_call_error(loop, callback, direct, (PyObject *)w);
@@ -354,16 +419,16 @@ watcher_dispatch(WatcherObject *w)
             watcher_stop_impl(w);
     }
     else {
-        Py_DECREF(res);
+        loop_defer_release(loop, res);
     }
     if (oneshot_done && !w->active) {
         /* a fired one-shot watcher not restarted by its callback is stopped,
          * as libev's are: callback and args go */
-        Py_CLEAR(w->callback);
-        Py_CLEAR(w->args);
+        watcher_setref(w, &w->callback, NULL);
+        watcher_setref(w, &w->args, NULL);
         w->direct_switch = 0;
     }
-    Py_DECREF(callback);
+    loop_defer_release(loop, callback);
     Py_DECREF(loop);
     return rc;
 }
@@ -383,15 +448,20 @@ watcher_get_callback(WatcherObject *w, void *c)
 static int
 watcher_set_callback(WatcherObject *w, PyObject *value, void *c)
 {
+    LoopObject *loop = watcher_op_begin(w);
     if (value == NULL || value == Py_None) {
-        Py_CLEAR(w->callback);
+        watcher_setref(w, &w->callback, NULL);
         w->direct_switch = 0;
-        return 0;
     }
-    if (check_callable(value) < 0)
+    else if (check_callable(value) < 0) {
+        watcher_op_end(loop);
         return -1;
-    Py_XSETREF(w->callback, Py_NewRef(value));
-    w->direct_switch = 0;   /* now an ordinary callback */
+    }
+    else {
+        watcher_setref(w, &w->callback, Py_NewRef(value));
+        w->direct_switch = 0;   /* now an ordinary callback */
+    }
+    watcher_op_end(loop);
     return 0;
 }
 
@@ -404,16 +474,14 @@ watcher_get_args(WatcherObject *w, void *c)
 static int
 watcher_set_args(WatcherObject *w, PyObject *value, void *c)
 {
-    if (value == NULL || value == Py_None) {
-        Py_CLEAR(w->args);
-        return 0;
-    }
-    if (!PyTuple_Check(value)) {
+    if (value != NULL && value != Py_None && !PyTuple_Check(value)) {
         PyErr_Format(PyExc_TypeError, "args must be a tuple or None, not %.200s",
                      Py_TYPE(value)->tp_name);
         return -1;
     }
-    Py_XSETREF(w->args, Py_NewRef(value));
+    LoopObject *loop = watcher_op_begin(w);
+    watcher_setref(w, &w->args, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+    watcher_op_end(loop);
     return 0;
 }
 
@@ -605,13 +673,16 @@ watcher_feed(WatcherObject *w, PyObject *args)
     PyObject *tail = PyTuple_GetSlice(args, 2, n);
     if (tail == NULL)
         return NULL;
-    Py_XSETREF(w->callback, Py_NewRef(callback));
-    Py_XSETREF(w->args, tail);
+    LoopObject *loop = watcher_op_begin(w);
+    watcher_setref(w, &w->callback, Py_NewRef(callback));
+    watcher_setref(w, &w->args, tail);
     w->direct_switch = 0;
-    if (loop_fire_soon(w) < 0)
-        return NULL;
-    if (w->ops == &io_ops)
+    int rc = loop_fire_soon(w);
+    if (rc == 0 && w->ops == &io_ops)
         ((IoObject *)w)->revents |= (int)rev;
+    watcher_op_end(loop);
+    if (rc < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -737,11 +808,11 @@ wlist_fire_all(WatcherList *l)
  * the list, so take them from the end; an inactive one (asyncs lists those
  * too) stays and is dropped here. */
 static void
-wlist_detach_all(WatcherList *l, PyObject *detached)
+wlist_detach_all(WatcherList *l)
 {
     while (l->n > 0) {
         Py_ssize_t n = l->n;
-        watcher_detach(l->items[n - 1], detached);
+        watcher_detach(l->items[n - 1]);
         if (l->n == n)
             l->n--;
     }
