@@ -2,33 +2,39 @@
  * fdpoll.c -- the loop's fd-poll table: one native uv_poll_t per fd (libuv
  * allows only one), shared by every io watcher on that fd (io.c).  Its
  * interface (gevent_c.h): loop_get_fdpoll, fdpoll_mark_dirty,
- * fdpoll_release, loop_flush_polls (once per iteration, before uv_run),
- * fdpoll_refuse_closing, loop_closing_fd, loop_drop_fdpolls (destroy).
- * Included by _hub.c.
+ * fdpoll_stop_native, fdpoll_release, loop_flush_polls (once per iteration,
+ * before uv_run), fdpoll_refuse_closing, loop_closing_fd, loop_drop_fdpolls
+ * (destroy).  Included by _hub.c.
  *
- * Guards against libuv's abort()s: the fd is checked (fstat) before every
- * uv_poll_start, and its identity (st_dev, st_ino) too: if the fd number
- * now names another file, the old native poll is closed and a new one
- * initialised (uv_poll_init validates that the fd can be polled).
- * Stopping is lazy: the native poll is re-armed or stopped once per loop
- * iteration (loop_flush_polls), so a wait/wake/wait cycle on a socket costs
- * no epoll_ctl.
+ * Arming is lazy: start() marks the FdPoll dirty and the flush arms it
+ * with the union of its active watchers' events once per iteration.
+ * Stopping the last active watcher on an fd is not lazy: the fd leaves
+ * epoll at once (EPOLL_CTL_DEL; the poll is parked, fdpoll_stop_native), because
+ * epoll registers the open file, not the number.  The caller may close the
+ * fd right after stop(); if another descriptor (a dup, a forked child's
+ * copy) keeps the file open, a registration left behind could never be
+ * removed (EPOLL_CTL_DEL needs an fd naming that file) and would report the
+ * file ready forever, to an fd number that may name another file by then.
  *
- * (st_dev, st_ino) proves identity only for sockets (one inode per socket).
- * Every eventfd, signalfd, timerfd, epoll fd and (before Linux 6.9) pidfd
- * shares one anonymous inode, and a tty, a character device or a named
- * FIFO opened again has its old inode.  epoll registers the open file, not
- * the number: when the file is closed its registration goes, and the new
- * file behind the same number is never registered unless someone does
- * EPOLL_CTL_ADD again.  So, as libev and libuv do, an fd whose set of
- * active watchers became empty is treated as possibly a new file: the next
- * start re-registers it (uv_poll_start: DEL, then ADD at the next poll),
- * unless it is a socket whose identity is unchanged.
+ * libuv abort()s when epoll_ctl fails on a poll it arms.  Before every
+ * uv_poll_start the fd is fstat()ed (a closed fd; a reused number that now
+ * names another file gets a new native poll, uv_poll_init validating it)
+ * and then probed with our own EPOLL_CTL_ADD on the loop's epoll fd
+ * (uv_backend_fd): uv_poll_start deletes the probe's registration and libuv
+ * adds its own at the next poll, which then cannot fail where the probe
+ * did not.  An fd epoll refuses is "killed", as libev does: its watchers
+ * are stopped and their callbacks run once with their events (the I/O they
+ * then try reports the error).  EPERM (a regular file, a directory) is the
+ * exception: such an fd is always ready, as poll(2) reports it.
  */
 #include "gevent_c.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <string.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 static int
 fd_check_open(int fd)
@@ -46,6 +52,13 @@ fdpoll_cb(uv_poll_t *h, int status, int events)
     FdPoll *p = (FdPoll *)h->data;
     if (p == NULL)
         return;
+    if (status < 0 && p->armed) {
+        /* libuv stopped the poll (POLLERR): re-arm it at the next flush,
+         * so that watchers still active then keep hearing of the error */
+        p->armed = 0;
+        p->parked = 0;
+        fdpoll_mark_dirty(p);
+    }
     for (IoObject *io = p->first; io; io = io->next_on_fd) {
         WatcherObject *w = (WatcherObject *)io;
         if (!w->active)
@@ -68,6 +81,7 @@ fdpoll_close_native(FdPoll *p)
         p->poll = NULL;
     }
     p->armed = 0;
+    p->parked = 0;
 }
 
 static int
@@ -93,11 +107,9 @@ fdpoll_open_native(FdPoll *p, const struct stat *st)
     int err = uv_poll_init(p->loop->uv, h, p->fd);
     p->dev = st->st_dev;
     p->ino = st->st_ino;
-    p->is_sock = S_ISSOCK(st->st_mode) ? 1 : 0;
     p->armed = 0;
+    p->parked = 0;
     p->always_ready = 0;
-    p->maybe_new = 0;
-    p->reregister = 0;
     if (err == UV_EPERM) {
         /* epoll refuses regular files and directories: such an fd is
          * always ready (flush records its watchers every pass) */
@@ -201,21 +213,93 @@ fdpoll_release(FdPoll *p)
     PyMem_Free(p);
 }
 
-/* Before arming: is p->fd still the file the native poll was made for?
- * 0: yes, or it names another file now and the native poll was remade for
- * it (p->always_ready if epoll refuses that one); -1: the fd is closed (or
- * the new file cannot be polled).  libuv abort()s if epoll_ctl fails on a
- * poll it arms, so this is checked before every uv_poll_start: an fd number
- * closed and reused (by a regular file, say) between two iterations, or
- * after reinit() re-arms everything. */
-static int
-fdpoll_recheck(FdPoll *p)
+/* The fd's last active watcher stopped: take it out of epoll now, while
+ * the fd still names the file it was registered for (see the top).  With
+ * our own EPOLL_CTL_DEL, not uv_poll_stop: the poll is "parked", libuv's
+ * poll stays started with the same events, and a watcher started again in
+ * the same iteration (a wait/wake/wait cycle) costs one EPOLL_CTL_ADD
+ * (fdpoll_unpark) instead of libuv's DEL and ADD.  libuv never touches a
+ * parked registration: it calls epoll_ctl for a poll only after
+ * uv_poll_start (which begins with a DEL, ENOENT here, then ADDs) or in
+ * uv_poll_stop/uv_close (DEL, ENOENT). */
+static void
+fdpoll_stop_native(FdPoll *p)
 {
-    if (fdpoll_validate(p) < 0) {
-        PyErr_Clear();   /* the flush reports it by waking the watchers */
-        return -1;
+    if (p->poll == NULL || !p->armed || p->parked)
+        return;
+#ifdef __linux__
+    int epfd = uv_backend_fd(p->loop->uv);
+    if (epfd >= 0 && p->armed > 0) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        (void)epoll_ctl(epfd, EPOLL_CTL_DEL, p->fd, &ev);  /* ENOENT: not added yet */
+        p->parked = 1;
+        return;
     }
+#endif
+    uv_poll_stop(p->poll);
+    p->armed = 0;
+}
+
+/* A parked poll wanted again with the same events: register the fd again
+ * exactly as libuv had it (its poll's pevents and fd).  0, or the errno. */
+static int
+fdpoll_unpark(FdPoll *p)
+{
+#ifdef __linux__
+    uv__io_t *io = &p->poll->io_watcher;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = io->pevents;
+    ev.data.fd = io->fd;
+    p->parked = 0;
+    if (epoll_ctl(uv_backend_fd(p->loop->uv), EPOLL_CTL_ADD, p->fd, &ev) == 0 || errno == EEXIST)
+        return 0;
+    return errno;
+#else
+    p->parked = 0;
     return 0;
+#endif
+}
+
+/* Would epoll accept p->fd in the loop's epoll set?  0, or the errno of our
+ * own EPOLL_CTL_ADD.  An added registration is removed by uv_poll_start
+ * (which always begins with EPOLL_CTL_DEL); EEXIST means the file is
+ * registered already (armed before). */
+static int
+fdpoll_probe(FdPoll *p, int want)
+{
+#ifdef __linux__
+    int epfd = uv_backend_fd(p->loop->uv);
+    if (epfd < 0)
+        return 0;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = ((want & UV_READABLE) ? EPOLLIN : 0) | ((want & UV_WRITABLE) ? EPOLLOUT : 0);
+    ev.data.fd = p->fd;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, p->fd, &ev) == 0 || errno == EEXIST)
+        return 0;
+    return errno;
+#else
+    (void)p;
+    (void)want;
+    return 0;
+#endif
+}
+
+/* Undo a probe that succeeded when uv_poll_start then failed. */
+static void
+fdpoll_unprobe(FdPoll *p)
+{
+#ifdef __linux__
+    int epfd = uv_backend_fd(p->loop->uv);
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    if (epfd >= 0)
+        (void)epoll_ctl(epfd, EPOLL_CTL_DEL, p->fd, &ev);
+#else
+    (void)p;
+#endif
 }
 
 static void
@@ -226,6 +310,57 @@ fdpoll_wake_all(FdPoll *p)
             io->revents |= io->events;
             loop_record((WatcherObject *)io);
         }
+}
+
+/* The fd cannot be watched (closed under its active watchers, or refused
+ * by epoll): never arm it; every active watcher is woken with its events
+ * and stopped at its dispatch (io.c: io_fired), as libev's fd_kill does.
+ * Never active and deaf. */
+static void
+fdpoll_kill(FdPoll *p)
+{
+    if (p->poll && p->armed)
+        uv_poll_stop(p->poll);
+    p->armed = 0;
+    p->parked = 0;
+    for (IoObject *io = p->first; io; io = io->next_on_fd)
+        if (((WatcherObject *)io)->active)
+            io->killed = 1;
+    fdpoll_wake_all(p);
+}
+
+enum { ARM_OK, ARM_READY, ARM_KILLED };
+
+/* Arm p for `want`: the fd re-identified, probed, then uv_poll_start. */
+static int
+fdpoll_arm(FdPoll *p, int want)
+{
+    if (fdpoll_validate(p) < 0) {
+        /* the fd is closed (or the file behind a reused number cannot be
+         * polled): the kill below is how the watchers hear of it */
+        PyErr_Clear();
+        return ARM_KILLED;
+    }
+    if (p->always_ready)
+        return ARM_READY;
+    if (p->poll == NULL)
+        return ARM_KILLED;
+    p->parked = 0;   /* uv_poll_start re-registers from scratch */
+    int err = fdpoll_probe(p, want);
+    if (err == EPERM) {
+        fdpoll_close_native(p);
+        p->always_ready = 1;
+        return ARM_READY;
+    }
+    if (err != 0)
+        return ARM_KILLED;   /* EBADF (O_PATH), ELOOP, EINVAL, ENOSPC, ENOMEM */
+    if (uv_poll_start(p->poll, want, fdpoll_cb) != 0) {
+        fdpoll_unprobe(p);
+        p->armed = 0;
+        return ARM_KILLED;
+    }
+    p->armed = want;
+    return ARM_OK;
 }
 
 /* Once per iteration, before polling: arm each changed poll with the union
@@ -244,31 +379,43 @@ loop_flush_polls(LoopObject *loop)
         int want = fdpoll_wanted(p);
         int again = 0;
         if (want == 0) {
-            if (p->poll && p->armed) {
+            fdpoll_stop_native(p);
+            if (p->parked) {
+                /* stopped for good: libuv forgets it too (its DEL finds
+                 * nothing) and the handle no longer counts as active */
                 uv_poll_stop(p->poll);
                 p->armed = 0;
+                p->parked = 0;
             }
-            p->reregister = 0;   /* the next arm is a fresh EPOLL_CTL_ADD */
         }
-        else if ((p->poll && (want != p->armed || p->reregister)) || p->always_ready) {
-            /* uv_poll_start always re-registers (DEL, then ADD at the next
-             * poll): that is what a possibly new file needs */
-            p->reregister = 0;
-            if (fdpoll_recheck(p) < 0) {
-                /* closed under active watchers: wake them, never arm */
-                if (p->poll)
-                    uv_poll_stop(p->poll);
-                p->armed = 0;
+        else if (p->parked && want == p->armed) {
+            int err = fdpoll_unpark(p);
+            if (err == EPERM) {
+                fdpoll_close_native(p);
+                p->always_ready = 1;
                 fdpoll_wake_all(p);
+                again = 1;
             }
-            else if (p->always_ready) {
+            else if (err != 0)
+                fdpoll_kill(p);
+        }
+        else if (p->always_ready
+                 || (p->poll ? want != p->armed
+                             /* closed by closing_fd: once the mark is gone,
+                              * watchers still active are armed again (the
+                              * fd was not closed after all) or killed */
+                             : !p->closing)) {
+            switch (fdpoll_arm(p, want)) {
+            case ARM_READY:
                 /* epoll cannot watch it (a regular file): ready every pass,
                  * as poll(2) and libev report it; the pass does not block */
                 fdpoll_wake_all(p);
                 again = 1;
+                break;
+            case ARM_KILLED:
+                fdpoll_kill(p);
+                break;
             }
-            else if (p->poll && uv_poll_start(p->poll, want, fdpoll_cb) == 0)
-                p->armed = want;
         }
         if (p->closing || again)
             fdpoll_mark_dirty(p);   /* keep it (and the mark) until it expires */

@@ -239,12 +239,9 @@ struct FdPoll {
      * raise EBADF (the close is deferred to a callback; see io.c) */
     int closing;
     int always_ready;          /* epoll refused the fd (EPERM): no native poll */
-    /* the fd's set of active watchers became empty: the fd may have been
-     * closed and its number reused by another file since the native poll
-     * was armed; the next start re-registers it with epoll (io.c) */
-    int maybe_new;
-    int reregister;            /* flush: uv_poll_start even if armed == want */
-    int is_sock;               /* a socket: (st_dev, st_ino) names exactly one open file */
+    /* the last active watcher stopped: our own EPOLL_CTL_DEL took the fd
+     * out of epoll while libuv's poll stays started with `armed` (fdpoll.c) */
+    int parked;
     unsigned long closing_iter;
     dev_t closing_dev;
     ino_t closing_ino;
@@ -260,6 +257,7 @@ typedef struct IoObject {
     int revents;
     int pass_events;
     int drained;               /* recv_into's last receive emptied the fd */
+    int killed;                /* epoll refused the fd: stopped at its dispatch */
 } IoObject;
 
 typedef struct {
@@ -366,6 +364,7 @@ static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *
 static FdPoll *loop_get_fdpoll(LoopObject *loop, int fd);
 static void fdpoll_mark_dirty(FdPoll *p);
 static void fdpoll_release(FdPoll *p);
+static void fdpoll_stop_native(FdPoll *p);
 static int fdpoll_refuse_closing(LoopObject *loop, int fd);
 static void loop_flush_polls(LoopObject *loop);
 static void loop_drop_fdpolls(LoopObject *loop);

@@ -26,10 +26,11 @@ io_detach(IoObject *io)
     io->next_on_fd = NULL;
     io->fdp = NULL;
     p->nwatchers--;
-    if (p->first == NULL)
-        p->maybe_new = 1;   /* the fd may be closed and reused from now on */
-    if (p->loop->uv)
+    if (p->loop->uv) {
+        if (p->first == NULL)
+            fdpoll_stop_native(p);   /* now, while the fd is surely open */
         fdpoll_mark_dirty(p);
+    }
 }
 
 static int
@@ -60,16 +61,8 @@ io_native_start(WatcherObject *w)
     else if (fdpoll_validate(io->fdp) < 0)
         return -1;
     FdPoll *p = io->fdp;
-    if (p->maybe_new) {
-        /* the first active watcher after none: unless the fd is provably
-         * the same socket, the native poll may be registered for a file
-         * that was closed since (an eventfd closed and a new eventfd given
-         * the same number looks identical to fstat) */
-        p->maybe_new = 0;
-        if (p->poll && p->armed && !p->is_sock)
-            p->reregister = 1;
-    }
     io->revents = 0;
+    io->killed = 0;
     fdpoll_mark_dirty(p);
     return 0;
 }
@@ -155,10 +148,24 @@ io_call(WatcherObject *w, PyObject *callback, PyObject *args)
     return res;
 }
 
+/* Before its callback: a watcher whose fd epoll refused (fdpoll_kill) is
+ * stopped, as libev's fd_kill stops it; the callback runs once and may
+ * start it again (which reports a closed fd as OSError). */
+static void
+io_fired(WatcherObject *w)
+{
+    if (IO(w)->killed && w->active) {
+        IO(w)->killed = 0;
+        io_detach(IO(w));
+        watcher_deactivate(w);
+    }
+}
+
 static const WatcherOps io_ops = {
     .name = "io",
     .native_start = io_native_start,
     .native_stop = io_native_stop,
+    .fired = io_fired,
     .details = io_details,
     .stop_on_error = 1,
     .call = io_call,

@@ -828,3 +828,125 @@ def test_rearm_after_fd_reused_by_regular_file(check_py, tmp_path):
         print('alive')
     ''' % str(tmp_path / 'f'), timeout=15)
     assert 'alive' in out
+
+
+# ---------------------------------------------------------------- epoll registration
+# epoll registers the open file, not the fd number.  These run in a child:
+# libuv abort()s when an epoll_ctl it makes fails, and a leftover
+# registration spins the loop.
+
+def test_stopped_watcher_leaves_no_registration_behind(check_py):
+    # The documented order: stop (or close) the watcher, then close the fd.
+    # When another descriptor keeps the file open (a dup here; a forked
+    # child's copy in real programs) and readable, the loop must have
+    # forgotten it: it idles without burning CPU, and a new, empty pipe
+    # given the same fd number is not reported readable.
+    out = check_py('''
+        import os, socket, time
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        for how in ('stop', 'close'):
+            a, b = socket.socketpair()
+            fd = a.fileno()
+            keep = os.dup(fd)
+            w = loop.io(fd, 1)
+            w.start(lambda: None)
+            b.send(b'x')                    # stays readable: never read
+            H.sleep(0.01)
+            getattr(w, how)()
+            a.close()
+            t0 = time.process_time()
+            H.sleep(0.3)
+            cpu = time.process_time() - t0
+            assert cpu < 0.15, (how, 'busy while idle', cpu)
+            r, wr = os.pipe()
+            if r != fd:
+                os.dup2(r, fd); os.close(r); r = fd
+            fired = []
+            w2 = loop.io(r, 1)
+            w2.start(fired.append, 1)
+            H.sleep(0.05)
+            w2.close()
+            assert fired == [], (how, len(fired))
+            for x in (r, wr, keep):
+                os.close(x)
+            b.close()
+        print('alive')
+    ''', timeout=20)
+    assert 'alive' in out
+
+
+def test_fd_refused_by_epoll_at_arm_time_kills_its_watchers(check_py):
+    # Two fds that pass every check at start() but that epoll refuses when
+    # the loop arms them: an epoll fd that began watching the loop's own fd
+    # after its watcher was made (ELOOP), and an active watcher's number
+    # reopened on the same FIFO with O_PATH (same st_dev/st_ino; EBADF).
+    # No abort: each watcher is woken once with its events and stopped
+    # (visibly inactive), and the loop goes on.
+    out = check_py('''
+        import os, select, tempfile
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        ep = select.epoll()
+        w = loop.io(ep.fileno(), 1)
+        ep.register(loop.fileno(), select.EPOLLIN)
+        got = []
+        w.start(got.append, 'eloop')
+        H.sleep(0.02)
+        assert got == ['eloop'], got
+        assert not w.active
+        w.close(); ep.close()
+
+        d = tempfile.mkdtemp(); p = os.path.join(d, 'fifo'); os.mkfifo(p)
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        a = loop.io(fd, 1); a.start(got.append, 'a')
+        H.sleep(0.01)
+        op = os.open(p, os.O_PATH)
+        os.dup2(op, fd); os.close(op)
+        b = loop.io(fd, 2); b.start(got.append, 'b')
+        H.sleep(0.02)
+        assert sorted(got[1:]) == ['a', 'b'], got
+        assert not a.active and not b.active
+        a.close(); b.close(); os.close(fd)
+        # the loop still works
+        r, wr = os.pipe()
+        c = loop.io(r, 1); c.start(got.append, 'c')
+        os.write(wr, b'x')
+        H.sleep(0.02)
+        assert got[-1] == 'c', got
+        print('alive')
+    ''', timeout=20)
+    assert 'alive' in out
+
+
+def test_closing_fd_not_followed_by_close_keeps_delivering(check_py):
+    # closing_fd() wakes the fd's watchers and drops the native poll, because
+    # the caller is about to close the fd.  If it does not, a persistent
+    # watcher left active must not go deaf: once the closing mark expires it
+    # is armed again and keeps reporting the fd (as libev does).
+    out = check_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, wr = os.pipe()
+        got = []
+        w = loop.io(r, 1)
+        w.start(got.append, 1)
+        H.sleep(0.01)
+        assert got == []
+        assert loop.closing_fd(r) is True
+        H.sleep(0.01)
+        assert got == [1], got          # the closing_fd wake-up
+        for _ in range(3):
+            H.sleep(0.001)
+        assert w.active
+        del got[:]
+        os.write(wr, b'x')
+        H.sleep(0.02)
+        assert got, 'active watcher never fired again'
+        w.close()
+        os.close(r); os.close(wr)
+        print('alive')
+    ''', timeout=20)
+    assert 'alive' in out
+
