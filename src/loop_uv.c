@@ -890,7 +890,9 @@ loop_dispatch_pending(LoopObject *self)
     }
     self->disp_items = NULL;
     self->disp_i = self->disp_n = 0;
-    Py_CLEAR(self->handoff_last);   /* set by a handoff from a plain callback */
+    /* set by a handoff from a plain callback */
+    loop_defer_release(self, self->handoff_last);
+    self->handoff_last = NULL;
     if (self->spare == NULL) {
         self->spare = items;
         self->spare_cap = cap;
@@ -898,6 +900,7 @@ loop_dispatch_pending(LoopObject *self)
     else {
         free(items);
     }
+    loop_release_drain(self);
     return rc;
 }
 
