@@ -614,9 +614,11 @@ watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
 static int
 watcher_tp_clear(WatcherObject *w)
 {
+    /* the native handle first: the finalizers the drops below may run
+     * could destroy the loop the handle belongs to */
+    watcher_close_handle(w);
     Py_CLEAR(w->callback);
     Py_CLEAR(w->args);
-    watcher_close_handle(w);
     Py_CLEAR(w->loop);
     return 0;
 }

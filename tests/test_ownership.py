@@ -186,3 +186,31 @@ def test_destroy_hub_of_live_thread_refused(run_py):
         go.set(); th.join()
         print('OK')
     ''')
+
+
+def test_dispatch_never_switches_into_another_thread(run_py):
+    # a greenlet of T2 waits (directly) on a watcher of a loop that is not
+    # running yet; the main thread then runs that loop: the event is
+    # reported as InvalidThreadUseError, not switched across threads
+    _ok(run_py, '''
+        L = core.loop(default=False)
+        t = L.timer(0.01)
+        ready = threading.Event()
+        def f():
+            h2 = H.get_hub()
+            keep = h2.loop.timer(0.3); keep.start(lambda: None)
+            ready.set()
+            try:
+                h2.wait(t)
+            except H.LoopExit:
+                pass
+        th = threading.Thread(target=f); th.start()
+        ready.wait(5)
+        time.sleep(0.1)               # T2 is waiting in its own loop now
+        reported = []
+        L.error_handler = lambda *a: reported.append(a[1])
+        L.run()
+        th.join(5)
+        assert reported == [H.InvalidThreadUseError], reported
+        print('OK')
+    ''')
