@@ -283,6 +283,27 @@ def getaddrinfo(p, n):
     return {'getaddrinfo': (now() - t) / n}
 
 
+def timer_precision(p, n):
+    """How late sleep(d) wakes up, for d = 1, 10 and 100 ms: n, n/2 and n/10 sleeps in a row
+    (the only greenlet, so the loop is idle meanwhile); the median and the 99th percentile of
+    (time slept - d) per d.  gevent's hub.sleep is what time.sleep is under monkey.patch_all()."""
+    sleep = p.sleep
+    sleep(0.001)
+    out = {}
+    for d, k in ((0.001, n), (0.01, max(1, n // 2)), (0.1, max(1, n // 10))):
+        late = []
+        for _ in range(k):
+            t = now()
+            sleep(d)
+            late.append(now() - t - d * 1e9)
+        late.sort()
+        ms = int(d * 1000)
+        out['late_%dms' % ms] = late[len(late) // 2]
+        out['late_%dms_p99' % ms] = late[min(len(late) - 1, int(len(late) * 0.99))]
+        out['late_%dms_min' % ms] = late[0]
+    return out
+
+
 def idle(p, n):
     """Hub blocked n ms on a socket read; another process writes one byte at the end."""
     a, b = socket.socketpair()
@@ -380,6 +401,7 @@ CASES = {
     'threadpool':   Case(threadpool, SHARED, 5000, 10, True, False),
     'getaddrinfo':  Case(getaddrinfo, SHARED, 3000, 5, True, False),
     'idle':         Case(idle, SHARED, 2000, 50, False, False),
+    'timers':       Case(timer_precision, WITH_OURS, 200, 10, False, False),
     'gspawn':       Case(gevent_spawn, GEVENTS, 50000, 1000, True, True),
     'gsocket':      Case(gevent_socket, GEVENTS, 10000, 50, True, True),
     'floor':        Case(floor, ('greenlet',), 200000, 100, True, True),
@@ -405,6 +427,12 @@ ROWS = [
     Row('getaddrinfo', 'getaddrinfo', "`resolver.getaddrinfo('localhost', 80)`", 'ns/op', 0.55),
     Row('idle_cpu', 'idle', 'idle hub, 2 s on a read: CPU time', 'ns', None),
     Row('idle_wakeups', 'idle', 'idle hub, 2 s on a read: wake-ups', 'count', 'zero'),
+    Row('late_1ms', 'timers', '`sleep(0.001)`: lateness, median', 'ns', None),
+    Row('late_1ms_p99', 'timers', '`sleep(0.001)`: lateness, p99', 'ns', None),
+    Row('late_10ms', 'timers', '`sleep(0.01)`: lateness, median', 'ns', None),
+    Row('late_10ms_p99', 'timers', '`sleep(0.01)`: lateness, p99', 'ns', None),
+    Row('late_100ms', 'timers', '`sleep(0.1)`: lateness, median', 'ns', None),
+    Row('late_100ms_p99', 'timers', '`sleep(0.1)`: lateness, p99', 'ns', None),
     Row('gspawn', 'gspawn', '`gevent.spawn` x 1,000 + `joinall` (per greenlet)', 'ns/op', None),
     Row('gsocket', 'gsocket', '`gevent.socket` ping-pong, 1 byte (round trip)', 'ns/op', None),
     Row('floor', 'floor', 'raw greenlet switch pair (floor)', 'ns/op', None),

@@ -135,6 +135,13 @@ struct LoopObject {
     /* due-now timers: fired after the next poll, as libev does (owned) */
     WatcherObject **ap_items;
     Py_ssize_t ap_n, ap_cap;
+    /* one-shot timers due within PREC_SPAN_NS: a binary min-heap by
+     * (deadline, seq) (borrowed: they are active); the poll waits for the
+     * first one with ns precision (timer.c) */
+    WatcherObject **prec;
+    Py_ssize_t nprec, prec_cap;
+    uint64_t prec_seq;         /* start order, for ties */
+    int prec_early;            /* a libuv timer armed early moved to the heap */
     Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
     Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
     Py_ssize_t depth;
@@ -222,6 +229,9 @@ typedef struct {
     WatcherObject base;
     double after;
     double repeat;
+    uint64_t deadline;         /* one-shot: uv_hrtime() ns it may fire at, or 0 */
+    uint64_t seq;              /* its loop's prec_seq when it entered the heap */
+    Py_ssize_t prec_idx;       /* index in its loop's precise heap, or -1 */
 } TimerObject;
 
 struct FdPoll {
@@ -348,6 +358,9 @@ static int wlist_fire_all(WatcherList *l);
 static void watcher_stop_impl(WatcherObject *w);
 static void wlist_detach_all(WatcherList *l);
 static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+static void loop_prec_collect(LoopObject *loop);
+static int64_t loop_prec_wait_ns(LoopObject *loop);
+static void loop_prec_free(LoopObject *loop);
 static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);

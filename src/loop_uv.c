@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <time.h>
 #include <errno.h>
+#include <poll.h>
 
 static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
@@ -1436,6 +1437,7 @@ loop_destroy_impl(LoopObject *self)
     self->keepalive = NULL;
     uv_walk(uv, destroy_walk_cb, NULL);
     uv_walk(uv, leftover_walk_cb, NULL);
+    loop_prec_free(self);
     /* Close callbacks need a pass; requests in libuv's threadpool (none of
      * ours today; another extension's handles on this loop may have some)
      * need their completion.  Wait for those with a 1 ms
@@ -1605,6 +1607,52 @@ loop_check_own_thread(LoopObject *self)
     return 0;
 }
 
+/* One libuv pass that does not block, then the precise timers due by the
+ * clock read after it. */
+static void
+loop_uv_pass_nowait(LoopObject *self)
+{
+    uv_run(self->uv, UV_RUN_NOWAIT);
+    loop_prec_collect(self);
+}
+
+/* The blocking pass (GIL released): uv_run(ONCE), except that it sleeps no
+ * longer than until the first precise timer's deadline (timer.c), which
+ * libuv's millisecond poll timeout cannot express.  Then it waits on
+ * libuv's backend fd (epoll: readable when an event is ready) for that
+ * long, with ns precision, and makes a pass that does not block. */
+static void
+loop_uv_pass_block(LoopObject *self)
+{
+    for (int round = 0; round < 2; round++) {
+        int64_t left = loop_prec_wait_ns(self);
+        int t = left > 0 ? uv_backend_timeout(self->uv) : 0;
+        if (left < 0 || (t >= 0 && (int64_t)t * 1000000 + 1000000 <= left)) {
+            self->prec_early = 0;
+            uv_run(self->uv, UV_RUN_ONCE);   /* libuv wakes first anyway */
+            /* woken by a libuv timer armed early, with nothing else: wait
+             * for its deadline now, so that a pass that blocks still ends
+             * with an event (run(once=True)) */
+            if (self->prec_early && self->npend == 0)
+                continue;
+        }
+        else {
+            if (left > 0) {
+                struct pollfd pfd = {uv_backend_fd(self->uv), POLLIN, 0};
+#ifdef __linux__
+                struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+                (void)ppoll(&pfd, 1, &ts, NULL);
+#else
+                (void)poll(&pfd, 1, (int)((left + 999999) / 1000000));
+#endif
+            }
+            uv_run(self->uv, UV_RUN_NOWAIT);
+        }
+        break;
+    }
+    loop_prec_collect(self);
+}
+
 static int
 loop_uv_run(LoopObject *self, uv_run_mode mode)
 {
@@ -1619,7 +1667,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
         mode = UV_RUN_NOWAIT;   /* flush recorded events: do not block */
     self->in_uv = 1;
     if (mode == UV_RUN_ONCE && uv_backend_timeout(self->uv) == 0) {
-        uv_run(self->uv, UV_RUN_NOWAIT);
+        loop_uv_pass_nowait(self);
         self->iteration++;
         if (self->npend > 0 || self->cb_head != NULL || self->break_flag
                 || uv_backend_timeout(self->uv) == 0) {
@@ -1636,7 +1684,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
          * no extra epoll_wait(0).  Not while pool tasks are outstanding:
          * their workers wait for the GIL (docs/design.md, "The GIL and the
          * poll") */
-        uv_run(self->uv, UV_RUN_NOWAIT);
+        loop_uv_pass_nowait(self);
         self->iteration++;
         if (self->npend > 0 || self->cb_head != NULL || self->break_flag) {
             self->gil_poll_backoff = 0;
@@ -1661,7 +1709,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
         Py_BEGIN_ALLOW_THREADS
         if (nbusy)
             pools_spin(busy, nbusy);
-        uv_run(self->uv, mode);
+        loop_uv_pass_block(self);
         Py_END_ALLOW_THREADS
         if (nbusy)
             pools_unpin(busy, nbusy);
@@ -1670,7 +1718,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
         self->in_uv_nogil = 0;
     }
     else {
-        uv_run(self->uv, mode);
+        loop_uv_pass_nowait(self);
     }
     self->in_uv = 0;
     self->iteration++;

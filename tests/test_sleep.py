@@ -282,3 +282,17 @@ def test_killed_sleeper_leaves_no_timer(hub):
     H.sleep(0)
     assert g.dead
     assert hub.loop.activecnt == before - 1
+
+
+@pytest.mark.parametrize('seconds', [0.0003, 0.001, 0.0047, 0.02, 0.0535])
+def test_sleep_never_early(hub, seconds):
+    """A sleep is never shorter than asked, measured with the monotonic
+    clock the loop's deadlines use (below and above the 50 ms the loop
+    waits for with ns precision from the start)."""
+    slept = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        H.sleep(seconds)
+        slept.append(time.monotonic() - t0)
+    assert min(slept) >= seconds, slept
+    assert max(slept) < seconds + 1, slept

@@ -649,3 +649,128 @@ def test_loop_error_handler_cycle_collected():
     del h
     gc.collect()
     assert r() is None
+
+
+# ---- precision: a fraction of a millisecond late, never early
+
+
+@pytest.mark.parametrize('after', [0.0002, 0.001, 0.0031, 0.0125, 0.049, 0.0515, 0.06])
+def test_one_shot_never_early_at_any_delay(L, after):
+    """Below and above the span the loop waits for with ns precision from
+    the start (50 ms: a farther deadline is brought close by a libuv timer
+    armed early)."""
+    fired = []
+    for _ in range(5):
+        t = L.timer(after)
+        t0 = time.perf_counter()
+        t.start(lambda: fired.append(time.perf_counter() - t0))
+        n = len(fired)
+        while len(fired) == n:
+            L.run(once=True)
+        t.close()
+    assert min(fired) >= after, (after, fired)
+
+
+def test_run_once_waits_for_the_deadline_itself(L):
+    t = L.timer(0.0125)
+    fired = []
+    t0 = time.perf_counter()
+    t.start(lambda: fired.append(time.perf_counter() - t0))
+    try:
+        L.run(once=True)        # one blocking pass ends with the timer fired
+        assert len(fired) == 1 and fired[0] >= 0.0125, fired
+    finally:
+        t.close()
+
+
+def test_precise_timer_stop_restart_close_and_feed(L):
+    log = []
+    t = L.timer(0.002)          # within the span: waits on the loop's precise heap
+    t.start(log.append, 'a')
+    t.stop()
+    t.start(log.append, 'b')    # restart replaces it
+    t.start(log.append, 'c')
+    u = L.timer(0.001)
+    u.start(log.append, 'u')
+    u.close()                   # closed while on the heap
+    v = L.timer(0.0015)
+    v.start(log.append, 'v')
+    v.feed(0, log.append, 'fed')  # fed: fires the feed, stays armed
+    time.sleep(0.005)
+    while t.active or v.active:
+        L.run(once=True)
+    assert log.count('c') == 1 and 'a' not in log and 'b' not in log and 'u' not in log, log
+    # feed replaced the callback: the fed event, then the timer itself
+    assert log.count('fed') == 2 and 'v' not in log and not v.active, log
+    assert t.at is None and not t.active
+
+
+@pytest.mark.parametrize('after', [0.0021, 0.0123, 0.25])
+def test_one_shot_deadline_is_counted_in_nanoseconds(L, after):
+    """`at` is the deadline the loop waits for: start()'s clock (the
+    monotonic one) plus `after`, not libuv's whole milliseconds of a cached
+    clock, rounded up (which made every sleep about 1 ms late)."""
+    t = L.timer(after)
+    try:
+        for _ in range(3):
+            before = time.monotonic()
+            t.start(_noop)
+            done = time.monotonic()
+            assert before + after <= t.at + 1e-9, (before, t.at)
+            assert t.at <= done + after + 1e-6, (done, t.at)
+            t.stop()
+            time.sleep(0.0003)
+    finally:
+        t.close()
+
+
+def test_destroy_loop_with_timers_on_the_precise_heap():
+    import subprocess
+    import sys
+    code = '''if 1:
+        import gc, gevent_c.core as core
+        for _ in range(50):
+            L = core.loop(default=False)
+            ts = [L.timer(0.001 * (i % 4) + 0.0005 + 0.03 * (i % 3)) for i in range(20)]
+            for t in ts:
+                t.start(print)
+            L.run(nowait=True)
+            L.destroy()
+            assert not any(t.active for t in ts)
+            del ts, L
+            gc.collect()
+        print('ok')
+    '''
+    p = subprocess.run([sys.executable, '-X', 'dev', '-c', code], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stdout.split()[-1] == 'ok', p.stderr[-2000:]
+
+
+def test_many_precise_timers_fire_in_deadline_order(L):
+    """The heap: 200 timers, a third stopped or restarted at random; the rest
+    fire once each, in deadline order, none early."""
+    import random
+    rnd = random.Random(5)
+    fired = []
+    ts = []
+    for i in range(200):
+        t = L.timer(rnd.random() * 0.02)
+        t.start(lambda i=i: fired.append((i, time.monotonic())))
+        ts.append(t)
+    for t in rnd.sample(ts, 40):
+        t.stop()
+    restarted = rnd.sample([t for t in ts if t.active], 30)
+    for t in restarted:
+        i = ts.index(t)
+        t.start(lambda i=i: fired.append((i, time.monotonic())))
+    live = {i: t.at for i, t in enumerate(ts) if t.active}
+    try:
+        while any(t.active for t in ts):
+            L.run(once=True)
+        assert sorted(i for i, _ in fired) == sorted(live), fired
+        order = [i for i, _ in fired]
+        assert order == sorted(order, key=lambda i: live[i]), order
+        assert all(when >= live[i] - 1e-6 for i, when in fired)
+    finally:
+        for t in ts:
+            t.close()
