@@ -229,7 +229,11 @@ fdpoll_stop_native(FdPoll *p)
         return;
 #ifdef __linux__
     int epfd = uv_backend_fd(p->loop->uv);
-    if (epfd >= 0 && p->armed > 0) {
+    uv__io_t *io = &p->poll->io_watcher;
+    /* only once libuv has registered what it was asked to (its ADD is made
+     * at the next poll, and a uv_run that did not poll leaves it pending);
+     * otherwise uv_poll_stop, which also drops the pending ADD */
+    if (epfd >= 0 && p->armed > 0 && io->events == io->pevents && io->pevents != 0) {
         struct epoll_event ev;
         memset(&ev, 0, sizeof(ev));
         (void)epoll_ctl(epfd, EPOLL_CTL_DEL, p->fd, &ev);  /* ENOENT: not added yet */
