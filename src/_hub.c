@@ -277,9 +277,16 @@ mod_get_hub_class(PyObject *m, PyObject *Py_UNUSED(ignored))
     return get_hub_class_impl(gevc_get_state(m));
 }
 
+/* set_hub(hub): None or a greenlet (gevent wants its hub type, a greenlet
+ * subclass); anything else fails here, not at the next sleep or wait. */
 static PyObject *
 mod_set_hub(PyObject *m, PyObject *hub)
 {
+    if (hub != Py_None && !PyGreenlet_Check(hub)) {
+        PyErr_Format(PyExc_TypeError, "set_hub() takes a hub (a greenlet) or None, not %.200s",
+                     Py_TYPE(hub)->tp_name);
+        return NULL;
+    }
     if (tls_set_hub(gevc_get_state(m), hub) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -962,6 +969,8 @@ sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, P
     return res;
 }
 
+#define GEVC_SLEEP_FOREVER 1e12
+
 static PyObject *
 mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -997,8 +1006,24 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         /* an int (sleep(0)) without a float object on the way */
         secs = PyLong_CheckExact(seconds) ? PyLong_AsDouble(seconds)
                                           : PyFloat_AsDouble(seconds);
-        if (secs == -1.0 && PyErr_Occurred())
+        if (secs == -1.0 && PyErr_Occurred()) {
+            /* an int too large for a float: as long as infinity, either way */
+            if (!PyLong_Check(seconds) || !PyErr_ExceptionMatches(PyExc_OverflowError))
+                return NULL;
+            PyErr_Clear();
+            PyObject *zero = PyLong_FromLong(0);
+            int neg = zero ? PyObject_RichCompareBool(seconds, zero, Py_LT) : -1;
+            Py_XDECREF(zero);
+            if (neg < 0)
+                return NULL;
+            secs = neg ? -INFINITY : INFINITY;
+        }
+        if (isnan(secs)) {
+            PyErr_SetString(PyExc_ValueError, "sleep() seconds must not be NaN");
             return NULL;
+        }
+        if (isinf(secs) && secs > 0)
+            seconds = NULL;   /* until woken: sleep_timer takes the longest timer */
     }
     PyObject *hub = get_hub_impl(gst);
     if (hub == NULL)
@@ -1006,7 +1031,18 @@ mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     PyObject *loop = hub_loop_of(gst, hub);
     PyObject *res = NULL;
     if (loop != NULL) {
-        res = secs > 0 ? sleep_timer(gst, hub, loop, seconds, ref) : sleep_yield(gst, hub, loop);
+        if (secs <= 0)
+            res = sleep_yield(gst, hub, loop);
+        else if (seconds != NULL)
+            res = sleep_timer(gst, hub, loop, seconds, ref);
+        else {
+            /* sleep(inf), as gevent: until something wakes the greenlet
+             * (kill(), a timeout, a throw()); a timer of GEVC_SLEEP_FOREVER
+             * seconds, ~31,700 years (timers take finite times). */
+            PyObject *forever = PyFloat_FromDouble(GEVC_SLEEP_FOREVER);
+            res = forever ? sleep_timer(gst, hub, loop, forever, ref) : NULL;
+            Py_XDECREF(forever);
+        }
         Py_DECREF(loop);
     }
     Py_DECREF(hub);
@@ -1241,7 +1277,8 @@ static PyMethodDef module_methods[] = {
      "The hub type for this thread (_threadlocal.Hub, default Hub)."},
     {"set_hub", (PyCFunction)mod_set_hub, METH_O, "set_hub(hub): store this thread's hub."},
     {"sleep", (PyCFunction)(void (*)(void))mod_sleep, METH_FASTCALL | METH_KEYWORDS,
-     "sleep(seconds=0, ref=True): block the current greenlet; seconds <= 0 only yields."},
+     "sleep(seconds=0, ref=True): block the current greenlet; seconds <= 0 only yields,\n"
+     "inf sleeps until the greenlet is woken (kill, timeout), NaN raises ValueError."},
     {"spawn_raw", (PyCFunction)(void (*)(void))mod_spawn_raw, METH_VARARGS | METH_KEYWORDS,
      "spawn_raw(function, *args, **kwargs): a raw greenlet (parent: the hub) "
      "started at the hub's next callback pass."},
