@@ -30,6 +30,22 @@ def _split(value):
     return [item.strip() for item in value.split(',')]
 
 
+class _Name(str):
+    """A name from the environment that is no alias and no import path:
+    _import's error lists the aliases it could have been."""
+    choices = ()
+
+
+def _name(item, aliases):
+    if item in aliases:
+        return aliases[item]
+    if '.' in item:
+        return item
+    name = _Name(item)
+    name.choices = tuple(aliases)
+    return name
+
+
 def config(default, envvar, aliases=None):
     """The value of ``envvar`` split on commas (aliases applied), else default."""
     value = os.environ.get(envvar)
@@ -37,7 +53,7 @@ def config(default, envvar, aliases=None):
         return default
     items = _split(value)
     if aliases:
-        items = [aliases.get(item, item) for item in items]
+        items = [_name(item, aliases) for item in items]
     return items
 
 
@@ -64,9 +80,11 @@ def _import(path):
         return _import(path[-1])
     if not isinstance(path, str):
         return path
+    choices = getattr(path, 'choices', ())
     path = path.strip()
     if '.' not in path:
-        raise ImportError("Cannot import %r (required format: [path/][package.]module.class)" % path)
+        raise ImportError("Cannot import %r (required format: [path/][package.]module.class%s)"
+                          % (str(path), '; or one of: ' + ', '.join(choices) if choices else ''))
     if '/' in path:
         directory, path = path.rsplit('/', 1)
         sys.path.insert(0, directory)
