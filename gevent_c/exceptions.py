@@ -19,19 +19,29 @@ class LoopExit(Exception):
         return self.args[1] if len(self.args) == 3 else None
 
     def __repr__(self):
-        if len(self.args) == 3:
-            return '%s(%r)' % (type(self).__name__, self.args[0])
-        return Exception.__repr__(self)
+        # gevent's: the message, the hub, and the handles pretty-printed as
+        # a list (each handle's description as it is, without quotes)
+        if len(self.args) != 3:
+            return Exception.__repr__(self)
+        import pprint
+        handles = self.args[2]
+        if isinstance(handles, (list, tuple)):
+            handles = [_Shown(h) if isinstance(h, str) else h for h in handles]
+        return '%s\n\tHub: %s\n\tHandles:\n%s' % (
+            self.args[0], self.args[1], pprint.pformat(handles))
 
     def __str__(self):
+        # the same text as repr (gevent's); a LoopExit made with a message
+        # alone reads as the message (gevent's reads as its repr)
         if len(self.args) != 3:
             return Exception.__str__(self)
-        lines = [str(self.args[0]), '\tHub: %r' % (self.args[1],)]
-        handles = self.args[2]
-        if handles:
-            lines.append('\tHandles:')
-            lines.extend('\t\t' + str(h) for h in handles)
-        return '\n'.join(lines)
+        return repr(self)
+
+
+class _Shown(str):
+    # a handle's description, which pprint shows without quotes
+    def __repr__(self):
+        return str(self)
 
 
 class BlockingSwitchOutError(AssertionError):

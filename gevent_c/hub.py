@@ -270,8 +270,10 @@ class Hub(HubCore):
                 pass
 
     def print_exception(self, context, type, value, tb):
-        """Write the traceback, then ``<context> failed with <Type>``, to
-        ``exception_stream`` (nothing if it is false)."""
+        """Write the traceback, then, as gevent does, the time (UTC, RFC 3339)
+        and ``<context> failed with <Type>`` on one line (the time alone when
+        there is no context), to ``exception_stream`` (nothing if it is
+        false)."""
         stream = self.exception_stream
         if not stream:
             return
@@ -285,6 +287,9 @@ class Hub(HubCore):
         else:
             import traceback
             traceback.print_exception(type, value, tb, file=stream)
+        import time
+        stream.write(time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+                     + (' ' if context is not None else '\n'))
         if context is not None:
             if not isinstance(context, str):
                 try:

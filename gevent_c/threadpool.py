@@ -12,6 +12,14 @@ from gevent_c.event import AsyncResult
 __all__ = ['ThreadPool']
 
 
+class _Worker(str):
+    """A worker thread in an error report (shown as is, without quotes)."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return str(self)
+
+
 class ThreadPool(ThreadPoolBase):
     """ThreadPool(maxsize, hub=None, idle_task_timeout=-1)
 
@@ -43,6 +51,15 @@ class ThreadPool(ThreadPoolBase):
 
     def __bool__(self):
         return len(self) > 0
+
+    def _error_context(self, ident, func):
+        """The context of a failed task's error report (hub.handle_error),
+        gevent's: (the worker, the function)."""
+        hub = self.hub
+        hub_text = '<missing>' if hub is None else '<%s at 0x%x thread_ident=0x%x>' % (
+            type(hub).__name__, id(hub), hub.thread_ident or 0)
+        return (_Worker('<ThreadPoolWorker thread_ident=0x%x threadpool-hub=%s>'
+                        % (ident, hub_text)), func)
 
     def join(self):
         """Wait (cooperatively) until no task is outstanding."""

@@ -413,9 +413,21 @@ pool_deliver(PoolObject *self, Task *t)
     PyObject *tb = t->exc_tb ? t->exc_tb : Py_None;
     int expected = t->expected ? PyErr_GivenExceptionMatches(t->exc_t, t->expected) : 0;
     if (!expected) {
-        PyObject *worker = PyLong_FromUnsignedLong(t->worker);
-        PyObject *ctx = worker ? PyTuple_Pack(2, worker, t->func) : NULL;
-        Py_XDECREF(worker);
+        /* the context (worker, func), as gevent's; the pool's
+         * _error_context(ident, func) (gevent_c/threadpool.py) names the
+         * worker as gevent does, else it is the thread id */
+        PyObject *ctx = NULL;
+        PyObject *hook = PyObject_GetAttrString((PyObject *)self, "_error_context");
+        if (hook != NULL) {
+            ctx = PyObject_CallFunction(hook, "kO", t->worker, t->func);
+            Py_DECREF(hook);
+        }
+        else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            PyObject *worker = PyLong_FromUnsignedLong(t->worker);
+            ctx = worker ? PyTuple_Pack(2, worker, t->func) : NULL;
+            Py_XDECREF(worker);
+        }
         if (ctx == NULL)
             return -1;
         r = PyObject_CallMethod(self->hub, "handle_error", "OOOO", ctx, t->exc_t, v, tb);
