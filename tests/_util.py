@@ -62,6 +62,20 @@ def check_py(code, env=None, timeout=15):
     return p.stdout
 
 
+#: The time (UTC, RFC 3339) that print_exception writes before the context
+#: line, as gevent does.
+TIMESTAMP = r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ'
+
+
+def untimed(text):
+    """``text`` (an error report, or a StringIO of them) without the
+    timestamps print_exception writes: one before each context line, or on
+    a line of its own when there is no context."""
+    import re
+    text = text if isinstance(text, str) else text.getvalue()
+    return re.sub(r'(?m)^' + TIMESTAMP + r'(?: |\n)', '', text)
+
+
 def last_line(stream):
     """Last non-empty line of a StringIO (or str)."""
     text = stream if isinstance(stream, str) else stream.getvalue()

@@ -72,13 +72,24 @@ def test_set_hub_subclass_instance(check_py):
     ''')
 
 
-def test_set_hub_any_object(check_py):
+def test_set_hub_takes_a_greenlet_or_none(check_py):
+    # anything else fails at once (as gevent's, which wants its hub type), not
+    # at the next sleep() or wait
     check_py('''
+        import greenlet
         import gevent_c.hub as H
-        marker = object()
-        H.set_hub(marker)
-        assert H._get_hub() is marker
-        assert H.get_hub() is marker
+        h = H.get_hub()
+        for junk in (42, object(), 'hub', H.Hub):
+            try:
+                H.set_hub(junk)
+            except TypeError as e:
+                assert 'greenlet' in str(e) and type(junk).__name__ in str(e), e
+            else:
+                raise AssertionError(junk)
+            assert H._get_hub() is h
+        g = greenlet.greenlet(lambda: None)
+        H.set_hub(g)
+        assert H._get_hub() is g and H.get_hub() is g
         H.set_hub(None)
         assert H._get_hub() is None
     ''')

@@ -12,7 +12,7 @@ import pytest
 
 import gevent_c.core as core
 import gevent_c.hub as H
-from _util import last_line
+from _util import last_line, untimed
 from _util import noop as _noop
 
 # ---------------------------------------------------------------- validation
@@ -438,7 +438,7 @@ def test_io_error_context_is_watcher(loop, pipe, stream):
         iow.start(lambda: 1 / 0)
         H.sleep(0.02)
         assert re.match(r'^<io at 0x[0-9a-f]+ .*> failed with ZeroDivisionError$',
-                        last_line(stream)), stream.getvalue()
+                        untimed(last_line(stream))), stream.getvalue()
     finally:
         iow.close()
 
