@@ -4,9 +4,18 @@
 # $(PYTHON); nothing is ever pip-installed into $(PYTHON) itself, so this works
 # with Debian's own python3 (PEP 668).  Debian packages are apt-installed when
 # run as root; otherwise the apt-get line to run is printed (tools/deps.sh).
-PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
+# PYTHON given (PYTHON=... on the command line or in the environment) is a
+# choice: $(VENV) is remade from it when it was made from another one.  Not
+# given, it is the interpreter $(VENV) was made from (its first word in
+# $(VENV)/.python, while that still runs), so that a plain `make docs` after
+# `make install PYTHON=/usr/bin/python3` keeps that venv; python3 when there
+# is none.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(or $(shell p="$$(head -n 1 $(VENV)/.python 2>/dev/null | cut -d ' ' -f 1)"; \
+	[ -n "$$p" ] && [ -x "$$p" ] && echo "$$p"),python3)
+endif
 # python3-venv, python3-dev: venv creation and Python.h for Debian's python3.
 # dnsmasq-base: the dnsmasq binary only (no system service), for the resolver tests.
 DEB_PACKAGES := python3-venv python3-dev libuv1-dev libc-ares-dev pkg-config gcc dnsmasq-base
@@ -26,7 +35,8 @@ DOCS_TOOLS := sphinx myst-parser
 deps:
 	@tools/deps.sh $(DEB_PACKAGES)
 
-# $(VENV) from $(PYTHON); remade when $(PYTHON) is another interpreter.
+# $(VENV) from $(PYTHON); remade when $(PYTHON) is another interpreter (see
+# PYTHON above: only when PYTHON is given).
 venv: deps
 	@want="$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])')" \
 		|| { echo "make: PYTHON=$(PYTHON) does not run" >&2; exit 1; }; \
