@@ -1607,6 +1607,29 @@ loop_check_own_thread(LoopObject *self)
     return 0;
 }
 
+static unsigned long main_thread_ident(void);   /* _hub.c */
+
+/* Called without the GIL, before taking it back after the poll.  A daemon
+ * thread that takes the GIL once the interpreter is finalizing is ended by
+ * CPython with pthread_exit(), whose forced unwind runs greenlet's C++
+ * destructors (Py_DECREF without the GIL, on a stack greenlet has since
+ * reused): a segfault in the exit-time GC.  A hub thread woken from its
+ * poll then never takes the GIL again and waits for the process to end,
+ * as CPython 3.14 does with such threads.  Not the main thread: it is the
+ * one that finalizes. */
+static void
+gevc_hang_if_finalizing(unsigned long main_id)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    int fin = Py_IsFinalizing();
+#else
+    int fin = _Py_IsFinalizing();
+#endif
+    if (fin && PyThread_get_thread_ident() != main_id)
+        for (;;)
+            pause();
+}
+
 /* One libuv pass that does not block, then the precise timers due by the
  * clock read after it. */
 static void
@@ -1706,10 +1729,12 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
             loop_pools_set_blocked(self, 1);
             nbusy = loop_pools_pin_busy(self, busy);
         }
+        unsigned long main_id = main_thread_ident();
         Py_BEGIN_ALLOW_THREADS
         if (nbusy)
             pools_spin(busy, nbusy);
         loop_uv_pass_block(self);
+        gevc_hang_if_finalizing(main_id);
         Py_END_ALLOW_THREADS
         if (nbusy)
             pools_unpin(busy, nbusy);

@@ -692,3 +692,26 @@ assert not unraisable, [(u.exc_type, u.object) for u in unraisable]
 print('ok', stats)
 ''')
     assert out.startswith('ok') or out.startswith('skip'), out
+
+
+@pytest.mark.timeout(T + 10)
+def test_daemon_threads_sleeping_in_their_hubs_at_exit():
+    """Daemon threads whose hubs keep waking from their poll (a sleep loop)
+    while the interpreter exits.  CPython ends a daemon thread that takes the
+    GIL after finalization began with pthread_exit(), whose forced unwind
+    runs greenlet's C++ destructors without the GIL: a segfault in the
+    exit-time GC.  The process must exit cleanly, every time."""
+    code = '''
+import threading, time
+from gevent_c.hub import sleep
+def body():
+    while True:
+        sleep(0.001)
+for i in range(3):
+    threading.Thread(target=body, daemon=True).start()
+time.sleep(0.05)
+print('main done')
+'''
+    for _ in range(5):
+        p = _util.run_py(code, timeout=T)
+        assert p.returncode == 0 and 'main done' in p.stdout, (p.returncode, p.stderr[-2000:])
