@@ -53,8 +53,15 @@ fdpoll_cb(uv_poll_t *h, int status, int events)
     if (p == NULL)
         return;
     if (status < 0 && p->armed) {
-        /* libuv stopped the poll (POLLERR): re-arm it at the next flush,
-         * so that watchers still active then keep hearing of the error */
+        /* libuv stopped the poll (POLLERR) but left the fd in epoll until
+         * its next report: take it out now (the fd may be closed before
+         * that), and re-arm it at the next flush, so that watchers still
+         * active then keep hearing of the error */
+#ifdef __linux__
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        (void)epoll_ctl(uv_backend_fd(p->loop->uv), EPOLL_CTL_DEL, p->fd, &ev);
+#endif
         p->armed = 0;
         p->parked = 0;
         fdpoll_mark_dirty(p);

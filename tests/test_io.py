@@ -990,3 +990,36 @@ def test_forked_child_and_the_parents_registrations(check_py):
         print('alive')
     ''', timeout=20)
     assert 'alive' in out
+
+
+def test_poll_error_keeps_reporting_and_leaves_nothing_behind(check_py):
+    # A pipe's write end whose read end is closed polls as an error (POLLERR):
+    # libuv stops such a poll by itself.  An active watcher must keep being
+    # told (not go deaf), and once stopped and its fd closed while a dup keeps
+    # the file, the loop must have forgotten it (idle, no spinning).
+    out = check_py('''
+        import os, time
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        r, w = os.pipe()
+        keep = os.dup(w)
+        got = []
+        iow = loop.io(w, 2)
+        iow.start(got.append, 1)
+        H.sleep(0.01)
+        os.close(r)
+        del got[:]
+        H.sleep(0.02)
+        n1 = len(got)
+        H.sleep(0.02)
+        assert iow.active and n1 > 0 and len(got) > n1, (n1, len(got))
+        iow.stop()
+        os.close(w)
+        t0 = time.process_time()
+        H.sleep(0.3)
+        cpu = time.process_time() - t0
+        assert cpu < 0.1, ('busy while idle', cpu)
+        os.close(keep)
+        print('alive')
+    ''', timeout=20)
+    assert 'alive' in out
