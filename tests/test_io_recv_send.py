@@ -202,38 +202,6 @@ def test_the_waiting_greenlet_is_killed(loop, hub, pair):
     r.close()
 
 
-def test_the_documented_server_runs(loop, hub):
-    # the example in docs/hub.md, run against a socketpair
-    import pathlib
-    import re
-    text = (pathlib.Path(__file__).resolve().parent.parent / 'docs' / 'hub.md').read_text()
-    section = text[text.index('io.recv_into()'):]
-    code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
-    ns = {'get_hub': H.get_hub}
-    exec(code, ns)
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    g = H.spawn_raw(ns['handle'], a)
-    try:
-        for msg in (b'ping', b'x' * 1000):
-            b.sendall(msg)
-            got = b''
-            b.setblocking(False)
-            while len(got) < len(msg):
-                try:
-                    got += b.recv(4096)
-                except BlockingIOError:
-                    H.sleep(0.001)
-            b.setblocking(True)
-            assert got == msg
-        b.shutdown(socket.SHUT_WR)
-        H.sleep(0.01)
-        assert g.dead
-    finally:
-        a.close()
-        b.close()
-
-
 def _passes_while(loop, seconds):
     """How many loop passes the hub makes while this greenlet sleeps."""
     before = loop.iteration
