@@ -852,6 +852,15 @@ dispatch_order(WatcherObject **items, Py_ssize_t n)
         PyMem_Free(tmp);
 }
 
+/* items[i] is a timer that follows an event of another kind in the
+ * (ordered) batch: the first timer after that priority's io.  The
+ * callbacks queued so far run before it. */
+static inline int
+dispatch_after_io(WatcherObject **items, Py_ssize_t i)
+{
+    return i > 0 && items[i]->ops == &timer_ops && items[i - 1]->ops != &timer_ops;
+}
+
 static int
 loop_dispatch_pending(LoopObject *self)
 {
@@ -877,6 +886,18 @@ loop_dispatch_pending(LoopObject *self)
      * taken the events after it */
     for (self->disp_i = 0; self->disp_i < n; self->disp_i++) {
         WatcherObject *w = items[self->disp_i];
+        if (rc == 0 && w->pending && self->cb_head != NULL
+                && dispatch_after_io(items, self->disp_i)) {
+            /* The pass's timers come after its io and after the callbacks
+             * that io queued: a greenlet an io callback spawned has started
+             * when a timer of the same pass fires, as on libev (whose
+             * callbacks all ran before the poll, and whose pass runs its
+             * expired timers before its io).  No handoff meanwhile: the
+             * batch's next event is this timer, still to come. */
+            self->disp_items = NULL;
+            rc = loop_run_callbacks(self);
+            self->disp_items = items;
+        }
         if (rc == 0 && w->pending) {
             w->pending = 0;
             rc = watcher_dispatch(w);
@@ -931,6 +952,8 @@ loop_take_handoff(LoopObject *self, PyObject *cur)
     if (self->disp_items == NULL || j >= self->disp_n || self->uv == NULL)
         return NULL;
     WatcherObject *w = self->disp_items[j];
+    if (self->cb_head != NULL && dispatch_after_io(self->disp_items, j))
+        return NULL;   /* the hub runs the queued callbacks first */
     PyObject *g = w->callback;
     unsigned long me = PyThread_get_thread_ident();
     if (!w->pending || !w->direct_switch || g == NULL || g == cur || w->loop != self

@@ -187,3 +187,92 @@ def test_read_beats_timeout_expired_while_busy_gevent():
     ''')
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ['50', '50']
+
+
+# ---- a pass's timers and the callbacks its io queued
+
+
+def _spawn_then_timer_same_pass(loop, spawn, sleep, busy_in_io):
+    """An io watcher (a listener, say) whose callback spawns three
+    greenlets, and a priority-0 timer; both due in one pass.  Returns
+    the order of: the io callback, the greenlets' starts, the timer's
+    callback, and how many spawned greenlets had not started when the
+    timer fired."""
+    a, b = socket.socketpair()
+    order = []
+    started = []
+    spawned = []
+
+    def handler(i):
+        started.append(i)
+        order.append('h%d' % i)
+
+    def on_io():
+        io.stop()
+        a.recv(1)
+        order.append('io')
+        for i in range(3):
+            spawned.append(i)
+            spawn(handler, i)
+        if busy_in_io:
+            _spin(busy_in_io)   # the timer becomes due while this runs
+
+    def on_timer():
+        order.append('timer:%d' % (len(spawned) - len(started)))
+
+    io = loop.io(a.fileno(), 1)
+    t = loop.timer(0.005)
+    try:
+        io.start(on_io)
+        t.start(on_timer)
+        b.send(b'x')
+        if not busy_in_io:
+            _spin(0.02)          # both due in the next pass
+        while not any(o.startswith('timer') for o in order) or len(started) < 3:
+            sleep(0.001)         # the hub runs the loop
+    finally:
+        t.close()
+        io.close()
+        a.close()
+        b.close()
+    return order
+
+
+@pytest.mark.parametrize('busy_in_io', [0, 0.02])
+def test_greenlets_spawned_by_io_start_before_the_pass_timer(hub, busy_in_io):
+    """When a timer fires, the greenlets that io callbacks spawned before it
+    have started (0 waiting), whether the timer was already due when the
+    pass polled or became due while the io callback ran: gunicorn's gevent
+    worker closes its listener when its sleep(1.0) timer fires, under
+    handlers its acceptor had just spawned (EBADF) otherwise."""
+    loop = hub.loop
+    for _ in range(5):
+        order = _spawn_then_timer_same_pass(
+            loop, lambda f, *a: H.spawn_raw(f, *a), H.sleep, busy_in_io)
+        assert order == ['io', 'h0', 'h1', 'h2', 'timer:0'], order
+
+
+def test_greenlets_spawned_by_io_start_before_the_pass_timer_gevent():
+    """The same with gevent's hub: on our loop, and on libev (where the
+    pass's expired timer runs before its io: nothing is waiting either)."""
+    if _util.compat_python() is None:
+        pytest.skip('compat venv absent (make compat-venv)')
+    code = '''
+        import socket, sys, time
+        sys.path.insert(0, %r)
+        import gevent
+        from test_dispatch_order import _spawn_then_timer_same_pass
+        loop = gevent.get_hub().loop
+        out = []
+        for busy in (0, 0.02):
+            for _ in range(5):
+                order = _spawn_then_timer_same_pass(loop, gevent.spawn_raw, gevent.sleep, busy)
+                out.append([o for o in order if o.startswith('timer')][0])
+        print(type(loop).__module__, ' '.join(out))
+    ''' % _util.TESTS
+    ours = _util.run_gevent(code)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.split() == ['gevent_c.core'] + ['timer:0'] * 10, ours.stdout
+    libev = _util.run_gevent(code, env={'GEVENT_LOOP': 'libev-cext'})
+    assert libev.returncode == 0, libev.stderr
+    assert libev.stdout.split() == ['gevent.libev.corecext'] + ['timer:0'] * 10, libev.stdout
