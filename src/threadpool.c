@@ -195,7 +195,11 @@ worker_main(void *arg)
                 pthread_cond_wait(&st->cond, &st->mu);
             st->nidle--;
         }
-        if (st->nthreads > st->target || timed_out)
+        /* a surplus worker leaves, but the last ones run what is queued
+         * first (kill(), size = 0): a task left queued with no worker would
+         * count as outstanding forever and keep the loop alive, as gevent's
+         * pool does not.  The pool's dealloc empties the queue. */
+        if ((st->nthreads > st->target && (st->q_head == NULL || st->target > 0)) || timed_out)
             break;
         Task *t = st->q_head;
         st->q_head = t->next;

@@ -1170,3 +1170,27 @@ def test_queued_tasks_freed_when_their_threads_hub_goes(check_py):
         alive = sum(1 for r in refs if r() is not None)
         assert alive == 0, '%d of %d task objects still alive' % (alive, len(refs))
     ''')
+
+
+def test_kill_with_tasks_queued_runs_them_and_lets_the_loop_end(check_py):
+    # kill() (size = 0) while tasks wait in the queue behind busy workers:
+    # the last workers run the queued tasks before they exit, as gevent's
+    # do.  Left in the queue with no worker, the tasks would count as
+    # outstanding forever, their AsyncResults never set and the loop never
+    # out of work (hub.join() never returned).
+    _isolated(check_py, '''
+        hub = H.get_hub()
+        pool = ThreadPool(2)
+        gate = threading.Event()
+        rs = [pool.spawn(gate.wait, 2) for _ in range(2)]
+        pool.maxsize = 6
+        rs += [pool.spawn(time.sleep, 0.01) for _ in range(3)]
+        pool.size = 2          # no third worker: three tasks stay queued
+        pool.kill()
+        gate.set()
+        t0 = time.time()
+        assert hub.join(timeout=5) is True, (len(pool), [r.ready() for r in rs])
+        assert time.time() - t0 < 3
+        assert len(pool) == 0 and all(r.ready() for r in rs)
+        assert _poll(lambda: pool.size == 0)
+    ''')
