@@ -273,6 +273,34 @@ fdpoll_unpark(FdPoll *p)
 #endif
 }
 
+/* A watcher just given its fd started while the poll was armed: the file
+ * the fd names now may not be the one epoll registered (that one closed
+ * under a watcher left active, an eventfd at the same number: fstat cannot
+ * tell them apart).  Add the fd as libuv has it; EEXIST is the same file,
+ * as libev's EPOLL_CTL_ADD after ev_io_set finds it.  Only once libuv has
+ * made its own ADD (before, that pending ADD registers the new file).  0,
+ * or the errno. */
+static int
+fdpoll_recheck(FdPoll *p)
+{
+#ifdef __linux__
+    uv__io_t *io = &p->poll->io_watcher;
+    int epfd = uv_backend_fd(p->loop->uv);
+    if (epfd < 0 || io->events != io->pevents || io->pevents == 0)
+        return 0;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = io->pevents;
+    ev.data.fd = io->fd;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, p->fd, &ev) == 0 || errno == EEXIST)
+        return 0;
+    return errno;
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
 /* Would epoll accept p->fd in the loop's epoll set?  0, or the errno of our
  * own EPOLL_CTL_ADD.  An added registration is removed by uv_poll_start
  * (which always begins with EPOLL_CTL_DEL); EEXIST means the file is
@@ -389,6 +417,8 @@ loop_flush_polls(LoopObject *loop)
             p->closing = 0;
         int want = fdpoll_wanted(p);
         int again = 0;
+        int recheck = p->recheck;
+        p->recheck = 0;
         if (want == 0) {
             fdpoll_stop_native(p);
             if (p->parked) {
@@ -401,6 +431,17 @@ loop_flush_polls(LoopObject *loop)
         }
         else if (p->parked && want == p->armed) {
             int err = fdpoll_unpark(p);
+            if (err == EPERM) {
+                fdpoll_close_native(p);
+                p->always_ready = 1;
+                fdpoll_wake_all(p);
+                again = 1;
+            }
+            else if (err != 0)
+                fdpoll_kill(p);
+        }
+        else if (recheck && p->poll && want == p->armed) {
+            int err = fdpoll_recheck(p);
             if (err == EPERM) {
                 fdpoll_close_native(p);
                 p->always_ready = 1;

@@ -252,6 +252,9 @@ struct FdPoll {
     /* the last active watcher stopped: our own EPOLL_CTL_DEL took the fd
      * out of epoll while libuv's poll stays started with `armed` (fdpoll.c) */
     int parked;
+    /* a watcher just given its fd started here while the poll was armed:
+     * the flush makes sure the file the fd names now is in epoll (fdpoll.c) */
+    int recheck;
     unsigned long closing_iter;
     dev_t closing_dev;
     ino_t closing_ino;
@@ -268,6 +271,7 @@ typedef struct IoObject {
     int pass_events;
     int drained;               /* recv_into's last receive emptied the fd */
     int killed;                /* epoll refused the fd: stopped at its dispatch */
+    int fd_fresh;              /* fd given (io(), the fd setter), not started since */
 } IoObject;
 
 typedef struct {

@@ -61,6 +61,16 @@ io_native_start(WatcherObject *w)
     else if (fdpoll_validate(io->fdp) < 0)
         return -1;
     FdPoll *p = io->fdp;
+    if (io->fd_fresh) {
+        /* the first start since the fd was given: another watcher left
+         * active on this fd after its file was closed keeps the poll armed,
+         * and a new file at the number (an eventfd looks the same to fstat)
+         * would never be added to epoll (libev's ev_io_set forces the same
+         * re-registration) */
+        io->fd_fresh = 0;
+        if (p->poll && p->armed && !p->parked)
+            p->recheck = 1;
+    }
     io->revents = 0;
     io->killed = 0;
     fdpoll_mark_dirty(p);
@@ -220,6 +230,7 @@ io_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->fd = fd;
+    self->fd_fresh = 1;
     self->events = events;
     WatcherObject *w = (WatcherObject *)self;
     if (watcher_init_common(w, (LoopObject *)loop, &io_ops, ref, priority) < 0
@@ -286,6 +297,7 @@ io_set_fd(WatcherObject *w, PyObject *value, void *c)
     if (io_readonly_while_active(w, "fd") < 0 || io_check_fd(value, &fd) < 0)
         return -1;
     IO(w)->fd = fd;  /* inactive: not linked to any FdPoll */
+    IO(w)->fd_fresh = 1;
     return 0;
 }
 

@@ -13,8 +13,10 @@ is the same /dev/ptmx inode every time).  Modes: the old watcher stopped,
 the fd closed and reopened and a new watcher started within one loop
 iteration (``same_iter_new``), the same with the old watcher object started
 again (``same_iter_restart``), the same with the old watcher closed instead
-of stopped (``same_iter_closed``), and with loop iterations between the
-close and the reopen (``across_iters``).
+of stopped (``same_iter_closed``), with loop iterations between the
+close and the reopen (``across_iters``), and with the old watcher left
+active on the closed fd, as a program that closes a file before stopping
+its watcher leaves it (``stale_watcher``: only the new watcher is new).
 """
 import ctypes
 import ctypes.util
@@ -263,7 +265,8 @@ KINDS = {
     'signalfd': SignalfdSrc, 'timerfd': TimerfdSrc, 'epoll': EpollSrc,
     'pidfd': PidfdSrc, 'memfd': MemfdSrc, 'tty': TtySrc, 'file': FileSrc,
 }
-MODES = ['same_iter_new', 'same_iter_restart', 'same_iter_closed', 'across_iters']
+MODES = ['same_iter_new', 'same_iter_restart', 'same_iter_closed', 'across_iters',
+         'stale_watcher']
 
 
 def wait_for(log, timeout=2.0):
@@ -300,10 +303,10 @@ def case(cls, mode):
     # the native poll is armed now; in one greenlet, without a loop pass:
     if mode == 'same_iter_closed':
         w.close()
-    else:
+    elif mode != 'stale_watcher':
         w.stop()
     a.close()
-    if mode == 'across_iters':
+    if mode in ('across_iters', 'stale_watcher'):
         for _ in range(3):
             sleep(0.001)
     b = reopen_at(cls, fd)
@@ -312,7 +315,7 @@ def case(cls, mode):
         if mode == 'same_iter_restart':
             w2 = w
         else:
-            if mode != 'same_iter_closed':
+            if mode not in ('same_iter_closed', 'stale_watcher'):
                 w.close()
             w2 = loop.io(fd, READ)
         w2.start(second.append, 2)
@@ -320,6 +323,8 @@ def case(cls, mode):
         ok = wait_for(second)
         w2.close()
     finally:
+        if mode == 'stale_watcher':
+            w.close()
         b.close()
     return 'ok' if ok else 'FAIL: no event on the new file at fd %d' % fd
 
