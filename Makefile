@@ -163,7 +163,12 @@ test-valgrind: $(VENV)/.installed
 # More API fuzzing than the 10,000-operation run in the normal suite
 # (tests/test_fuzz_api.py): FUZZ_SEEDS, each FUZZ_OPS operations, each in its
 # own process.  A long local run: make test-fuzz FUZZ_SEEDS=1-200 FUZZ_OPS=20000
+# Then the hostile-object fuzzer (tests/fuzz_hostile.py) on seeds past the
+# ones `make test` runs: HOSTILE_SEEDS, HOSTILE_EXAMPLES examples each.
 FUZZ_SEEDS ?= 1-3
 FUZZ_OPS ?= 10000
+HOSTILE_SEEDS ?= 9-14
+HOSTILE_EXAMPLES ?= 40
 test-fuzz: $(VENV)/.installed
 	$(VPY) tests/reliability/fuzz_api.py --seeds $(FUZZ_SEEDS) --ops $(FUZZ_OPS)
+	$(VPY) tests/fuzz_hostile.py --seeds $(HOSTILE_SEEDS) --examples $(HOSTILE_EXAMPLES)

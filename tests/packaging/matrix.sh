@@ -78,7 +78,7 @@ for i in "${!RUN_V[@]}"; do
             "$venv/bin/python" -m pip install -q -U pip
             echo "$py" >"$venv/.python"
         fi
-        "$venv/bin/python" -m pip install -q 'greenlet>=3' pytest pytest-timeout
+        "$venv/bin/python" -m pip install -q 'greenlet>=3' pytest pytest-timeout hypothesis
         "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$REPO"
         cd "$WORK"   # not the checkout: its gevent_c/ must not be importable
         site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"

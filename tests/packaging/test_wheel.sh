@@ -29,7 +29,7 @@ echo "test_wheel: $(basename "$WHEEL") into a fresh venv from $PYTHON (pkg-confi
 "$PYTHON" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
 # --only-binary: the wheel and its dependencies install as they are, nothing is built.
-"$VPY" -m pip install -q --only-binary=:all: "$WHEEL" pytest pytest-timeout
+"$VPY" -m pip install -q --only-binary=:all: "$WHEEL" pytest pytest-timeout hypothesis
 
 cd "$WORK"   # not the checkout: its gevent_c/ must not be importable
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"
