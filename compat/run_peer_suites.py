@@ -15,6 +15,13 @@ installed in the compat venv, once with gevent's default loop (libev) and
 once with ``GEVENT_LOOP=gevent_c.core.loop``, suite by suite, libev first,
 so that both loops' times come from the same stretch of machine load.
 
+After the suites (not with ``--subset``), gunicorn itself runs twice per loop,
+interleaved: two gevent workers recycling under load (``--max-requests``, a
+SIGHUP halfway, then SIGTERM) against ``compat/_http_load.py`` on 127.0.0.1;
+the requests answered, the clients' errors and timeouts and the workers'
+tracebacks (EBADF: a listener closed under a handler just spawned) go under
+the suites' table, libev's beside ours.
+
 A test *regresses* when it passes on libev and does not pass on ours.
 ``--subset`` runs a bounded part of each suite (a few minutes in all) and
 exits 1 on a regression not listed in KNOWN_REGRESSIONS.
@@ -25,6 +32,8 @@ Logs and per-test outcomes: build/peer-compat/<suite>-<loop>.{log,json}
 import argparse
 import json
 import os
+import signal
+import socket
 import sys
 import time
 import subprocess
@@ -213,6 +222,125 @@ def run_suite(python, suite, label, loop_path, subset):
             'log': os.path.relpath(base + '.log', ROOT)}
 
 
+# gunicorn's gevent worker recycling under load: not a test of gunicorn's
+# suite, a run of gunicorn itself (loopback only), on each loop.
+RECYCLE_APP = (
+    'def app(environ, start_response):\n'
+    "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])\n"
+    "    return [b'ok']\n")
+RECYCLE_ARGS = ['-k', 'gevent', '-w', '2', '--max-requests', '2000',
+                '--max-requests-jitter', '200', '--graceful-timeout', '10']
+RECYCLE_SECONDS, RECYCLE_HUP_AT, RECYCLE_CONNS = 10, 5, 50
+
+
+def _free_port():
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def _wait_listening(port, proc, deadline):
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def run_gunicorn_recycling(python, label, loop_path, n):
+    """gunicorn with two gevent workers that recycle (--max-requests, then a
+    SIGHUP halfway) under a load generator on 127.0.0.1, then SIGTERM: the
+    requests answered, the clients' errors and timeouts, and the worker
+    errors in gunicorn's log (EBADF: a listener closed under a handler)."""
+    work = os.path.join(OUT_DIR, 'gunicorn-recycle')
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, 'recycle_app.py'), 'w') as f:
+        f.write(RECYCLE_APP)
+    logpath = os.path.join(OUT_DIR, 'gunicorn-recycle-%s-%d.log' % (label, n))
+    port = _free_port()
+    cmd = [python, '-m', 'gunicorn'] + RECYCLE_ARGS + [
+        '-b', '127.0.0.1:%d' % port, '--chdir', work, 'recycle_app:app']
+    with open(logpath, 'wb') as out:
+        out.write(('$ GEVENT_LOOP=%s %s\n' % (loop_path or '', ' '.join(cmd))).encode())
+        out.flush()
+        proc = subprocess.Popen(cmd, env=suite_env(loop_path), cwd=work, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        load = None
+        try:
+            if not _wait_listening(port, proc, time.time() + 30):
+                return {'label': label, 'error': 'gunicorn did not listen (see %s)'
+                        % os.path.relpath(logpath, ROOT)}
+            load = subprocess.Popen(
+                [python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                      '_http_load.py'),
+                 str(port), str(RECYCLE_SECONDS), str(RECYCLE_CONNS)],
+                env=suite_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(RECYCLE_HUP_AT)
+            proc.send_signal(signal.SIGHUP)
+            try:
+                lout, lerr = load.communicate(timeout=RECYCLE_SECONDS + 60)
+            except subprocess.TimeoutExpired:
+                return {'label': label, 'error': 'the load generator did not finish'}
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            for p in (load, proc):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)   # workers left behind
+            except OSError:
+                pass
+    with open(logpath, errors='replace') as f:
+        text = f.read()
+    try:
+        counts = json.loads(lout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {'label': label, 'error': 'load generator: %s' % lerr.decode()[-300:]}
+    counts.update({
+        'label': label,
+        'ebadf': text.count('[Errno 9] Bad file descriptor'),
+        'tracebacks': text.count('Traceback (most recent call last)'),
+        'boots': text.count('Booting worker'),
+        'log': os.path.relpath(logpath, ROOT)})
+    return counts
+
+
+def recycling_lines(runs):
+    """docs/compat.md lines for run_gunicorn_recycling's results."""
+    lines = ['### gunicorn recycling under load', '',
+             "gunicorn %s's gevent worker, %s, against %d clients on 127.0.0.1 (gevent "
+             'on libev, `compat/_http_load.py`: connect, GET, read to the end, close) for '
+             '%d s, SIGHUP to the arbiter after %d s, then SIGTERM; two runs per loop, '
+             'interleaved.  Worker errors are the tracebacks in gunicorn\'s log; EBADF '
+             'among them is a listener closed under a handler the acceptor had just '
+             'spawned.' % (next(s.version for s in SUITES if s.name == 'gunicorn'), ' '.join(RECYCLE_ARGS), RECYCLE_CONNS,
+                           RECYCLE_SECONDS, RECYCLE_HUP_AT),
+             '',
+             '| loop | requests answered | client errors | client timeouts | '
+             'worker errors (EBADF) | workers booted |',
+             '|---|---|---|---|---|---|']
+    for label, _ in LOOPS:
+        for r in (r for r in runs if r['label'] == label):
+            if 'error' in r:
+                lines.append('| %s | %s | | | | |' % (label, r['error']))
+            else:
+                lines.append('| %s | %d | %d | %d | %d (%d) | %d |' % (
+                    label, r['ok'], r['errors'], r['timeouts'], r['tracebacks'], r['ebadf'],
+                    r['boots']))
+    lines.append('')
+    return lines
+
+
 def regressions(base, other):
     """Test ids that pass in *base* and do not pass in *other*."""
     return sorted(t for t, r in base['tests'].items()
@@ -252,7 +380,7 @@ def cell(r):
     return s
 
 
-def doc_body(python, suites, results, wall):
+def doc_body(python, suites, results, wall, recycling=None):
     lines = []
     w = lines.append
     w("## Peers' test suites")
@@ -338,6 +466,8 @@ def doc_body(python, suites, results, wall):
             for t in sorted(des):
                 w('- `%s`' % t)
             w('')
+    if recycling:
+        lines.extend(recycling_lines(recycling))
     w('### The CI subset')
     w('')
     w('`make peers-compat-subset` (run by `make gevent-compat-subset`) runs a part of')
@@ -380,7 +510,8 @@ def main():
             saved = {'results': saved,
                      'wall': sum(v['elapsed'] for v in saved.values())}
         results = {tuple(k.split('/', 1)): v for k, v in saved['results'].items()}
-        write_section(args.out, 'peers', doc_body(python, SUITES, results, saved['wall']))
+        write_section(args.out, 'peers', doc_body(python, SUITES, results, saved['wall'],
+                                                  saved.get('recycling')))
         log('wrote %s from %d saved results', os.path.relpath(args.out, ROOT), len(results))
         return 0
     if args.install:
@@ -410,13 +541,20 @@ def main():
             log('%-16s %-5s %6.1fs  passed %d, failed %d, skipped %d%s', s.name, label,
                 r['elapsed'], r['counts']['passed'], r['counts']['failed'],
                 r['counts']['skipped'], '  TIMED OUT' if r['timed_out'] else '')
+    recycling = []
+    if not args.subset and any(s.name == 'gunicorn' for s in suites):
+        for n in range(2):
+            for label, loop_path in LOOPS:
+                r = run_gunicorn_recycling(python, label, loop_path, n)
+                recycling.append(r)
+                log('gunicorn recycling %-5s %s', label, r)
     wall = time.time() - start
     log('wall time %.0f s', wall)
 
     with open(os.path.join(OUT_DIR, 'results-subset.json' if args.subset else 'results.json'),
               'w') as f:
-        json.dump({'wall': wall, 'results': {'%s/%s' % k: v for k, v in results.items()}},
-                  f, indent=1)
+        json.dump({'wall': wall, 'results': {'%s/%s' % k: v for k, v in results.items()},
+                   'recycling': recycling}, f, indent=1)
 
     status = 0
     for s in suites:
@@ -443,7 +581,7 @@ def main():
         if len(suites) != len(SUITES):
             log('not writing %s: only part of the suites ran', os.path.relpath(args.out, ROOT))
         else:
-            write_section(args.out, 'peers', doc_body(python, suites, results, wall))
+            write_section(args.out, 'peers', doc_body(python, suites, results, wall, recycling))
             log('wrote %s', os.path.relpath(args.out, ROOT))
     return status if args.subset else 0
 
