@@ -120,7 +120,7 @@ docs: $(VENV)/.installed
 	@echo "make docs: docs/_build/html/index.html"
 
 # gevent's own test suite on our loop and on gevent's CFFI libuv loop ->
-# docs/compat.md (issue 8).  The venv holds the latest gevent and its test
+# docs/compat.md.  The venv holds the latest gevent and its test
 # extras; gevent_c comes from this checkout (PYTHONPATH, built in place).
 # Outside the checkout (see compat/run_gevent_tests.py, CACHE).
 COMPAT_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gevent_c/compat-venv
@@ -147,7 +147,7 @@ gevent-compat-subset: build compat-venv
 peers-compat-subset: build compat-venv
 	$(VPY) compat/run_peer_suites.py --venv $(COMPAT_VENV) --subset
 
-# ---- reliability (issue 7; docs/reliability.md) ----
+# ---- reliability (docs/reliability.md) ----
 # The whole suite against an -fsanitize=address,undefined build made in a
 # scratch copy (build/asan-tree); the in-place build is left as it is.
 test-asan: $(VENV)/.installed

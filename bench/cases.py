@@ -446,7 +446,7 @@ ROWS = [
 ]
 
 
-# Instructions per op under callgrind (issue 14), each with the floor it is bounded by.
+# Instructions per op under callgrind, each with the floor it is bounded by.
 INSTR_TARGETS = {'sleep0': (4200, 'floor_hub'), 'callback': (6000, None),
                  'timer0': (6000, None), 'io': (15000, 'floor_io')}
 

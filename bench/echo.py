@@ -47,7 +47,7 @@ METRICS = {
     'p99': ('p99 latency', 'ns', 'lower'),
     'cpu': ('server CPU per round trip', 'ns', 'lower'),
 }
-# The targets of issue 14, against uvloop in the same run: (metric, conns, bound, kind).
+# The echo server's targets, against uvloop in the same run: (metric, conns, bound, kind).
 TARGETS = [('rps', 100, 1.0, '≥'), ('rps', 10, 1.0, '≥'), ('cpu', 100, 1.3, '≤'),
            ('p99', 1, 1.0, '≤')]
 
@@ -366,7 +366,7 @@ median over {info['repeat']} fresh server processes ({info['seconds']:g} s measu
 {info['warmup']:g} s of warm-up), interleaved; {pin}. Server CPU is utime + stime from
 `/proc/PID/stat` over the measured window, divided by the round trips. The `÷ uvloop` columns
 are medians over uvloop's medians in the same run: above 1 is better for round trips/s, below 1
-for the rest. Targets (issue 14): round trips/s ≥ 1.0× uvloop at 10 and 100 connections, server
+for the rest. Targets: round trips/s ≥ 1.0× uvloop at 10 and 100 connections, server
 CPU ≤ 1.3× uvloop at 100, p99 ≤ uvloop at 1.
 
 {table(results)}

@@ -9,7 +9,7 @@ PEERS = ('gevent', 'gevent-libuv', 'eventlet')
 NAMES = {'gevent_c': 'gevent_c', 'gevent': 'gevent libev', 'gevent-libuv': 'gevent libuv',
          'eventlet': 'eventlet', 'greenlet': 'greenlet',
          'gevent-ours': 'gevent on gevent_c.core.loop'}
-OURS = 'gevent-ours'   # gevent's own hub with GEVENT_LOOP=gevent_c.core.loop (issue 8)
+OURS = 'gevent-ours'   # gevent's own hub with GEVENT_LOOP=gevent_c.core.loop
 OURS_TARGET = 1.0      # faster than gevent on its default loop (libev)
 FLOOR_TARGET = 2.0     # sleep(0) at most 2x a raw greenlet switch pair
 FLOORS = ('floor', 'floor_spawn', 'floor_memory', 'floor_io', 'floor_hub')   # no hub: greenlet/C
@@ -336,8 +336,8 @@ hand: explanations go in `bench/notes.md`, which is copied in below.
   loop, libev, and `GEVENT_LOOP=libuv`), eventlet {info['eventlet']}
 - Implementation cells are min / median over {info['repeat']} fresh processes, interleaved
   across implementations. Times are per operation unless the case says otherwise. The `÷`
-  columns are gevent_c's median over the peer's median, so lower is better. Targets come from
-  issue 6 and are against gevent's default loop. "—" means the peer has no equivalent, and
+  columns are gevent_c's median over the peer's median, so lower is better. Targets are against
+  gevent's default loop. "—" means the peer has no equivalent, and
   "n/a" means gevent_c does not have the feature yet.
 - A full run took {info['elapsed'] / 60:.1f} minutes. 1-minute load average: {info['load']}.
   On a loaded machine the medians drift up while the minima hold, so compare the minima too.
@@ -352,7 +352,7 @@ hand: explanations go in `bench/notes.md`, which is copied in below.
 
 ## gevent on our loop
 
-gevent's own hub, unchanged, with `GEVENT_LOOP=gevent_c.core.loop` (issue 8), against gevent
+gevent's own hub, unchanged, with `GEVENT_LOOP=gevent_c.core.loop`, against gevent
 on its default loop (libev) and on its CFFI libuv loop, in the same run. The cases use only
 gevent's public API: `gevent.sleep`, `gevent.spawn_raw`/`gevent.spawn` + `joinall`,
 `gevent.socket`, and `get_hub().loop.io` + `get_hub().wait`. Target: faster than libev.

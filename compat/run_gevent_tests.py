@@ -72,14 +72,14 @@ SUBSET_KNOWN_FAILING = frozenset([
 ])
 
 # Files that fail on our loop by design: they assert a behaviour of gevent's
-# libev/libuv loops that gevent_c's spec (../shared/spec/hub-api.md) decides
-# otherwise.  Shown in docs/compat.md.
+# libev/libuv loops that gevent_c decides
+# otherwise (docs/semantics.md, 'Deliberate differences').  Shown in docs/compat.md.
 DIFFERENCES = {
     'test__environ': (
         "runs a child with `GEVENT_BACKEND=select`, so gevent's hub creates its "
         "loop with `flags='select'`, and asserts `loop.backend` is 'select' when "
         "`supported_backends()` lists it, else 'default' (what gevent's libuv loop "
-        "reports while ignoring the flag).  libuv has no select backend; spec 6.2 "
+        "reports while ignoring the flag).  libuv has no select backend; gevent_c "
         "makes `loop('select')` raise `ValueError('Unsupported backend: select')` "
         "(the project forbids silent no-ops) and `backend` name the real poller, "
         "'epoll'.  The Python bridge `gevent_c.gevent_loop.loop` drops backend "
@@ -90,7 +90,7 @@ DIFFERENCES = {
         "one of those passes.  On libev and libuv it can, because `timer.start()` "
         "counts from the loop's cached time (stale by the Python work since the "
         "last poll, and truncated to whole ms under libuv): the timer fires before "
-        "1 ms has passed.  Spec 11 requires that a timer never fires before `after` "
+        "1 ms has passed.  gevent_c's timers never fire before `after` "
         "seconds of wall time since `start()`; a pass ended at once by the ready io "
         "lasts microseconds, so ours fires the timer in a later pass."),
 }
@@ -121,7 +121,7 @@ INTERNALS = {
     'test__core_stat': (
         "expects `interval` to echo the -1 passed in until `start()`, and to be a "
         "real period afterwards; ours keeps any non-negative request as given "
-        "(spec 6.7) and reports the period in use (0.1074891) for a negative one."),
+        "(docs/semantics.md, 'stat') and reports the period in use (0.1074891) for a negative one."),
 }
 
 
@@ -129,7 +129,7 @@ INTERNALS = {
 NOTE_SECTIONS = [
     ('differs by design (below)', 'Files that differ by design',
      "These fail on ours because they assert a behaviour of gevent's own loops\n"
-     "that gevent_c's spec decides otherwise; each is a deliberate difference.",
+     "that gevent_c decides otherwise on purpose; each is a deliberate difference.",
      DIFFERENCES),
     ('fails on every loop (below)', 'Files that fail on every loop', '', EVERYWHERE),
     ('loop internals (below)', 'Files that look at loop internals',

@@ -1,4 +1,5 @@
-"""``iwait``, ``wait`` and ``linkproxy`` (spec sections 3.10 and 3.12).
+"""``iwait``, ``wait`` and ``linkproxy`` (docs/semantics.md,
+'iwait and wait').
 
 They are re-exported by ``gevent_c.hub``. Objects follow the wait protocol:
 ``rawlink(cb)`` makes ``cb(obj)`` be called in the hub once ``obj`` is ready,

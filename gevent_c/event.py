@@ -1,4 +1,5 @@
-"""gevent_c.event: ``Event`` and ``AsyncResult`` (spec section 9).
+"""gevent_c.event: ``Event`` and ``AsyncResult`` (docs/semantics.md,
+'Event, AsyncResult and Timeout').
 
 Both classes implement the wait protocol (``rawlink``/``unlink``) used by
 ``Hub.join(event=)``, ``iwait``/``wait`` and the thread pool.

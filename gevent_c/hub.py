@@ -431,7 +431,7 @@ class Hub(HubCore):
                     self.threadpool_size, hub=self,
                     idle_task_timeout=settings.threadpool_idle_task_timeout)
             else:
-                # the spec's call (4.4); workers stay until the pool is killed
+                # the documented call, ThreadPool(size, hub=hub); workers stay until the pool is killed
                 self._threadpool = threadpool_class(self.threadpool_size, hub=self)
         return self._threadpool
 

@@ -1,4 +1,5 @@
-"""gevent_c.timeout: the minimal ``Timeout`` exception (spec section 9.3).
+"""gevent_c.timeout: the minimal ``Timeout`` exception (docs/semantics.md,
+'Event, AsyncResult and Timeout').
 
 Only the exception itself is provided: ``AsyncResult.get`` raises it. The
 scheduling API of gevent's Timeout (``start``, ``cancel``, ``start_new``, use as

@@ -1,4 +1,4 @@
-"""§6.7 async_ watchers (also ``getattr(loop, 'async')``): pending flag,
+"""async_ watchers (docs/semantics.md, 'async_') (also ``getattr(loop, 'async')``): pending flag,
 coalescing, thread-safe send() that wakes a blocked loop."""
 import sys
 import threading

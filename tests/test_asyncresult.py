@@ -1,4 +1,4 @@
-"""Spec section 9.2: gevent_c.event.AsyncResult."""
+"""gevent_c.event.AsyncResult (docs/semantics.md, 'Event, AsyncResult and Timeout')."""
 import gc
 import re
 import sys

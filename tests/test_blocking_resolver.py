@@ -1,4 +1,4 @@
-"""gevent_c.socket.BlockingResolver (spec 8.2). No network DNS."""
+"""gevent_c.socket.BlockingResolver (docs/semantics.md, 'Resolvers'). No network DNS."""
 import _socket
 import socket
 
@@ -21,7 +21,7 @@ def test_check_getaddrinfo_and_close(hub):
 
 @pytest.mark.parametrize('name', METHODS)
 def test_methods_are_the_socket_functions(name):
-    # Spec: "The methods are the _socket functions themselves" [V][S1].
+    # the methods are the _socket functions themselves.
     r = BlockingResolver()
     assert getattr(r, name) is getattr(_socket, name)
     assert getattr(BlockingResolver, name) is getattr(_socket, name)

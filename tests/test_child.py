@@ -1,4 +1,4 @@
-"""§6.7 child watchers. They install SIGCHLD handling on the default loop,
+"""child watchers (docs/semantics.md, 'child'). They install SIGCHLD handling on the default loop,
 which would race with subprocess use in the test process, so every test runs
 in a fresh interpreter."""
 
@@ -211,7 +211,7 @@ def test_child_watcher_keeps_hub_waiting(check_py):
 
 
 def test_child_common_contract(check_py):
-    # §6.6 for child (not in test_core_module.py's in-process parametrization)
+    # the common watcher contract for child (not in test_core_module.py's in-process parametrization)
     check_py('''
         import gc, os, subprocess, weakref
         import gevent_c.hub as H

@@ -1,4 +1,4 @@
-"""Class lists, _import and environment configuration (spec 4.2, 4.3)."""
+"""Class lists, _import and environment configuration (docs/semantics.md, 'The Hub object')."""
 import os
 import sys
 

@@ -1,5 +1,5 @@
-"""§6.1 module-level names of gevent_c.core, and the §6.6 common watcher
-contract applied to every watcher type of §6.7 (timer has its own, deeper
+"""Module-level names of gevent_c.core, and the common watcher contract
+(docs/semantics.md, 'Watchers') applied to every watcher type (timer has its own, deeper
 tests in test_timer.py; child runs in a subprocess, see test_child.py)."""
 import gc
 import os
@@ -14,7 +14,7 @@ from _util import noop as _noop
 import gevent_c.core as core
 
 
-# ---------------------------------------------------------------- §6.1
+# ---------------------------------------------------------------- module names
 
 
 def test_check_events_str_version():
@@ -84,7 +84,7 @@ def test_loop_exported(hub):
     assert core.loop is type(hub.loop)
 
 
-# ---------------------------------------------------------------- §6.6 on every type
+# ---------------------------------------------------------------- the contract on every type
 
 
 # (the `pipe` fixture is in conftest.py)
@@ -300,7 +300,7 @@ def test_ref_false_constructor(kind, L, pipe):
 
 @pytest.mark.parametrize('value, clamped', [(100, 2), (-100, -2)])
 def test_priority_clamped(kind, loop, pipe, value, clamped):
-    # §6.6: values are clamped to [MINPRI, MAXPRI] (§11: never crash)
+    # values are clamped to [MINPRI, MAXPRI] (never a crash)
     w = _make(kind, loop, pipe)
     try:
         w.priority = 1

@@ -1,6 +1,7 @@
-"""§4.10 Hub.destroy(destroy_loop=None) and §6.3 loop.destroy() via the hub.
+"""Hub.destroy(destroy_loop=None) and loop.destroy() via the hub
+(docs/semantics.md, 'run, join and destroy').
 
-Every check runs in a fresh interpreter (hub lifecycle, §0.2).
+Every check runs in a fresh interpreter (it ends the hub's life).
 """
 
 

@@ -1,4 +1,5 @@
-"""Spec section 9.1: gevent_c.event.Event (plus leak checks)."""
+"""gevent_c.event.Event (docs/semantics.md, 'Event, AsyncResult and Timeout'),
+plus leak checks."""
 import gc
 import re
 import sys

@@ -1,4 +1,4 @@
-"""§2 exceptions and §3.1/§3.2 module names of gevent_c.hub."""
+"""Exceptions and module names of gevent_c.hub (docs/semantics.md, 'Names and exceptions')."""
 import greenlet
 import pytest
 
@@ -69,7 +69,7 @@ def test_all():
 
 def test_all_skeleton_subset():
     # Whatever __all__ holds, every name in it must exist, and the skeleton's
-    # public names that are in the spec's __all__ must be listed.
+    # public names that are in gevent's __all__ must be listed.
     for name in H.__all__:
         assert hasattr(H, name), name
     for name in ['getcurrent', 'GreenletExit', 'spawn_raw', 'sleep', 'kill', 'get_hub',

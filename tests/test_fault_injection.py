@@ -1,4 +1,4 @@
-"""Fault injection (issue 7): each test drives gevent_c into a failure it must
+"""Fault injection (docs/reliability.md): each test drives gevent_c into a failure it must
 survive -- fds closed under active io watchers, exceptions in every callback
 type, KeyboardInterrupt at random points, watchers collected by the GC (also
 from another thread while the loop polls), hubs destroyed with active

@@ -1,4 +1,4 @@
-"""fork() without reinit() (issue 12 items 4 and 7), from each state that
+"""fork() without reinit(), from each state that
 holds something across the fork: a busy thread pool, a pending resolver
 query (thread resolver, c-ares resolver), another thread's hub polling, and
 a fork from a greenlet that is not the main one.

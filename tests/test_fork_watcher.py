@@ -1,4 +1,4 @@
-"""§6.7 fork watchers and loop.reinit() after os.fork(). Each test runs in a
+"""fork watchers (docs/semantics.md, 'fork') and loop.reinit() after os.fork(). Each test runs in a
 fresh interpreter that forks; the forked child reports through a pipe and its
 exit status."""
 

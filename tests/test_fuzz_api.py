@@ -1,4 +1,4 @@
-"""API fuzzing (issue 7): a seeded random driver (tests/reliability/fuzz_api.py)
+"""API fuzzing (docs/reliability.md): a seeded random driver (tests/reliability/fuzz_api.py)
 over loop, watcher, Waiter, hub, callback and thread-pool calls with random,
 often invalid arguments, from main, other greenlets, the hub and other
 threads.  Only Python exceptions may come out: a crash, abort, sanitizer

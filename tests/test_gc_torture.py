@@ -1,4 +1,4 @@
-"""GC torture (issue 12): a mixed workload under ``gc.set_threshold(1)``, so
+"""GC torture: a mixed workload under ``gc.set_threshold(1)``, so
 that a collection can run at (almost) every allocation, inside every dealloc
 and every finalizer.
 
@@ -59,7 +59,7 @@ print('done')
 
 
 def test_item1_hub_dealloc_finalizer_collects():
-    """Issue 12 item 1, verbatim: a hub dealloc whose exception_stream's
+    """A hub dealloc whose exception_stream's
     ``__del__`` runs a GC pass (Hub_dealloc cleared fields before untracking:
     segfault)."""
     _check(_run(ITEM1), 'done')
@@ -189,7 +189,7 @@ def hub_round(i):
         h.cycle = [h, Collects(h.loop)]  # freed by the collector
     elif i % 3 == 1:
         h.destroy(destroy_loop=True)
-    # else: freed by its last reference going away (issue 12 item 1's path)
+    # else: freed by its last reference going away (the hub-dealloc path above)
     del h
 
 

@@ -1,4 +1,5 @@
-"""§1 (import has no side effect) and §3.9 hub lookup; §4.12 hubs per thread."""
+"""Import has no side effect; hub lookup and hubs per thread
+(docs/semantics.md, 'Hub lookup')."""
 import threading
 
 import gevent_c.hub as H
@@ -32,7 +33,7 @@ def test_lookup_functions_fresh(check_py):
 
 
 def test_get_hub_if_exists_is_get_hub():
-    # §3.9: "_get_hub() and get_hub_if_exists() are the same function"
+    # "_get_hub() and get_hub_if_exists() are the same function"
     assert H._get_hub is H.get_hub_if_exists
 
 
@@ -152,7 +153,7 @@ def test_thread_sleep_creates_thread_hub(hub):
 
 
 def test_thread_hub_released_when_thread_exits(check_py):
-    # spec 4.12 / issue 4: a thread's hub (and its loop's fds) go away with
+    # a thread's hub (and its loop's fds) go away with
     # the thread, even without an explicit destroy()
     out = check_py('''
         import gc, os, threading, weakref

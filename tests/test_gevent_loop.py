@@ -1,5 +1,5 @@
 """gevent_c.gevent_loop: the optional Python bridge for GEVENT_LOOP
-(issue 8): backend names libuv lacks are dropped with a RuntimeWarning,
+(docs/differences.md): backend names libuv lacks are dropped with a RuntimeWarning,
 others are validated by the C loop, debug() is the C loop's."""
 import warnings
 

@@ -1,4 +1,5 @@
-"""§4.5 handle_error, print_exception, handle_system_error."""
+"""handle_error, print_exception, handle_system_error (docs/semantics.md,
+'The hub's handle_error')."""
 import re
 import sys
 

@@ -1,4 +1,5 @@
-"""§4.1, §4.2, §4.4 (partly), §4.6, §4.8: the Hub type as a greenlet subclass."""
+"""The Hub type as a greenlet subclass: construction, class and instance
+attributes, switch/switch_out and run() (docs/semantics.md, 'The Hub object')."""
 import io
 import pprint
 import sys
@@ -94,7 +95,7 @@ def test_constructor_bogus_flags():
         H.Hub('bogus', False)
 
 
-# ---- §4.2 class attributes
+# ---- class attributes
 
 
 def test_class_attr_threadpool_size():
@@ -145,7 +146,7 @@ def test_not_error_per_instance_extension(hub, stream):
     assert stream.getvalue() == ''
 
 
-# ---- §4.4 instance attributes
+# ---- instance attributes
 
 
 def test_instance_attributes(hub):
@@ -200,7 +201,7 @@ def test_exception_stream_none(hub):
     assert hub.exception_stream is sys.stderr
 
 
-# ---- §4.6 switch / switch_out
+# ---- switch / switch_out
 
 
 def test_switch_out_raises_blocking_switch_out_error(hub):
@@ -245,7 +246,7 @@ def test_switch_from_main_with_callback_returns_value(hub):
     assert hub.switch() == 'back'
 
 
-# ---- §4.8 run()
+# ---- run()
 
 
 def test_run_directly_is_assertion_error(check_py):

@@ -1,5 +1,6 @@
-"""hub.threadpool / hub.resolver lazy properties (spec 4.4), their class
-lists and environment variables (4.3), repr (4.11) and destroy (4.10 step 2).
+"""hub.threadpool / hub.resolver lazy properties, their class lists and
+environment variables, repr, and destroy closing them (docs/semantics.md,
+'The Hub object').
 
 Each test runs in a fresh interpreter, because the properties are created
 once per hub and the class lists are read when gevent_c.hub is imported."""
@@ -188,7 +189,7 @@ def test_env_resolver_fall_through_to_thread(check_py):
 
 
 def test_env_resolver_whitespace_stripped(check_py):
-    # [D] whitespace around list items is stripped
+    # whitespace around list items is stripped
     out = check_py('''
         import gevent_c.hub as H
         print(type(H.get_hub().resolver).__module__)

@@ -1,4 +1,4 @@
-"""H.signal (spec 3.7), H.reinit (3.8) and H.idle (3.5)."""
+"""H.signal, H.reinit and H.idle (docs/semantics.md, 'signal and reinit', 'sleep')."""
 import os
 import signal as _signal
 

@@ -1,4 +1,4 @@
-"""§4.7 Hub.wait(watcher) and Hub.cancel_wait(watcher, error, close_watcher=False)."""
+"""Hub.wait(watcher) and Hub.cancel_wait(watcher, error, close_watcher=False)."""
 import time
 
 import pytest

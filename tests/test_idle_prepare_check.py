@@ -1,6 +1,6 @@
-"""§6.7 idle, prepare and check watchers (prepare is a §11 row: HEAD's libuv
-backend raises TypeError; gevent_c supports it), with their §6.5 error
-behaviour (they stay active)."""
+"""idle, prepare and check watchers (gevent's libuv loop raises TypeError
+for prepare; gevent_c supports it), with their error behaviour (they stay
+active; docs/semantics.md, 'Errors inside the loop')."""
 import sys
 import time
 
@@ -132,7 +132,7 @@ def test_prepare_before_check_each_iteration(L):
 
 
 def test_prepare_supported_on_every_loop(L, loop):
-    # §11: HEAD's libuv backend raises TypeError for prepare()
+    # gevent's libuv loop raises TypeError for prepare()
     for lp in (L, loop):
         w = lp.prepare()
         assert type(w).__name__ == 'prepare'
@@ -153,7 +153,7 @@ def test_ref_false_does_not_keep_run(L, name):
 
 @pytest.mark.parametrize('name', KINDS)
 def test_error_keeps_watcher_active(loop, stream, name):
-    # §6.5: only io watchers are stopped after an error; others stay as they were
+    # only io watchers are stopped after an error; others stay as they were
     w = getattr(loop, name)()
     try:
         w.start(lambda: 1 / 0)

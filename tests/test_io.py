@@ -1,4 +1,5 @@
-"""§6.7 io watchers (and their §6.5 error behaviour, §11 rows): validation,
+"""io watchers (docs/semantics.md, 'io'), their error behaviour and where gevent
+crashes: validation,
 events, pass_events/EVENTS, multiplexing many watchers per fd, and closing a
 watched fd (always in a subprocess: an abort there gives exit code -6)."""
 import errno
@@ -65,7 +66,7 @@ def test_non_int_fd_type_error(loop):
 
 
 def test_check_attributes(loop, pipe):
-    # check: fd, events == 1 (no libev 0x80 bit, §11), events_str; io(r, 3).events == 3
+    # check: fd, events == 1 (no libev 0x80 bit), events_str; io(r, 3).events == 3
     r, w = pipe
     iow = loop.io(r, core.READ)
     try:
@@ -82,7 +83,7 @@ def test_check_attributes(loop, pipe):
 
 
 def test_events_exact_while_active(loop, pipe):
-    # §11: libev reported 129 for READ; gevent_c reports exactly the mask,
+    # libev reported 129 for READ; gevent_c reports exactly the mask,
     # also while active.
     r, w = pipe
     iow = loop.io(w, core.WRITE)
@@ -140,7 +141,7 @@ def test_events_read_only_while_active(loop, pipe):
 
 @pytest.mark.parametrize('mask', [4, -1, 8, 256])
 def test_events_setter_validates(loop, pipe, mask):
-    # §11: 22.10.2 accepted these and aborted on the next start()
+    # gevent 22.10.2 accepted these and aborted on the next start()
     iow = loop.io(pipe[0], 1)
     try:
         with pytest.raises(ValueError):
@@ -409,7 +410,7 @@ def test_ref_false_io_does_not_keep_run(L, pipe):
         iow.close()
 
 
-# ---------------------------------------------------------------- §6.5 errors
+# ---------------------------------------------------------------- errors
 
 
 def test_check_io_error_stops_watcher(loop, pipe, stream):
@@ -479,7 +480,7 @@ def test_exc_info_clean_in_io_callback(loop, pipe):
 
 
 # ---------------------------------------------------------------- closing a watched fd
-# §6.7 / §11: 22.10.2 aborts the process here. Subprocess: -6 means abort.
+# gevent 22.10.2 aborts the process here. Subprocess: -6 means abort.
 
 
 def test_check_close_watched_fd_survives(check_py):
@@ -655,7 +656,7 @@ def test_close_watched_fd_on_private_loop(check_py):
 
 
 def test_closing_fd_wakes_waiters(check_py):
-    # §6.6 closing_fd (SHOULD, HEAD): returns True when active watchers exist and
+    # closing_fd: returns True when active watchers exist and
     # wakes them (their callback runs once) before the fd is released.
     out = check_py('''
         import os

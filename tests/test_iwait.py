@@ -1,4 +1,4 @@
-"""Spec sections 3.10 (iwait / wait) and 3.12 (linkproxy)."""
+"""iwait / wait and linkproxy (docs/semantics.md, 'iwait and wait')."""
 import gc
 import sys
 import time

@@ -1,4 +1,4 @@
-"""§4.9 Hub.join(timeout=None, event=None)."""
+"""Hub.join(timeout=None, event=None) (docs/semantics.md, 'run, join and destroy')."""
 import time
 
 

@@ -1,4 +1,4 @@
-"""Spec section 4.9: Hub.join(timeout=None, event=None) with a real gevent_c Event."""
+"""Hub.join(timeout=None, event=None) with a real gevent_c Event."""
 import time
 
 import gevent_c.hub as H

@@ -1,4 +1,4 @@
-"""§3.6 kill()."""
+"""kill() (docs/semantics.md, 'kill')."""
 import greenlet
 
 import gevent_c.hub as H

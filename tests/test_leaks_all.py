@@ -1,4 +1,4 @@
-"""Leak checks for every public operation (issue 7), filling the gaps of
+"""Leak checks for every public operation, filling the gaps of
 test_leaks.py (Waiter, callbacks, timers, spawn_raw: object counts and
 refcounts) and test_watcher_leaks.py (start/stop/close of every watcher type:
 object counts and refcounts).

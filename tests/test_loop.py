@@ -1,4 +1,5 @@
-"""§6.3 loop methods/properties, §6.4 run_callback and the callback object, §6.5 errors."""
+"""Loop methods and properties, run_callback and the callback object, errors
+inside the loop (docs/semantics.md, 'The loop and callbacks')."""
 import re
 import sys
 import time
@@ -467,7 +468,7 @@ def test_stopped_callback_does_not_keep_loop_alive(L):
     assert log == []
 
 
-# ---- §6.5 errors inside the loop
+# ---- errors inside the loop
 
 
 def test_error_handler_object_gets_callback_context(L):

@@ -1,5 +1,6 @@
-"""§6.2 loop(flags, default), the §6.3 properties not covered by test_loop.py,
-and §11's loop rows that are not tied to one watcher type."""
+"""loop(flags, default), the loop properties not covered by test_loop.py, and
+the loop cases where gevent crashes or hangs that are not tied to one watcher
+type (docs/semantics.md, 'The loop and callbacks')."""
 import os
 import re
 import time
@@ -10,7 +11,7 @@ import gevent_c.core as core
 import gevent_c.hub as H
 from _util import noop as _noop
 
-# ---------------------------------------------------------------- §6.2
+# ---------------------------------------------------------------- constructor
 
 
 def test_check_ctor():
@@ -121,7 +122,7 @@ def test_unknown_word_in_comma_list():
 
 @pytest.mark.parametrize('flags', [1, 2, -1, 0x10])
 def test_nonzero_int_flags(flags):
-    # gevent (libev) accepts integer backend bits; gevent_c: ValueError (§6.2)
+    # gevent (libev) accepts integer backend bits; gevent_c: ValueError
     with pytest.raises(ValueError):
         core.loop(flags, False)
 
@@ -157,7 +158,7 @@ def test_destroy_default_wrapper_affects_all_and_fresh_default(check_py):
     ''', timeout=15)
 
 
-# ---------------------------------------------------------------- §6.3 properties
+# ---------------------------------------------------------------- properties
 
 
 def test_fileno(L, loop):
@@ -329,11 +330,11 @@ def test_ref_unref_balance_keeps_run_going(L):
     assert time.monotonic() - t0 < 5
 
 
-# ---------------------------------------------------------------- §11 loop rows
+# ---------------------------------------------------------------- where gevent crashes
 
 
 def test_default_error_handler_prints_real_traceback(run_py):
-    # §11: 22.10.2's default handler raises AttributeError (__suppress_context__)
+    # gevent 22.10.2's default handler raises AttributeError (__suppress_context__)
     # on 3.11; gevent_c prints the real traceback and breaks run().
     p = run_py('''
         import gevent_c.core as core
@@ -361,7 +362,7 @@ def test_default_error_handler_prints_real_traceback(run_py):
 
 
 def test_kill_hub_keyboardinterrupt_then_destroy_returns(run_py):
-    # §11: 22.10.2 hangs forever here; gevent_c's destroy returns.
+    # gevent 22.10.2 hangs forever here; gevent_c's destroy returns.
     p = run_py('''
         import gevent_c.hub as H
         hub = H.get_hub()

@@ -1,4 +1,4 @@
-"""§2 LoopExit details and §4.8 (LoopExit thrown into the parent)."""
+"""LoopExit details, and LoopExit thrown into the parent by Hub.run()."""
 import gevent_c.hub as H
 
 MSG = 'This operation would block forever'

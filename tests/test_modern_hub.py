@@ -1,4 +1,4 @@
-"""The modern gevent hub's names (issue 16): get_loop/set_loop,
+"""The modern gevent hub's names: get_loop/set_loop,
 set_default_hub_class, Hub.cancel_waits_close_and_then, the settings read
 from gevent's environment variables, and the blocking monitor
 (gevent_c/_monitor.py).
@@ -252,7 +252,7 @@ def test_threadpool_idle_timeout_from_environment():
 
 
 def test_threadpool_without_the_variable_keeps_idle_workers():
-    # the spec's call, cls(size, hub=hub): workers stay (gevent: 5 s default)
+    # the documented call, cls(size, hub=hub): workers stay (gevent: 5 s default)
     out = _util.check_py('''
         import gevent_c.hub as H
         from gevent_c._config import settings

@@ -1,4 +1,4 @@
-"""gevent_c.resolver_ares (spec 8.3) and its channel, gevent_c._ares.
+"""gevent_c.resolver_ares (docs/semantics.md, 'Resolvers') and its channel, gevent_c._ares.
 
 The resolver is pointed at a dnsmasq started for this module (see
 dns_server.py) serving a small zone under .test; nothing here uses the
@@ -53,7 +53,7 @@ def wait_until(pred, timeout=5.0):
     return True
 
 
-# --- spec 8.3 check -------------------------------------------------------
+# --- basic lookups --------------------------------------------------------
 
 def test_spec_check_in_subprocess(check_py):
     out = check_py('''

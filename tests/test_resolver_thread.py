@@ -1,5 +1,5 @@
-"""gevent_c.resolver_thread.Resolver (spec 8.1), plus issue 5's resolver leak
-check. No test depends on network DNS: only 'localhost', '127.0.0.1' and
+"""gevent_c.resolver_thread.Resolver (docs/semantics.md, 'Resolvers'),
+plus a resolver leak check. No test depends on network DNS: only 'localhost', '127.0.0.1' and
 AI_NUMERICHOST failures are used."""
 import _socket
 import gc
@@ -89,7 +89,7 @@ def test_getnameinfo_error_matches_socket(resolver, stream):
 
 def test_close_returns_none_and_resolver_keeps_working(resolver):
     assert resolver.close() is None
-    # close() does nothing [V]
+    # close() does nothing
     assert resolver.gethostbyname('127.0.0.1') == '127.0.0.1'
 
 
@@ -101,7 +101,7 @@ def test_repr(resolver):
 
 
 def test_other_greenlets_run_during_lookup(hub, resolver, monkeypatch):
-    # Spec: "The calling greenlet blocks and other greenlets run." A slow
+    # "The calling greenlet blocks and other greenlets run." A slow
     # _socket.gethostbyname makes that observable; it must run off the hub's
     # thread.
     calls = []
@@ -129,7 +129,7 @@ def test_other_greenlets_run_during_lookup(hub, resolver, monkeypatch):
 
 
 def test_uses_hub_threadpool(check_py):
-    # Spec: it uses hub.threadpool [V].
+    # it uses hub.threadpool.
     out = check_py('''
         import gevent_c.hub as H
         from gevent_c.resolver_thread import Resolver
@@ -147,7 +147,7 @@ def test_uses_hub_threadpool(check_py):
 
 
 def test_not_error_extended_on_instance_only_once(check_py):
-    # Spec: at construction it adds gaierror and herror to hub.NOT_ERROR on the
+    # at construction it adds gaierror and herror to hub.NOT_ERROR on the
     # instance, unless already there.
     out = check_py('''
         import socket
@@ -207,7 +207,7 @@ def test_concurrent_lookups_from_many_greenlets(check_py):
     assert out.strip() == 'ok'
 
 
-# issue 5: 2,000 resolver calls leave len(gc.get_objects()) flat within a small
+# 2,000 resolver calls leave len(gc.get_objects()) flat within a small
 # bound (and the argument's refcount unchanged).
 N_LEAK = 2000
 OBJ_SLACK = 50

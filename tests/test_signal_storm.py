@@ -1,4 +1,4 @@
-"""Signals (issue 12 items 2 and 6).
+"""Signals under stress: dispositions given back, and a storm of signals.
 
 The storm: signal watchers on SIGUSR1 and SIGUSR2, a child watcher (children
 forked all along), Python handlers on SIGINT/SIGTERM/SIGALRM, and other
@@ -114,7 +114,7 @@ print(sorted((str(k), v) for k, v in counts.items()))
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize('run', range(2))
 def test_item6_signal_storm(run):
-    """Issue 12 item 6: ~3 s of mixed signals from two senders, under
+    """~3 s of mixed signals from two senders, under
     ``-X faulthandler``: a normal exit, no 'Fatal Python error', no 'double
     free or corruption' (the C handler nested on faulthandler's alternate stack
     until it overflowed into the heap)."""
@@ -126,7 +126,7 @@ def test_item6_signal_storm(run):
     assert p.stderr == '', p.stderr[-6000:]
 
 
-# --- restoring dispositions (item 2) -----------------------------------------
+# --- restoring dispositions ---------------------------------------------------
 
 PRELUDE = r'''
 import gc, os, signal, sys, threading, time
@@ -222,7 +222,7 @@ CASES = {
 
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_item2_disposition_restored(case):
-    """Issue 12 item 2: after the loop, the hub or the thread that installed
+    """After the loop, the hub or the thread that installed
     the C handler for SIGTERM goes away, ``signal.getsignal`` and the kernel's
     disposition are what they were (SIG_DFL), and SIGTERM kills the process
     (returncode -15)."""

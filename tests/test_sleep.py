@@ -1,4 +1,4 @@
-"""§3.4 sleep()."""
+"""sleep() (docs/semantics.md, 'sleep')."""
 import re
 import threading
 import time

@@ -1,4 +1,4 @@
-"""Soak test (issue 7), bounded: 1,000 greenlets at once -- 500 io ping-pong
+"""Soak test, bounded: 1,000 greenlets at once -- 500 io ping-pong
 pairs over socketpairs (each pair: 1 client + 1 server greenlet), with timers
 (a sleep between rounds in a share of them) and thread-pool calls (every
 fifth round) mixed in.  Every message must arrive, in order, and memory

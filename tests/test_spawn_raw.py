@@ -1,4 +1,4 @@
-"""§3.3 spawn_raw()."""
+"""spawn_raw() (docs/semantics.md, 'spawn_raw')."""
 import re
 
 import greenlet

@@ -1,5 +1,6 @@
-"""Spec 11: the places where gevent 22.10 crashes, hangs or is silent, and
-gevent_c must not.  (Other rows are asserted next to their feature.)"""
+"""The places where gevent 22.10 crashes, hangs or is silent, and
+gevent_c must not (docs/semantics.md, 'Deliberate differences').  The other
+cases are asserted next to their feature."""
 import pytest
 
 import gevent_c.core as core

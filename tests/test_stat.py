@@ -1,6 +1,6 @@
-"""§6.7 stat watchers: create/modify/delete, attr/prev, path types (§11: bytes
-accepted), interval, and §11's destroy(destroy_loop=True) with active stat
-watchers. libuv polls at least every ~0.107 s, so waits are up to 1 s."""
+"""stat watchers (docs/semantics.md, 'stat'): create/modify/delete, attr/prev,
+path types (bytes accepted, unlike gevent), interval, and
+destroy(destroy_loop=True) with active stat watchers (gevent crashes). libuv polls at least every ~0.107 s, so waits are up to 1 s."""
 import os
 import pathlib
 import time
@@ -113,7 +113,7 @@ def test_no_change_no_callback(loop, tmp_path):
 
 
 def test_bytes_path_fires(loop, tmp_path):
-    # §11: 22.10.2 rejects bytes
+    # gevent 22.10.2 rejects bytes
     f = tmp_path / 'f'
     hits = []
     st = loop.stat(os.fsencode(str(f)), 0.01)
@@ -250,7 +250,7 @@ def test_several_stat_watchers_same_path(loop, tmp_path):
 
 
 def test_destroy_loop_with_active_stat_watchers(check_py, tmp_path):
-    # §11: 22.10.2 leaves stale state and the next default loop aborts or
+    # gevent 22.10.2 leaves stale state and the next default loop aborts or
     # segfaults; gevent_c closes every handle of the old loop.
     out = check_py('''
         import os, time

@@ -1,8 +1,8 @@
-"""Foreign-thread sweep (issue 12): every public method and settable
+"""Foreign-thread sweep: every public method and settable
 attribute of the hub's objects, called from another thread while the owner's
 loop polls.
 
-A hub and its loop are not thread-safe (spec 4.12): from another thread only
+A hub and its loop are not thread-safe (docs/semantics.md, 'Hub lookup'): from another thread only
 ``loop.run_callback_threadsafe`` and ``async_.send()`` may be called.  Every
 other entry point either works harmlessly or raises a defined exception; none
 may crash the process, and the owner's hub must keep working afterwards.
@@ -67,7 +67,7 @@ DEFINED = (RuntimeError, TypeError, ValueError, AttributeError, OSError,
            gexc.LoopExit, gexc.BlockingSwitchOutError, gexc.InvalidSwitchError,
            gexc.ConcurrentObjectUseError, gexc.InvalidThreadUseError)
 
-# Documented as callable from any thread (spec 4.12, docs/design.md).
+# Documented as callable from any thread (docs/semantics.md, docs/design.md).
 THREADSAFE = {('loop', 'run_callback_threadsafe'), ('async_', 'send'),
               ('async_', 'send_ignoring_arg')}
 
@@ -378,7 +378,7 @@ print('ok', len(errors))
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize('run', range(3))
 def test_item5_exit_from_thread_while_polling(run):
-    '''Issue 12 item 5, verbatim: 400 timers closed through ``__exit__`` from
+    '''400 timers closed through ``__exit__`` from
     a thread while the main thread sleeps in 0.5 ms steps (it segfaulted in 5
     of 5 runs).  Each ``__exit__`` either closes its timer (the owner was not
     polling at that moment) or raises RuntimeError; nothing crashes.'''
@@ -436,7 +436,7 @@ print(sorted(res.items()))
 
 @pytest.mark.timeout(60)
 def test_item5_exit_and_setters_check_owner_while_polling():
-    '''Issue 12 item 5: ``__exit__`` is a method like ``close()``, and the
+    '''``__exit__`` is a method like ``close()``, and the
     ``ref`` and ``priority`` setters write status bits the loop thread writes
     without the GIL: called from another thread while the loop polls, each
     raises RuntimeError like ``close()`` does (``priority`` on an active

@@ -1,4 +1,4 @@
-"""Constructed-but-not-initialised sweep (issue 12): every public type of
+"""Constructed-but-not-initialised sweep: every public type of
 gevent_c, created with ``T.__new__(T)`` (``__init__`` never ran) and, for
 subclassable types, through a subclass whose ``__init__`` raises; then every
 method is called and every attribute read, written and deleted, and the object
@@ -249,7 +249,7 @@ gc.collect()
 
 @pytest.mark.parametrize('op', sorted(ITEM3))
 def test_item3_threadpool_uninitialised(op):
-    """Issue 12 item 3: ``ThreadPoolBase.__new__(ThreadPoolBase).size``
+    """``ThreadPoolBase.__new__(ThreadPoolBase).size``
     segfaulted (also ``kill()``, ``adjust()``, setting ``maxsize``, and a
     subclass whose ``__init__`` fails): each raises an exception instead
     (gevent_c chooses the exception; here any ``Exception`` is accepted;

@@ -1,11 +1,11 @@
-"""gevent_c.threadpool.ThreadPool (spec section 7), hub.join with a running
-pool task (4.9), and issue 5's pool items (batched completions, re-raised
-task exceptions, leak checks).
+"""gevent_c.threadpool.ThreadPool (docs/semantics.md, 'ThreadPool'), hub.join
+with a running pool task, batched completions, re-raised task exceptions and
+leak checks.
 
 Tests that create hubs in other threads, use the pool from a foreign thread,
 or rely on the loop running out of work run in a fresh interpreter
 (``check_py``), so a crash or a stray watcher cannot take the suite down.
-Where the spec is silent, the expected value was taken from gevent 22.10.2
+Where docs/semantics.md is silent, the expected value was taken from gevent 22.10.2
 (/opt/gevent-ref) and a comment says so.
 """
 import gc
@@ -152,7 +152,7 @@ def test_error_in_not_error_not_printed_but_reraised(hub, pool, stream):
 
 
 def test_error_goes_through_handle_error_with_worker_func_context(hub, pool):
-    # Spec: the callback (1) frees the slot, (2) calls
+    # the callback (1) frees the slot, (2) calls
     # hub.handle_error((worker, func), *exc_info), (3) sets the AsyncResult.
     calls = []
     box = {}
@@ -178,7 +178,7 @@ def test_error_goes_through_handle_error_with_worker_func_context(hub, pool):
 
 
 def test_task_exception_reraised_in_waiting_greenlet(pool, stream):
-    # issue 5: "a task's exception is re-raised in the waiting greenlet"
+    # a task's exception is re-raised in the waiting greenlet
     seen = []
 
     def waiter():
@@ -278,7 +278,7 @@ def test_check_maxsize_and_size_validation(make_pool):
 
 
 def test_validation_messages_exact(make_pool):
-    # Message texts from the spec; gevent 22.10.2 gives the same strings.
+    # Message texts as documented; gevent 22.10.2 gives the same strings.
     with pytest.raises(TypeError) as ei:
         ThreadPool('x')
     assert str(ei.value) == "maxsize must be integer: 'x'"
@@ -328,10 +328,10 @@ def test_check_maxsize_zero_then_raised(make_pool):
 
 
 def test_spawn_blocks_greenlet_when_maxsize_outstanding(make_pool):
-    # Spec: "If maxsize tasks are already outstanding, it first blocks the
+    # "If maxsize tasks are already outstanding, it first blocks the
     # calling greenlet (not the thread) until a slot frees up."
     # NOTE: gevent 22.10.2 lets maxsize + 1 tasks be outstanding before it
-    # blocks (its semaphore starts at 1 + maxsize); the spec says maxsize.
+    # blocks (its semaphore starts at 1 + maxsize); the documented bound is maxsize.
     p = make_pool(1)
     ev = threading.Event()
     try:
@@ -383,7 +383,7 @@ def test_spawn_blocks_eventually_when_full(make_pool):
 
 
 def test_raising_maxsize_unblocks_waiting_spawn(make_pool):
-    # Spec: "Raising it unblocks waiting spawn() calls."
+    # "Raising it unblocks waiting spawn() calls."
     p = make_pool(1)
     ev = threading.Event()
     out = []
@@ -407,7 +407,7 @@ def test_raising_maxsize_unblocks_waiting_spawn(make_pool):
 
 
 def test_apply_async_never_blocks_when_full(make_pool):
-    # Spec: apply_async "never blocks, even when the pool is full".
+    # apply_async "never blocks, even when the pool is full".
     p = make_pool(1)
     ev = threading.Event()
     # safety net: if apply_async does block, the slot frees up after 1.5 s
@@ -461,7 +461,7 @@ def test_check_invalid_thread_use(check_py):
 
 
 def test_apply_from_worker_thread_runs_synchronously(check_py):
-    # Spec: apply called from a worker thread of this pool runs func
+    # apply called from a worker thread of this pool runs func
     # synchronously. With maxsize=1 a nested apply that queued would deadlock.
     out = check_py('''
         import threading
@@ -486,7 +486,7 @@ def test_apply_from_worker_thread_runs_synchronously(check_py):
 
 
 def test_worker_hubs_destroyed_when_workers_exit(check_py):
-    # Spec: a task that calls gevent_c APIs gets a hub in the worker thread;
+    # a task that calls gevent_c APIs gets a hub in the worker thread;
     # the worker destroys that hub (destroy(True)) when it exits.
     out = check_py('''
         import time, threading
@@ -536,7 +536,7 @@ def test_worker_hubs_destroyed_when_workers_exit(check_py):
 
 
 def test_task_without_hub_use_creates_no_hub_in_worker(pool):
-    # Spec: "a task that calls gevent_c APIs gets a hub"; a plain task
+    # "a task that calls gevent_c APIs gets a hub"; a plain task
     # needs none (gevent 22.10.2 is the same for plain tasks).
     assert pool.apply(H.get_hub_if_exists) is None
 
@@ -553,7 +553,7 @@ def test_check_apply_args_kwargs(pool):
 
 
 def test_apply_cb(pool):
-    # Spec: apply, then callback(result) if given.
+    # apply, then callback(result) if given.
     cb = []
     assert pool.apply_cb(lambda x: x + 1, (1,), callback=cb.append) == 2
     assert cb == [2]
@@ -571,7 +571,7 @@ def test_check_apply_async_callback(pool):
 
 
 def test_apply_async_result_object(pool):
-    # Spec: an object with get()/ready()/successful()/value/exception/rawlink();
+    # an object with get()/ready()/successful()/value/exception/rawlink();
     # gevent_c returns an AsyncResult.
     r = pool.apply_async(lambda a, b=0: a * b, (6,), {'b': 7})
     assert isinstance(r, AsyncResult)
@@ -585,7 +585,7 @@ def test_apply_async_result_object(pool):
 
 
 def test_apply_async_callback_on_success_only(pool, stream):
-    # Spec: callback gets the value on success only [V].
+    # callback gets the value on success only.
     cb = []
     r = pool.apply_async(lambda: 1 / 0, callback=cb.append)
     with pytest.raises(ZeroDivisionError):
@@ -597,7 +597,7 @@ def test_apply_async_callback_on_success_only(pool, stream):
 
 
 def test_apply_e_expected_error_not_printed(pool, stream):
-    # Spec (1.0.1 API, SHOULD): exceptions that are instances of expected_errors
+    # gevent 1.0's API: exceptions that are instances of expected_errors
     # are re-raised in the caller without going through handle_error.
     def f(x):
         raise KeyError(x)
@@ -642,7 +642,7 @@ def test_map_empty_and_order(pool):
 
 
 def test_imap_several_iterables_and_maxsize(pool):
-    # Spec: imap(func, *iterables, maxsize=None). gevent 22.10.2 gives these.
+    # imap(func, *iterables, maxsize=None). gevent 22.10.2 gives these.
     assert list(pool.imap(lambda a, b: a + b, [1, 2, 3], [10, 20, 30])) == [11, 22, 33]
     assert list(pool.imap(lambda x: x, range(10), maxsize=2)) == list(range(10))
     assert list(pool.imap_unordered(lambda x: x, [])) == []
@@ -654,7 +654,7 @@ def test_imap_input_order_despite_completion_order(pool):
 
 
 def test_imap_unordered_completion_order(pool):
-    # [SH]: completion order. Input 0 sleeps long; 1 and 2 return at once.
+    # completion order. Input 0 sleeps long; 1 and 2 return at once.
     it = pool.imap_unordered(lambda x: (time.sleep(0.4 if x == 0 else 0), x)[1], range(3))
     out = list(it)
     assert sorted(out) == [0, 1, 2]
@@ -662,7 +662,7 @@ def test_imap_unordered_completion_order(pool):
 
 
 def test_map_raises_earliest_inputs_failure(pool, stream):
-    # Spec: inputs 2 and 4 failing -> input 2's exception (here input 4 fails
+    # inputs 2 and 4 failing -> input 2's exception (here input 4 fails
     # first in time).
     def f(x):
         if x == 2:
@@ -678,7 +678,7 @@ def test_map_raises_earliest_inputs_failure(pool, stream):
 
 
 def test_map_cb_and_map_async(pool):
-    # Spec: "map_cb and map_async(func, iterable, callback=None), as for apply".
+    # "map_cb and map_async(func, iterable, callback=None), as for apply".
     # gevent 22.10.2: the callback receives the whole result list.
     cb = []
     assert pool.map_cb(lambda x: x + 1, [1, 2], callback=cb.append) == [2, 3]
@@ -735,14 +735,14 @@ def test_check_kill_and_reuse(make_pool):
     p.kill()
     assert p.size == 0
     assert p.spawn(lambda: 2).get(timeout=BLOCK) == 2
-    # Workers restart on demand. The spec does not say whether workers told
+    # Workers restart on demand. docs/semantics.md does not say whether workers told
     # to exit, but not yet gone, may be reused, so only >= 1 is asserted
     # (gevent 22.10.2's kill() waits for them to exit, giving exactly 1).
     assert 1 <= p.size <= 3, p.size
 
 
 def test_kill_lets_running_task_finish(make_pool):
-    # Spec: workers exit after their current task.
+    # workers exit after their current task.
     p = make_pool(2)
     r = p.spawn(lambda: (time.sleep(0.1), 'done')[1])
     H.sleep(0.02)
@@ -871,14 +871,14 @@ def test_len_bool_repr(hub, make_pool):
 
 
 def test_idle_task_timeout_workers_exit(make_pool):
-    # Spec: idle_task_timeout is how long an idle worker waits before it exits.
+    # idle_task_timeout is how long an idle worker waits before it exits.
     p = make_pool(2, idle_task_timeout=0.1)
     assert p.spawn(lambda: 1).get(timeout=BLOCK) == 1
     assert p.size == 1
     assert _poll(lambda: p.size == 0, timeout=5), p.size
     # the pool restarts a worker on demand
     assert p.spawn(lambda: 2).get(timeout=BLOCK) == 2
-    # Workers restart on demand. The spec does not say whether workers told
+    # Workers restart on demand. docs/semantics.md does not say whether workers told
     # to exit, but not yet gone, may be reused, so only >= 1 is asserted
     # (gevent 22.10.2's kill() waits for them to exit, giving exactly 1).
     assert 1 <= p.size <= 3, p.size
@@ -891,11 +891,11 @@ def test_idle_task_timeout_default_never(make_pool):
     assert p.size == 1
 
 
-# ---------------------------------------------------------------- batches (issue 5)
+# ---------------------------------------------------------------- batches
 
 
 def test_fifty_tasks_finishing_together(make_pool):
-    # issue 5: results come back through one async wake-up for a batch of
+    # results come back through one async wake-up for a batch of
     # completions. 50 tasks released at the same instant must all complete
     # with their own values.
     p = make_pool(50)
@@ -1022,7 +1022,7 @@ def test_idle_pool_does_not_keep_loop_alive(check_py):
     assert out.strip() == 'ok'
 
 
-# ---------------------------------------------------------------- leaks (issue 5)
+# ---------------------------------------------------------------- leaks
 
 N_LEAK = 10000
 OBJ_SLACK = 50
@@ -1035,7 +1035,7 @@ def _count():
 
 
 def test_leak_apply_round_trips(make_pool):
-    # issue 5: 10,000 pool.apply round trips leave len(gc.get_objects()) flat
+    # 10,000 pool.apply round trips leave len(gc.get_objects()) flat
     # within a small bound and the function's refcount unchanged.
     p = make_pool(4)
     arg = object()

@@ -1,5 +1,5 @@
-"""ThreadPool fork safety (spec 7 "Fork safety", 3.8's reinit check, issue 5:
-"the pool works again after reinit() in a forked child"). Each test runs in a
+"""ThreadPool fork safety (docs/semantics.md, 'ThreadPool' and 'signal and
+reinit'): the pool works again after reinit() in a forked child. Each test runs in a
 fresh interpreter that forks; the child reports through a pipe and its exit
 status, and is killed if it hangs."""
 import textwrap
@@ -101,7 +101,7 @@ def test_check_reinit_threadpool_works_in_child(check_py):
 
 
 def test_child_pool_starts_afresh_size_one(check_py):
-    # Spec: in the child the old workers do not exist; the pool discards its
+    # in the child the old workers do not exist; the pool discards its
     # queue and worker records and starts afresh when next used
     # [V: a child after fork ran a task; size 1].
     out = check_py(_script('''
@@ -158,7 +158,7 @@ def test_child_of_full_pool_is_not_blocked(check_py):
 
 
 def test_pool_not_on_hub_recovers_through_fork_watcher(check_py):
-    # Spec: the pool watches for fork (a fork watcher with ref=False), so a
+    # the pool watches for fork (a fork watcher with ref=False), so a
     # pool that reinit() does not know about recovers too.
     out = check_py(_script('''
         hub = H.get_hub()
@@ -181,7 +181,7 @@ def test_pool_not_on_hub_recovers_through_fork_watcher(check_py):
 
 
 def test_many_tasks_in_child(check_py):
-    # issue 5: the pool works again after reinit() in a forked child, for a
+    # the pool works again after reinit() in a forked child, for a
     # batch of tasks, errors included.
     out = check_py(_script('''
         hub = H.get_hub()

@@ -1,4 +1,4 @@
-"""§6.4 run_callback_threadsafe: callable from any thread, wakes a loop blocked
+"""run_callback_threadsafe (docs/semantics.md, 'Callbacks'): callable from any thread, wakes a loop blocked
 in poll, otherwise the same as run_callback (FIFO, callback object, errors)."""
 import sys
 import threading

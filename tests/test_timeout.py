@@ -1,4 +1,4 @@
-"""Spec section 9.3: gevent_c.timeout.Timeout (minimal)."""
+"""gevent_c.timeout.Timeout, minimal (docs/semantics.md, 'Event, AsyncResult and Timeout')."""
 import re
 
 import pytest

@@ -1,4 +1,5 @@
-"""§6.6 common watcher contract (with timers) and §6.7 timer."""
+"""The common watcher contract (with timers) and timer watchers
+(docs/semantics.md, 'Watchers', 'timer')."""
 import gc
 import math
 import re
@@ -14,7 +15,7 @@ import gevent_c.hub as H
 from _util import last_line, untimed
 
 
-# ---- §6.6 the common contract
+# ---- the common contract
 
 
 def test_fresh_timer_attributes(loop):
@@ -304,7 +305,7 @@ def test_repr(loop):
         t.close()
 
 
-# ---- §6.5 errors from timer callbacks
+# ---- errors from timer callbacks
 
 
 def test_timer_error_context(loop, stream):
@@ -333,7 +334,7 @@ def test_repeating_timer_error_keeps_firing(loop, stream):
         t.close()
 
 
-# ---- §6.7 timer specifics
+# ---- timer specifics
 
 
 def test_negative_repeat(loop):
@@ -417,7 +418,7 @@ def test_timer_not_early(loop):
 
 
 def test_timer_not_early_after_busy_main(loop):
-    # §11: the loop's cached now must not make a new timer fire early after
+    # the loop's cached now must not make a new timer fire early after
     # main was busy without yielding.
     el = _elapsed_waiting_on_timer(loop, 0.1, busy=0.3)
     assert 0.098 <= el < 1, el

@@ -1,4 +1,4 @@
-"""§5 Waiter."""
+"""Waiter (docs/semantics.md, 'Waiter')."""
 import re
 import time
 import types

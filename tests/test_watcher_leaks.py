@@ -1,4 +1,4 @@
-"""Leaks (issue 3, §12 "Lifetime"): 10,000 create/start/stop/close cycles of
+"""Leaks (docs/semantics.md, 'Watchers'): 10,000 create/start/stop/close cycles of
 every watcher type leave len(gc.get_objects()) flat and the callback's and the
 argument's refcounts unchanged. Timers are also covered by test_leaks.py.
 child runs in a subprocess (it installs SIGCHLD handling on the default loop)."""

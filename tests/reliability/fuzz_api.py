@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seeded random API fuzzer for gevent_c (issue 7).
+"""Seeded random API fuzzer for gevent_c (docs/reliability.md).
 
 Drives random sequences of loop, watcher, Waiter, hub, callback and thread
 pool calls with random, often invalid arguments: wrong types, negative, huge
