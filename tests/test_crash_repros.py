@@ -1,8 +1,10 @@
-"""Minimal repros of issue 12 items 2, 8 and 9, in the issue's own form.
+"""Minimal repros, in the form they were reported, of three crashes
+(docs/reliability.md): a destroyed loop keeping SIGTERM, a hub destroyed from
+a thread that does not own it, and a Waiter given something that is not a hub.
 
-Items 1 and 3-7 have theirs next to the sweep that guards their class:
-test_gc_torture.py (1), test_sweep_uninit.py (3), test_fork_matrix.py (4, 7),
-test_sweep_foreign_thread.py (5), test_signal_storm.py (2, 6).
+The other repros of that review sit next to the sweep that guards their class:
+test_gc_torture.py, test_sweep_uninit.py, test_fork_matrix.py,
+test_sweep_foreign_thread.py, test_signal_storm.py.
 """
 import signal
 import subprocess
@@ -37,7 +39,7 @@ print('survived SIGTERM')
 '''
 
 
-def test_item2_loop_destroy_gives_sigterm_back():
+def test_loop_destroy_gives_sigterm_back():
     """Item 2, verbatim: a private loop's SIGTERM watcher, ``loop.destroy()``,
     the watcher dropped, then SIGTERM: the process dies of it (the C handler
     used to stay installed)."""
@@ -83,7 +85,7 @@ print(sorted(out.items()))
 '''
 
 
-def test_item8_foreign_hub_destroy_raises():
+def test_foreign_hub_destroy_raises():
     """Item 8: ``Hub.destroy()`` from a thread that does not own the hub
     raises (as the pool does), the owner's hub keeps working, and the calling
     thread's next ``get_hub()`` gets a hub of its own on a new, non-default
@@ -148,7 +150,7 @@ print(sorted(res.items()))
 '''
 
 
-def test_item9_waiter_rejects_non_hub():
+def test_waiter_rejects_non_hub():
     """Item 9: ``Waiter(greenlet.greenlet(f))``, ``Waiter(getcurrent())`` (in
     the main greenlet and in another non-hub greenlet) and ``Waiter(42)`` each
     raise TypeError, as gevent's do; ``f`` never runs."""
@@ -162,7 +164,7 @@ def test_item9_waiter_rejects_non_hub():
 
 @pytest.mark.parametrize('arg', ['greenlet.greenlet(lambda: None)', 'getcurrent()', '42',
                                  "'hub'", 'object()'])
-def test_item9_waiter_rejects_non_hub_in_process(arg):
+def test_waiter_rejects_non_hub_in_process(arg):
     """The same check in this process, one argument at a time."""
     import greenlet  # noqa: F401
     from greenlet import getcurrent  # noqa: F401

@@ -1,4 +1,4 @@
-"""Regression tests for issue 12 (no crash from any Python code, part 2):
+"""Regression tests for crashes found by review (docs/reliability.md, F13-F18):
 one focused test per fixed class.  Everything that could crash, hang or
 kill the interpreter runs in a fresh subprocess (check_py / run_py)."""
 import signal
@@ -17,7 +17,7 @@ def caught(signum):
 '''
 
 
-# ---- item 2: destroying a loop gives signal dispositions back ----
+# ---- destroying a loop gives signal dispositions back ----
 
 def test_loop_destroy_restores_signal_disposition(run_py):
     p = run_py(SIGCGT + '''
@@ -112,7 +112,7 @@ print('ok')
     assert out.strip() == 'ok'
 
 
-# ---- item 6: a signal storm under -X faulthandler ----
+# ---- a signal storm under -X faulthandler ----
 
 STORM = r'''
 import os, signal, subprocess, sys, time
@@ -180,7 +180,7 @@ def test_signal_storm_under_faulthandler(flag):
     assert sent > 1000 and least >= 1, p.stdout
 
 
-# ---- item 5: every watcher method and setter checks the owner thread ----
+# ---- every watcher method and setter checks the owner thread ----
 
 def test_watcher_exit_from_another_thread_while_polling(check_py):
     # segfaulted every run: __exit__ closed the timers' libuv handles from
@@ -296,7 +296,7 @@ print(res, time.monotonic() - t0 < 3)
     assert out.split() == ['woken', 'True']
 
 
-# ---- item 9: Waiter(hub) takes None or a Hub, as compiled gevent does ----
+# ---- Waiter(hub) takes None or a Hub, as compiled gevent does ----
 
 def test_waiter_rejects_a_hub_that_is_not_a_hub():
     import greenlet
@@ -319,7 +319,7 @@ def test_waiter_rejects_a_hub_that_is_not_a_hub():
     assert Waiter(hub).hub is hub and SubWaiter(hub=hub).hub is hub
 
 
-# ---- item 3: a ThreadPool used before (or after a failed) __init__ ----
+# ---- a ThreadPool used before (or after a failed) __init__ ----
 
 def test_threadpool_before_init_raises(check_py):
     out = check_py('''
@@ -374,7 +374,7 @@ print('ok')
     assert out.strip() == 'ok'
 
 
-# ---- item 4: a plain fork() (no reinit()) with a pool task in flight ----
+# ---- a plain fork() (no reinit()) with a pool task in flight ----
 
 def test_fork_without_reinit_with_a_task_in_flight(check_py):
     out = check_py('''
