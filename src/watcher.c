@@ -440,8 +440,13 @@ watcher_get_callback(WatcherObject *w, void *c)
 {
     /* a greenlet resumed directly (hub.wait, sleep) shows as its bound
      * switch, as the callback objects of sleep(0) and spawn_raw do */
-    if (w->callback && w->direct_switch)
-        return PyObject_GetAttrString(w->callback, "switch");
+    if (w->callback && w->direct_switch) {
+        /* owned across the lookup (it may run a GC pass) */
+        PyObject *g = Py_NewRef(w->callback);
+        PyObject *sw = PyObject_GetAttrString(g, "switch");
+        Py_DECREF(g);
+        return sw;
+    }
     return Py_NewRef(w->callback ? w->callback : Py_None);
 }
 
@@ -592,10 +597,15 @@ watcher_repr(WatcherObject *w)
         APPEND(PyUnicode_FromString(" active"));
     if (w->pending)
         APPEND(PyUnicode_FromString(" pending"));
-    if (w->callback)
-        APPEND(PyUnicode_FromFormat(" callback=%R", w->callback));
-    if (w->args)
-        APPEND(PyUnicode_FromFormat(" args=%R", w->args));
+    /* the reprs run Python that may stop or close this watcher: format
+     * owned references taken before, not the fields */
+    PyObject *cb = Py_XNewRef(w->callback), *args = Py_XNewRef(w->args);
+    PyObject *piece = cb ? PyUnicode_FromFormat(" callback=%R", cb) : PyUnicode_FromString("");
+    if (piece != NULL && args != NULL)
+        PyUnicode_AppendAndDel(&piece, PyUnicode_FromFormat(" args=%R", args));
+    Py_XDECREF(cb);
+    Py_XDECREF(args);
+    APPEND(piece);
     APPEND(PyUnicode_FromString(">"));
 #undef APPEND
     return parts;

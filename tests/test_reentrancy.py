@@ -239,3 +239,136 @@ def test_debug_lists_handles(check_py):
         assert loop.debug() == ['Loop has been destroyed']
         print('OK')
     ''')
+
+
+# -- a matrix: hostile callbacks and arguments on every watcher operation ----
+
+def test_hostile_matrix_watchers(check_py):
+    # each watcher kind x what the hostile object does x where it does it
+    # (its finalizer, its repr, its call): every operation of the watcher
+    # and the loop goes on, or raises ValueError; nothing crashes
+    _ok(check_py, '''
+        import itertools, socket
+        KINDS = ['timer', 'timer1', 'idle', 'prepare', 'check', 'io', 'async_',
+                 'fork', 'stat', 'signal']
+        ACTIONS = ['close', 'stop', 'destroy', 'start_other', 'close_all']
+        a, b = socket.socketpair()
+        b.send(b'x')
+        def mk(loop, kind):
+            if kind == 'io': return loop.io(a.fileno(), 1)
+            if kind == 'timer': return loop.timer(0)
+            if kind == 'timer1': return loop.timer(0.001)
+            if kind == 'stat': return loop.stat('.')
+            if kind == 'signal': return loop.signal(10)
+            return getattr(loop, kind)()
+        n = 0
+        for kind, act, where in itertools.product(KINDS, ACTIONS, ['del', 'repr', 'call']):
+            loop = core.loop(default=False)
+            ws = [mk(loop, kind) for i in range(3)]
+            w = ws[0]
+            def do():
+                if act == 'close': w.close()
+                elif act == 'stop': w.stop()
+                elif act == 'destroy': loop.destroy()
+                elif act == 'start_other':
+                    try: ws[1].start(lambda *a: None)
+                    except ValueError: pass
+                elif act == 'close_all':
+                    for x in ws: x.close()
+            class Hostile:
+                def __del__(self):
+                    if where == 'del': do()
+                def __repr__(self):
+                    if where == 'repr': do()
+                    return 'Hostile'
+                def __call__(self, *a):
+                    if where == 'call': do()
+            try:
+                for x in ws:
+                    x.start(Hostile(), Hostile())
+                w.start(Hostile())
+                repr(w); repr(ws[1])
+                w.callback = Hostile(); w.args = (Hostile(),)
+                w.feed(1, Hostile(), Hostile())
+                loop.debug()
+                try:
+                    loop.run(nowait=True)
+                except RuntimeError:
+                    pass                  # destroy() from a callback: refused
+                for x in ws:
+                    x.stop()
+                loop.debug()
+                loop.destroy()
+            except ValueError as e:
+                assert 'destroyed' in str(e) or 'closed' in str(e), e
+            for x in ws:
+                x.close()
+            loop.destroy()
+            n += 1
+        print(n, 'OK')
+    ''', timeout=60)
+
+
+def test_hostile_matrix_hub(check_py):
+    # greenlets waiting on watchers whose old callbacks, reprs or calls
+    # close, stop, destroy the loop or the hub, kill the waiters or block
+    _ok(check_py, '''
+        import itertools, greenlet
+        ACTS = ['close', 'stop', 'loop_destroy', 'hub_destroy', 'kill', 'sleep0',
+                'switch_hub']
+        for act, where in itertools.product(ACTS, ['del', 'repr', 'call']):
+            hub = H.get_hub()
+            loop = hub.loop
+            t, t2 = loop.timer(0.001), loop.timer(0.001)
+            gl = []
+            def do():
+                try:
+                    if act == 'close': t.close()
+                    elif act == 'stop': t.stop()
+                    elif act == 'loop_destroy': loop.destroy()
+                    elif act == 'hub_destroy': hub.destroy(destroy_loop=True)
+                    elif act == 'kill':
+                        for g in gl: H.kill(g)
+                    elif act == 'sleep0': H.sleep(0)
+                    elif act == 'switch_hub': hub.switch()
+                except (ValueError, RuntimeError, H.LoopExit,
+                        H.BlockingSwitchOutError, greenlet.error):
+                    pass
+            class Hostile:
+                def __del__(self):
+                    if where == 'del': do()
+                def __repr__(self):
+                    if where == 'repr': do()
+                    return 'Hostile'
+                def __call__(self, *a):
+                    if where == 'call': do()
+            def waiter(w):
+                try:
+                    hub.wait(w)
+                except (ValueError, H.LoopExit, greenlet.GreenletExit):
+                    pass
+            hub.exception_stream = None
+            try:
+                t.start(Hostile(), Hostile()); t2.start(Hostile())
+                g1, g2 = greenlet.greenlet(waiter), greenlet.greenlet(waiter)
+                gl[:] = [g1, g2]
+                g1.switch(t); g2.switch(t2)
+                u = loop.timer(10, ref=False); u.start(Hostile())
+                try:
+                    H.sleep(0.01)
+                except (ValueError, H.LoopExit, H.InvalidSwitchError):
+                    pass                  # (a kill of a finished greenlet
+                                          # resumes its parent, as in gevent)
+                try:
+                    hub.switch()      # LoopExit, listing the hostile reprs
+                except (ValueError, H.LoopExit):
+                    pass
+                repr(hub); repr(loop)
+            except (ValueError, H.LoopExit):
+                pass
+            cur = H._get_hub()
+            if cur is not None and cur.loop is not None:
+                cur.destroy(destroy_loop=True)
+            H.set_hub(None)
+        print('OK')
+    ''', timeout=60)
