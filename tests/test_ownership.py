@@ -214,3 +214,43 @@ def test_dispatch_never_switches_into_another_thread(run_py):
         assert reported == [H.InvalidThreadUseError], reported
         print('OK')
     ''')
+
+
+def test_handoff_never_switches_into_another_thread(run_py):
+    # g1 (main thread) wakes in the same pass as, and before, a greenlet of
+    # T2 that waits on a watcher of the main loop; when g1 blocks again the
+    # handoff must not switch into T2's greenlet (greenlet.error surfaced in
+    # g1's sleep): the hub dispatches that event and reports it instead
+    _ok(run_py, '''
+        import io
+        hub = H.get_hub()              # not running yet: T2 may wait on its loop
+        stream = io.StringIO()
+        hub.exception_stream = stream
+        t = hub.loop.timer(0.001)
+        t.priority = -1                # dispatched after g1's timer
+        ready = threading.Event()
+        def f():
+            h2 = H.get_hub()
+            keep = h2.loop.timer(0.3); keep.start(lambda: None)
+            ready.set()
+            try:
+                h2.wait(t)
+            except H.LoopExit:
+                pass
+        th = threading.Thread(target=f); th.start()
+        ready.wait(5)
+        time.sleep(0.1)                # T2 waits; t is overdue
+        order = []
+        def g1f():
+            H.sleep(0.001)
+            order.append('woke')
+            H.sleep(0.001)             # the handoff would take t here
+            order.append('done')
+        H.spawn_raw(g1f)
+        hub.loop.run_callback(time.sleep, 0.01)   # both timers due in one pass
+        H.sleep(0.05)
+        th.join(5)
+        assert order == ['woke', 'done'], (order, stream.getvalue())
+        assert 'InvalidThreadUseError' in stream.getvalue(), stream.getvalue()
+        print('OK')
+    ''')
