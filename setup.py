@@ -93,7 +93,7 @@ if ares_flags is None:
                      'Debian: libc-ares-dev): building without gevent_c._ares\n')
 else:
     ext_modules.append(Extension('gevent_c._ares', sources=ARES_SOURCES,
-                                 **add_common_flags(ares_flags)))
+                                 depends=['src/compat.h'], **add_common_flags(ares_flags)))
 
 
 def config_key():

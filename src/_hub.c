@@ -29,8 +29,14 @@ is_hub_destroyed(gevc_state *gst, PyObject *type)
         return 0;
     if (PyObject_IsSubclass(type, gst->HubDestroyed) == 1)
         return 1;
-    return strcmp(_PyType_Name((PyTypeObject *)type), "HubDestroyed") == 0
-           && PyObject_IsSubclass(type, PyExc_GreenletExit) == 1;
+    PyObject *name = PyType_GetName((PyTypeObject *)type);
+    if (name == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = PyUnicode_CompareWithASCIIString(name, "HubDestroyed") == 0;
+    Py_DECREF(name);
+    return same && PyObject_IsSubclass(type, PyExc_GreenletExit) == 1;
 }
 
 static int
@@ -132,8 +138,7 @@ guard_dealloc(GuardObject *g)
     g->hub = NULL;
     if (hub != NULL && IS_HUB(gst, hub) && ((HubObject *)hub)->loop != NULL
             && ((HubObject *)hub)->loop != Py_None) {
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
+        PyObject *exc = PyErr_GetRaisedException();
         PyObject *loop = ((HubObject *)hub)->loop;
         if (hub_owner_ident(gst, hub) == PyThread_get_thread_ident()) {
             /* destroy_loop=None: the hub destroys the loop only if it owns
@@ -152,7 +157,7 @@ guard_dealloc(GuardObject *g)
         }
         /* else: another thread's state cleared at interpreter shutdown;
          * that thread may still be polling its loop: leave it alone */
-        PyErr_Restore(t, v, tb);
+        PyErr_SetRaisedException(exc);
     }
     Py_XDECREF(hub);
     PyObject_Free(g);
@@ -310,7 +315,7 @@ call_switch_out(gevc_state *gst, PyGreenlet *cur)
             return PyErr_Occurred() ? -1 : 0;
         Py_INCREF(so);
     }
-    else if (gevc_lookup_attr((PyObject *)cur, gst->str_switch_out, &so) < 0)
+    else if (PyObject_GetOptionalAttr((PyObject *)cur, gst->str_switch_out, &so) < 0)
         return -1;
     if (so == NULL)
         return 0;
@@ -594,11 +599,10 @@ hub_run_body(HubObject *self)
                 Py_XDECREF(r);
             }
         }
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
+        PyObject *pending = PyErr_GetRaisedException();
         if (loop_set_handler(gst, loop, Py_None) < 0)
             PyErr_Clear();
-        PyErr_Restore(t, v, tb);
+        PyErr_SetRaisedException(pending);
         if (rc < 0) {
             Py_DECREF(loop);
             if (exc_matches_then_clear(gst->HubDestroyed))
@@ -676,10 +680,9 @@ hub_wait_direct(gevc_state *gst, PyObject *hub, WatcherObject *w)
     }
     /* stop in every case, keeping any pending exception */
     loop = watcher_op_begin(w);
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
+    PyObject *exc = PyErr_GetRaisedException();
     watcher_stop_impl(w);
-    PyErr_Restore(t, v, tb);
+    PyErr_SetRaisedException(exc);
     watcher_op_end(loop);
     if (res != NULL && !fired) {
         PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected the "
@@ -747,8 +750,7 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
         goto done;
     res = waiter_get_impl(waiter);
     /* stop in every case, keeping any pending exception */
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
+    PyObject *exc = PyErr_GetRaisedException();
     if (PyObject_TypeCheck(watcher, gst->WatcherType)) {
         LoopObject *loop = watcher_op_begin((WatcherObject *)watcher);
         watcher_stop_impl((WatcherObject *)watcher);
@@ -756,7 +758,7 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
     }
     else {
         PyObject *r = PyObject_CallMethod(watcher, "stop", NULL);
-        if (r == NULL && t == NULL) {
+        if (r == NULL && exc == NULL) {
             Py_XDECREF(res);
             res = NULL;
             goto done;
@@ -764,7 +766,7 @@ hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
         Py_XDECREF(r);
         PyErr_Clear();
     }
-    PyErr_Restore(t, v, tb);
+    PyErr_SetRaisedException(exc);
     if (res != NULL && res != (PyObject *)waiter) {
         PyGreenlet *cur = PyGreenlet_GetCurrent();
         PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected %R; waiting on %R)",
@@ -910,10 +912,9 @@ sleep_direct(gevc_state *gst, PyObject *hub, LoopObject *loop, double after, int
     watcher_activate(w);
     res = hub_switch_from(gst, hub, cur);
     int fired = !w->active;
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
+    PyObject *exc = PyErr_GetRaisedException();
     watcher_close_impl(w);
-    PyErr_Restore(t, v, tb);
+    PyErr_SetRaisedException(exc);
     if (res != NULL && !fired) {
         PyErr_Format(gst->InvalidSwitchError, "Invalid switch into %R: got %R (expected the timer "
                      "of sleep())", cur, res);
@@ -955,8 +956,7 @@ sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, P
     if (timer == NULL)
         return NULL;
     PyObject *res = hub_wait_impl(gst, hub, timer);
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
+    PyObject *exc = PyErr_GetRaisedException();
     if (PyObject_TypeCheck(timer, gst->WatcherType))
         watcher_close_impl((WatcherObject *)timer);
     else {
@@ -964,7 +964,7 @@ sleep_timer(gevc_state *gst, PyObject *hub, PyObject *loop, PyObject *seconds, P
         Py_XDECREF(r);
         PyErr_Clear();
     }
-    PyErr_Restore(t, v, tb);
+    PyErr_SetRaisedException(exc);
     Py_DECREF(timer);
     return res;
 }
@@ -1150,7 +1150,7 @@ mod_kill(PyObject *m, PyObject *args, PyObject *kwds)
     if (is_dead)
         Py_RETURN_NONE;
     PyObject *kill = NULL;
-    if (gevc_lookup_attr(greenlet, gst->str_kill, &kill) < 0)
+    if (PyObject_GetOptionalAttr(greenlet, gst->str_kill, &kill) < 0)
         return NULL;
     if (kill != NULL) {
         /* a gevent-style Greenlet: let it kill itself */

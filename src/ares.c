@@ -28,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "compat.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -295,29 +296,6 @@ status_to_exception(ares_state *st, int errkind, int status)
     return PyObject_CallFunction(st->gaierror, "is", code, gai_strerror(code));
 }
 
-/* The pending exception as one normalised object (traceback attached). */
-static PyObject *
-fetch_exception(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL)
-        return NULL;
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL)
-        PyException_SetTraceback(value, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    if (value == NULL)  /* cannot happen after normalisation; be safe */
-        value = Py_NewRef(PyExc_SystemError);
-    return value;
-}
-
-static void
-restore_exception(PyObject *exc)   /* steals exc */
-{
-    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-}
 
 /* Keep the first of several errors; report the others as unraisable. */
 static void
@@ -329,7 +307,7 @@ keep_first_error(PyObject **first, PyObject *exc, PyObject *where)
         *first = exc;
         return;
     }
-    restore_exception(exc);
+    PyErr_SetRaisedException(exc);
     PyErr_WriteUnraisable(where);
 }
 
@@ -386,7 +364,7 @@ request_complete(Request *r, PyObject *value, PyObject *exception)
         r->result = result_make(channel_state(self), value, exception);
         if (r->result == NULL) {
             /* No memory for the Result: deliver the MemoryError instead. */
-            PyObject *exc = fetch_exception();
+            PyObject *exc = PyErr_GetRaisedException();
             r->result = exc;   /* delivery notices it is not a Result */
         }
     }
@@ -442,7 +420,7 @@ channel_leave(ChannelObject *self, DoneList *done, PyObject *ret)
     PyObject *first = NULL;
     self->done = NULL;
     if (ret == NULL)
-        first = fetch_exception();
+        first = PyErr_GetRaisedException();
     if (self->cb_exc) {
         PyObject *exc = self->cb_exc;
         self->cb_exc = NULL;
@@ -461,11 +439,11 @@ channel_leave(ChannelObject *self, DoneList *done, PyObject *ret)
             else {   /* an error building the Result (see request_complete) */
                 PyObject *exc = r->result;
                 r->result = NULL;
-                restore_exception(exc);
+                PyErr_SetRaisedException(exc);
                 res = NULL;
             }
             if (res == NULL)
-                keep_first_error(&first, fetch_exception(), r->callback);
+                keep_first_error(&first, PyErr_GetRaisedException(), r->callback);
             else
                 Py_DECREF(res);
         }
@@ -475,7 +453,7 @@ channel_leave(ChannelObject *self, DoneList *done, PyObject *ret)
     Py_DECREF(self);
     if (first) {
         Py_XDECREF(ret);
-        restore_exception(first);
+        PyErr_SetRaisedException(first);
         return NULL;
     }
     return ret;
@@ -496,7 +474,7 @@ channel_sock_state(void *data, ares_socket_t fd, int readable, int writable)
         Py_DECREF(r);
         return;
     }
-    PyObject *exc = fetch_exception();
+    PyObject *exc = PyErr_GetRaisedException();
     keep_first_error(&self->cb_exc, exc, self->sock_state_cb);
 }
 
@@ -759,13 +737,13 @@ host_cb(void *arg, int status, int timeouts, struct hostent *h)
         if (status == ARES_SUCCESS && h != NULL) {
             value = hostent_to_tuple(h);
             if (value == NULL)
-                exc = fetch_exception();
+                exc = PyErr_GetRaisedException();
         }
         else {
             exc = status_to_exception(channel_state(r->chan), r->errkind,
                                       status == ARES_SUCCESS ? ARES_ENODATA : status);
             if (exc == NULL)
-                exc = fetch_exception();
+                exc = PyErr_GetRaisedException();
         }
     }
     request_complete(r, value, exc);
@@ -780,13 +758,13 @@ addrinfo_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
         if (status == ARES_SUCCESS && res != NULL) {
             value = addrinfo_to_list(res, r->ai_flags & AI_CANONNAME);
             if (value == NULL)
-                exc = fetch_exception();
+                exc = PyErr_GetRaisedException();
         }
         else {
             exc = status_to_exception(channel_state(r->chan), r->errkind,
                                       status == ARES_SUCCESS ? ARES_ENODATA : status);
             if (exc == NULL)
-                exc = fetch_exception();
+                exc = PyErr_GetRaisedException();
         }
     }
     if (res != NULL)
@@ -808,12 +786,12 @@ nameinfo_cb(void *arg, int status, int timeouts, char *node, char *service)
             Py_XDECREF(n);
             Py_XDECREF(s);
             if (value == NULL)
-                exc = fetch_exception();
+                exc = PyErr_GetRaisedException();
         }
         else {
             exc = status_to_exception(channel_state(r->chan), r->errkind, status);
             if (exc == NULL)
-                exc = fetch_exception();
+                exc = PyErr_GetRaisedException();
         }
     }
     request_complete(r, value, exc);
@@ -1345,7 +1323,7 @@ channel_destroy(ChannelObject *self, PyObject *unused)
     while (self->inflight) {
         Request *r = self->inflight;
         PyObject *exc = status_to_exception(channel_state(self), r->errkind, ARES_EDESTRUCTION);
-        request_complete(r, NULL, exc ? exc : fetch_exception());
+        request_complete(r, NULL, exc ? exc : PyErr_GetRaisedException());
     }
     return channel_leave(self, &done, Py_NewRef(Py_None));
 }

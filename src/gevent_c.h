@@ -23,12 +23,7 @@
 #include <uv.h>
 #include "greenlet.h"
 #include <sys/types.h>
-
-#if PY_VERSION_HEX >= 0x030D0000
-#define gevc_lookup_attr(obj, name, result) PyObject_GetOptionalAttr(obj, name, result)
-#else
-#define gevc_lookup_attr(obj, name, result) _PyObject_LookupAttr(obj, name, result)
-#endif
+#include "compat.h"
 
 typedef struct LoopObject LoopObject;
 typedef struct FdPoll FdPoll;

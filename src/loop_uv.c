@@ -167,13 +167,12 @@ loop_release_drain(LoopObject *loop)
 {
     if (loop->rel_n == 0)
         return;
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
+    PyObject *exc = PyErr_GetRaisedException();
     while (loop->rel_n > 0) {
         PyObject *o = loop->rel_items[--loop->rel_n];
         Py_DECREF(o);
     }
-    PyErr_Restore(t, v, tb);
+    PyErr_SetRaisedException(exc);
 }
 
 /* Is a thread with this ident still alive in the interpreter?  (Its
@@ -221,21 +220,15 @@ loop_record(WatcherObject *w)
 /* ---------------------------------------------------------------------- */
 
 
-/* Report the current exception through loop.error_handler.  Returns -1
- * (with the exception set) only when the exception must keep unwinding the
- * loop: HubDestroyed. */
+/* Report exc (traceback tb, or NULL) through loop.error_handler.  Returns
+ * -1 (with exc set as the current exception) only when it must keep
+ * unwinding the loop: HubDestroyed. */
 static int
-loop_handle_error(LoopObject *self, PyObject *context)
+loop_dispatch_error(LoopObject *self, PyObject *context, PyObject *exc, PyObject *tb)
 {
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    if (t == NULL)
-        return 0;
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb && v)
-        PyException_SetTraceback(v, tb);
+    PyObject *t = (PyObject *)Py_TYPE(exc);
     if (is_hub_destroyed(self->gst, t)) {
-        PyErr_Restore(t, v, tb);
+        PyErr_SetRaisedException(Py_NewRef(exc));
         return -1;
     }
     PyObject *handler = self->error_handler;
@@ -244,22 +237,20 @@ loop_handle_error(LoopObject *self, PyObject *context)
         context = Py_None;
     if (handler == NULL || handler == Py_None) {
         /* default: print and make the current run() return */
-        PyErr_Display(t, v ? v : Py_None, tb);
+        PyErr_Display(t, exc, tb);
         self->break_flag = 1;
-        Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
         return 0;
     }
     Py_INCREF(handler);
     PyObject *meth = NULL;
-    if (gevc_lookup_attr(handler, self->gst->str_handle_error, &meth) < 0) {
+    if (PyObject_GetOptionalAttr(handler, self->gst->str_handle_error, &meth) < 0) {
         PyErr_Clear();
         meth = NULL;
     }
     if (meth == NULL && PyCallable_Check(handler))
         meth = Py_NewRef(handler);
     if (meth != NULL) {
-        res = PyObject_CallFunctionObjArgs(meth, context, t, v ? v : Py_None,
-                                           tb ? tb : Py_None, NULL);
+        res = PyObject_CallFunctionObjArgs(meth, context, t, exc, tb ? tb : Py_None, NULL);
         Py_DECREF(meth);
     }
     else {
@@ -268,23 +259,36 @@ loop_handle_error(LoopObject *self, PyObject *context)
                      handler);
     }
     Py_DECREF(handler);
-    Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
     if (res != NULL) {
         Py_DECREF(res);
         return 0;
     }
     /* The handler itself failed. */
-    PyObject *t2, *v2, *tb2;
-    PyErr_Fetch(&t2, &v2, &tb2);
-    PyErr_NormalizeException(&t2, &v2, &tb2);
-    if (is_hub_destroyed(self->gst, t2)) {
-        PyErr_Restore(t2, v2, tb2);
+    PyObject *exc2 = PyErr_GetRaisedException();
+    if (is_hub_destroyed(self->gst, (PyObject *)Py_TYPE(exc2))) {
+        PyErr_SetRaisedException(exc2);
         return -1;
     }
     PySys_WriteStderr("Exception while handling another error:\n");
-    PyErr_Display(t2, v2 ? v2 : Py_None, tb2);
-    Py_XDECREF(t2); Py_XDECREF(v2); Py_XDECREF(tb2);
+    PyObject *tb2 = PyException_GetTraceback(exc2);
+    PyErr_Display((PyObject *)Py_TYPE(exc2), exc2, tb2);
+    Py_XDECREF(tb2);
+    Py_DECREF(exc2);
     return 0;
+}
+
+/* The same for the pending exception (none: nothing to do). */
+static int
+loop_handle_error(LoopObject *self, PyObject *context)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    if (exc == NULL)
+        return 0;
+    PyObject *tb = PyException_GetTraceback(exc);
+    int rc = loop_dispatch_error(self, context, exc, tb);
+    Py_XDECREF(tb);
+    Py_DECREF(exc);
+    return rc;
 }
 
 /* Report the error that calling `callback` raised.  With `switch_ctx` (the
@@ -296,11 +300,10 @@ loop_report_call_error(LoopObject *loop, PyObject *callback, int switch_ctx, PyO
 {
     PyObject *ctx = NULL;
     if (switch_ctx) {
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
+        PyObject *exc = PyErr_GetRaisedException();
         ctx = PyObject_GetAttrString(callback, "switch");
         PyErr_Clear();
-        PyErr_Restore(t, v, tb);
+        PyErr_SetRaisedException(exc);
     }
     int rc = loop_handle_error(loop, ctx ? ctx : dflt);
     Py_XDECREF(ctx);
@@ -1101,8 +1104,7 @@ loop_remove_signal_wakeup(LoopObject *self)
     loop_unwatch_python_signals(self);
     if (self->sig_poll == NULL)
         return;
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
+    PyObject *exc = PyErr_GetRaisedException();
     PyObject *r = call_set_wakeup_fd(-1);
     if (r) {
         /* someone replaced ours meanwhile: put theirs back */
@@ -1114,7 +1116,7 @@ loop_remove_signal_wakeup(LoopObject *self)
         Py_DECREF(r);
     }
     PyErr_Clear();
-    PyErr_Restore(t, v, tb);
+    PyErr_SetRaisedException(exc);
     self->sig_poll->data = NULL;
     uv_close((uv_handle_t *)self->sig_poll, sig_poll_close_cb);
     self->sig_poll = NULL;
@@ -1479,7 +1481,10 @@ loop_destroy_impl(LoopObject *self)
         if (tick != NULL && uv_timer_init(uv, tick) == 0) {
             uv_timer_start(tick, noop_timer_cb, 1, 1);
             uint64_t deadline = uv_hrtime() + 2000000000ULL;
-            while (uv->active_reqs.count > 0 && uv_hrtime() < deadline)
+            /* unreferenced, the tick does not keep the loop alive:
+             * only requests in flight and closing handles do */
+            uv_unref((uv_handle_t *)tick);
+            while (uv_loop_alive(uv) && uv_hrtime() < deadline)
                 uv_run(uv, UV_RUN_ONCE);
             uv_close((uv_handle_t *)tick, free_handle_cb);
         }
@@ -1643,11 +1648,7 @@ static unsigned long main_thread_ident(void);   /* _hub.c */
 static void
 gevc_hang_if_finalizing(unsigned long main_id)
 {
-#if PY_VERSION_HEX >= 0x030D0000
     int fin = Py_IsFinalizing();
-#else
-    int fin = _Py_IsFinalizing();
-#endif
     if (fin && PyThread_get_thread_ident() != main_id)
         for (;;)
             pause();
@@ -1998,7 +1999,9 @@ loop_repr(LoopObject *self)
     PyObject *fmt = loop_format(self, NULL);
     if (fmt == NULL)
         return NULL;
-    PyObject *r = PyUnicode_FromFormat("<%s at %p %U>", _PyType_Name(Py_TYPE(self)), self, fmt);
+    PyObject *name = PyType_GetName(Py_TYPE(self));
+    PyObject *r = name ? PyUnicode_FromFormat("<%U at %p %U>", name, self, fmt) : NULL;
+    Py_XDECREF(name);
     Py_DECREF(fmt);
     return r;
 }
@@ -2399,18 +2402,23 @@ loop_handle_error_meth(LoopObject *self, PyObject *args)
     PyObject *context, *t, *v, *tb;
     if (!PyArg_ParseTuple(args, "OOOO:handle_error", &context, &t, &v, &tb))
         return NULL;
+    int rc;
     if (v == Py_None || !PyExceptionInstance_Check(v)) {
         PyObject *inst = v == Py_None ? PyObject_CallNoArgs(t)
                                       : PyObject_CallOneArg(t, v);
         if (inst == NULL)
             return NULL;
-        PyErr_SetObject(t, inst);
+        if (!PyExceptionInstance_Check(inst)) {
+            PyErr_Format(PyExc_TypeError, "handle_error: %R is not an exception class", t);
+            Py_DECREF(inst);
+            return NULL;
+        }
+        rc = loop_dispatch_error(self, context, inst, NULL);
         Py_DECREF(inst);
     }
-    else {
-        PyErr_Restore(Py_NewRef(t), Py_NewRef(v), tb == Py_None ? NULL : Py_NewRef(tb));
-    }
-    if (loop_handle_error(self, context) < 0)
+    else
+        rc = loop_dispatch_error(self, context, v, tb == Py_None ? NULL : tb);
+    if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
 }

@@ -141,10 +141,9 @@ worker_run_task(Task *t)
     if (res != NULL)
         t->value = res;
     else {
-        PyErr_Fetch(&t->exc_t, &t->exc_v, &t->exc_tb);
-        PyErr_NormalizeException(&t->exc_t, &t->exc_v, &t->exc_tb);
-        if (t->exc_v && t->exc_tb)
-            PyException_SetTraceback(t->exc_v, t->exc_tb);
+        t->exc_v = PyErr_GetRaisedException();
+        t->exc_t = Py_NewRef((PyObject *)Py_TYPE(t->exc_v));
+        t->exc_tb = PyException_GetTraceback(t->exc_v);
     }
     /* the arguments die in the worker, with the GIL; the function stays
      * for the error context */

@@ -139,9 +139,9 @@ waiter_check_hub(WaiterObject *self)
 static PyObject *
 waiter_report(WaiterObject *self, PyObject *greenlet, const char *meth)
 {
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
+    PyObject *v = PyErr_GetRaisedException();
+    PyObject *t = v ? Py_NewRef((PyObject *)Py_TYPE(v)) : NULL;
+    PyObject *tb = v ? PyException_GetTraceback(v) : NULL;
     PyObject *ctx = PyObject_GetAttrString(greenlet, meth);
     if (ctx == NULL) {
         PyErr_Clear();
@@ -363,14 +363,20 @@ waiter_call(WaiterObject *self, PyObject *args, PyObject *kwds)
 static PyObject *
 waiter_str(WaiterObject *self)
 {
-    const char *name = _PyType_Name(Py_TYPE(self));
+    PyObject *name = PyType_GetName(Py_TYPE(self));
+    if (name == NULL)
+        return NULL;
     PyObject *g = self->greenlet ? self->greenlet : Py_None;
+    PyObject *r;
     if (self->has_result && self->exc_info)
-        return PyUnicode_FromFormat("<%s greenlet=%S exc_info=%R>", name, g, self->exc_info);
-    if (self->has_result)
-        return PyUnicode_FromFormat("<%s greenlet=%S value=%R>", name, g,
-                                    self->value ? self->value : Py_None);
-    return PyUnicode_FromFormat("<%s greenlet=%S>", name, g);
+        r = PyUnicode_FromFormat("<%U greenlet=%S exc_info=%R>", name, g, self->exc_info);
+    else if (self->has_result)
+        r = PyUnicode_FromFormat("<%U greenlet=%S value=%R>", name, g,
+                                 self->value ? self->value : Py_None);
+    else
+        r = PyUnicode_FromFormat("<%U greenlet=%S>", name, g);
+    Py_DECREF(name);
+    return r;
 }
 
 static PyObject *

@@ -573,7 +573,11 @@ watcher_setattro(PyObject *self, PyObject *name, PyObject *value)
 static PyObject *
 watcher_repr(WatcherObject *w)
 {
-    PyObject *parts = PyUnicode_FromFormat("<%s at %p", _PyType_Name(Py_TYPE(w)), w);
+    PyObject *name = PyType_GetName(Py_TYPE(w));
+    if (name == NULL)
+        return NULL;
+    PyObject *parts = PyUnicode_FromFormat("<%U at %p", name, w);
+    Py_DECREF(name);
     if (parts == NULL)
         return NULL;
 #define APPEND(expr) do { \
