@@ -127,6 +127,7 @@ struct LoopObject {
     WatcherObject **disp_items;
     Py_ssize_t disp_i, disp_n;
     PyObject *handoff_last;    /* the greenlet last handed off to (owned) */
+    int disp_prev_timer;       /* the batch's last event dispatched or taken was a timer */
     /* due-now timers: fired after the next poll, as libev does (owned) */
     WatcherObject **ap_items;
     Py_ssize_t ap_n, ap_cap;

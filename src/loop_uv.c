@@ -855,13 +855,14 @@ dispatch_order(WatcherObject **items, Py_ssize_t n)
         PyMem_Free(tmp);
 }
 
-/* items[i] is a timer that follows an event of another kind in the
- * (ordered) batch: the first timer after that priority's io.  The
- * callbacks queued so far run before it. */
+/* items[i], not dispatched yet (so owned by the batch), is a timer that
+ * follows an event of another kind in the (ordered) batch: the first
+ * timer after that priority's io.  The callbacks queued so far run before
+ * it.  The event before it may be freed by now: its kind was kept. */
 static inline int
-dispatch_after_io(WatcherObject **items, Py_ssize_t i)
+dispatch_after_io(LoopObject *self, WatcherObject **items, Py_ssize_t i)
 {
-    return i > 0 && items[i]->ops == &timer_ops && items[i - 1]->ops != &timer_ops;
+    return i > 0 && items[i]->ops == &timer_ops && !self->disp_prev_timer;
 }
 
 static int
@@ -890,7 +891,7 @@ loop_dispatch_pending(LoopObject *self)
     for (self->disp_i = 0; self->disp_i < n; self->disp_i++) {
         WatcherObject *w = items[self->disp_i];
         if (rc == 0 && w->pending && self->cb_head != NULL
-                && dispatch_after_io(items, self->disp_i)) {
+                && dispatch_after_io(self, items, self->disp_i)) {
             /* The pass's timers come after its io and after the callbacks
              * that io queued: a greenlet an io callback spawned has started
              * when a timer of the same pass fires, as on libev (whose
@@ -901,6 +902,7 @@ loop_dispatch_pending(LoopObject *self)
             rc = loop_run_callbacks(self);
             self->disp_items = items;
         }
+        self->disp_prev_timer = w->ops == &timer_ops;
         if (rc == 0 && w->pending) {
             w->pending = 0;
             rc = watcher_dispatch(w);
@@ -955,7 +957,7 @@ loop_take_handoff(LoopObject *self, PyObject *cur)
     if (self->disp_items == NULL || j >= self->disp_n || self->uv == NULL)
         return NULL;
     WatcherObject *w = self->disp_items[j];
-    if (self->cb_head != NULL && dispatch_after_io(self->disp_items, j))
+    if (self->cb_head != NULL && dispatch_after_io(self, self->disp_items, j))
         return NULL;   /* the hub runs the queued callbacks first */
     PyObject *g = w->callback;
     unsigned long me = PyThread_get_thread_ident();
@@ -964,6 +966,7 @@ loop_take_handoff(LoopObject *self, PyObject *cur)
             || !PyGreenlet_ACTIVE((PyGreenlet *)g))
         return NULL;
     self->disp_i = j;
+    self->disp_prev_timer = w->ops == &timer_ops;
     w->pending = 0;
     return w;
 }
