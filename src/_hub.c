@@ -1335,7 +1335,7 @@ gevc_state_by_type(PyTypeObject *tp)
     X(LoopExit) X(BlockingSwitchOutError) X(InvalidSwitchError) X(HubDestroyed) \
     X(ConcurrentObjectUseError) X(InvalidThreadUseError) X(threadlocal) \
     X(default_hub_class) X(str_tls_hub) X(str_tls_guard) X(str_tls_loop) \
-    X(str_switch_out) X(str_hub) X(str_Hub) X(str_loop) X(str_run) X(str___self__) \
+    X(str_switch_out) X(str_Hub) X(str_loop) \
     X(str_kill) X(str_handle_error) X(str_thread_ident)
 
 static int
@@ -1413,14 +1413,11 @@ hubmodule_exec(PyObject *m)
 #define INTERN(field, text) \
     if (!(gst->field = PyUnicode_InternFromString(text))) return -1;
     INTERN(str_switch_out, "switch_out")
-    INTERN(str_hub, "hub")
     INTERN(str_tls_hub, GEVC_TLS_HUB_KEY)
     INTERN(str_tls_guard, "gevent_c.hub_guard")
     INTERN(str_tls_loop, "gevent_c.loop")
     INTERN(str_Hub, "Hub")
     INTERN(str_loop, "loop")
-    INTERN(str_run, "run")
-    INTERN(str___self__, "__self__")
     INTERN(str_kill, "kill")
     INTERN(str_handle_error, "handle_error")
     INTERN(str_thread_ident, "thread_ident")

@@ -47,9 +47,8 @@ typedef struct gevc_state {
     PyObject *ConcurrentObjectUseError, *InvalidThreadUseError;
     PyObject *threadlocal;         /* gevent_c._hub_local._threadlocal */
     PyObject *default_hub_class;   /* set_default_hub_class(): gevent_c.hub.Hub */
-    PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out, *str_hub;
-    PyObject *str_Hub, *str_loop, *str_run, *str___self__, *str_kill, *str_handle_error;
-    PyObject *str_thread_ident;
+    PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out;
+    PyObject *str_Hub, *str_loop, *str_kill, *str_handle_error, *str_thread_ident;
 } gevc_state;
 
 static struct PyModuleDef hubmodule;
@@ -181,9 +180,16 @@ struct LoopObject {
 
 /* ---- watchers -------------------------------------------------------- */
 
-/* watcher priorities, libev's range (also defined, identically, in watcher.c) */
+/* watcher priorities, libev's range (core.MAXPRI/MINPRI, loop.MAXPRI/MINPRI) */
 #define GEVC_MAXPRI 2
 #define GEVC_MINPRI (-2)
+
+/* a requested priority clamped to [GEVC_MINPRI, GEVC_MAXPRI] */
+static inline int
+gevc_clamp_priority(long p)
+{
+    return p < GEVC_MINPRI ? GEVC_MINPRI : p > GEVC_MAXPRI ? GEVC_MAXPRI : (int)p;
+}
 
 typedef struct {
     const char *name;

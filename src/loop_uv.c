@@ -820,8 +820,7 @@ static const WatcherOps timer_ops;   /* timer.c, later in the unity build */
 static inline int
 dispatch_bucket(WatcherObject *w)
 {
-    int pri = w->priority < GEVC_MINPRI ? GEVC_MINPRI
-            : w->priority > GEVC_MAXPRI ? GEVC_MAXPRI : w->priority;
+    int pri = gevc_clamp_priority(w->priority);
     return 2 * (GEVC_MAXPRI - pri) + (w->ops == &timer_ops);
 }
 
@@ -2112,13 +2111,13 @@ loop_get_approx_timer_resolution(LoopObject *self, void *c)
 static PyObject *
 loop_get_maxpri(LoopObject *self, void *c)
 {
-    return PyLong_FromLong(2);
+    return PyLong_FromLong(GEVC_MAXPRI);
 }
 
 static PyObject *
 loop_get_minpri(LoopObject *self, void *c)
 {
-    return PyLong_FromLong(-2);
+    return PyLong_FromLong(GEVC_MINPRI);
 }
 
 static PyObject *

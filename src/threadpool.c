@@ -650,6 +650,35 @@ pool_detach_async(PoolObject *self)
     pthread_mutex_unlock(&self->st->mu);
 }
 
+/* The largest maxsize a pool accepts: it bounds the worker threads one pool
+ * may start (far more than a process can run usefully; the workers' count
+ * is an int). */
+#define POOL_MAXSIZE_LIMIT 100000
+
+/* maxsize from Python (constructor or setter): an int in
+ * [0, POOL_MAXSIZE_LIMIT], else TypeError/ValueError. */
+static int
+pool_parse_maxsize(PyObject *value, Py_ssize_t *out)
+{
+    if (value == NULL || !PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "maxsize must be integer: %R", value ? value : Py_None);
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(value);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "maxsize must not be negative: %R", value);
+        return -1;
+    }
+    if (n > POOL_MAXSIZE_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "maxsize is too large: %R", value);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 static int
 pool_init(PoolObject *self, PyObject *args, PyObject *kwds)
 {
@@ -659,21 +688,9 @@ pool_init(PoolObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Od:ThreadPool", kwlist,
                                      &maxsize_o, &hub, &idle))
         return -1;
-    if (!PyLong_Check(maxsize_o)) {
-        PyErr_Format(PyExc_TypeError, "maxsize must be integer: %R", maxsize_o);
+    Py_ssize_t maxsize;
+    if (pool_parse_maxsize(maxsize_o, &maxsize) < 0)
         return -1;
-    }
-    Py_ssize_t maxsize = PyLong_AsSsize_t(maxsize_o);
-    if (maxsize == -1 && PyErr_Occurred())
-        return -1;
-    if (maxsize < 0) {
-        PyErr_Format(PyExc_ValueError, "maxsize must not be negative: %R", maxsize_o);
-        return -1;
-    }
-    if (maxsize > 100000) {
-        PyErr_Format(PyExc_ValueError, "maxsize is too large: %R", maxsize_o);
-        return -1;
-    }
     if (self->st != NULL || self->hub != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "ThreadPool.__init__ called twice");
         return -1;
@@ -896,21 +913,9 @@ pool_get_maxsize(PoolObject *self, void *c)
 static int
 pool_set_maxsize(PoolObject *self, PyObject *value, void *c)
 {
-    if (value == NULL || !PyLong_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "maxsize must be integer: %R", value ? value : Py_None);
+    Py_ssize_t n;
+    if (pool_parse_maxsize(value, &n) < 0)
         return -1;
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(value);
-    if (n == -1 && PyErr_Occurred())
-        return -1;
-    if (n < 0) {
-        PyErr_Format(PyExc_ValueError, "maxsize must not be negative: %R", value);
-        return -1;
-    }
-    if (n > 100000) {
-        PyErr_Format(PyExc_ValueError, "maxsize is too large: %R", value);
-        return -1;
-    }
     PoolState *st = pool_ready(self);
     if (st == NULL || pool_check_thread(self) < 0)
         return -1;

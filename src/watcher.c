@@ -6,9 +6,6 @@
  */
 #include "gevent_c.h"
 
-#define GEVC_MAXPRI 2
-#define GEVC_MINPRI (-2)
-
 static int
 watcher_check_usable(WatcherObject *w)
 {
@@ -51,7 +48,7 @@ watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
         long p = PyLong_AsLong(priority);
         if (p == -1 && PyErr_Occurred())
             return -1;
-        w->priority = (int)(p < GEVC_MINPRI ? GEVC_MINPRI : p > GEVC_MAXPRI ? GEVC_MAXPRI : p);
+        w->priority = gevc_clamp_priority(p);
     }
     return 0;
 }
@@ -546,7 +543,7 @@ watcher_set_priority(WatcherObject *w, PyObject *value, void *c)
     long p = PyLong_AsLong(value);
     if (p == -1 && PyErr_Occurred())
         return -1;
-    w->priority = (int)(p < GEVC_MINPRI ? GEVC_MINPRI : p > GEVC_MAXPRI ? GEVC_MAXPRI : p);
+    w->priority = gevc_clamp_priority(p);
     return 0;
 }
 
