@@ -49,7 +49,7 @@ def libuv_flags():
 
 
 def add_common_flags(flags):
-    flags['extra_compile_args'] += ['-std=gnu11', '-Wall', '-Wno-unused-function',
+    flags['extra_compile_args'] += ['-std=gnu11', '-Wall',
                                     '-Wno-missing-field-initializers']
     flags['extra_compile_args'] += shlex.split(os.environ.get('GEVENT_C_CFLAGS', ''))
     flags['extra_link_args'] += shlex.split(os.environ.get('GEVENT_C_LDFLAGS', ''))

@@ -39,16 +39,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *
-_compat_NewRef(PyObject *o)
-{
-    Py_INCREF(o);
-    return o;
-}
-#define Py_NewRef(o) _compat_NewRef((PyObject *)(o))
-#endif
-
 typedef struct {
     PyTypeObject *ResultType;
     PyTypeObject *ChannelType;
