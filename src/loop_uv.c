@@ -136,16 +136,9 @@ loop_check_alive(LoopObject *self)
 /* Re-entrancy: the release list (docs/design.md, "Re-entrancy")           */
 /* ---------------------------------------------------------------------- */
 
-/* Drop a reference later: `o` (stolen; NULL is fine) goes to the loop's
- * release list instead of being released here, where its finalizer (or a
- * GC pass) could run Python that closes a watcher or destroys the loop C
- * is using.  Runs no Python.  If the list cannot grow, the object is kept
- * alive (a leak) rather than released in the middle of an operation. */
-static void
-loop_defer_release(LoopObject *loop, PyObject *o)
+static GEVC_NOINLINE void
+loop_defer_release_slow(LoopObject *loop, PyObject *o)
 {
-    if (o == NULL)
-        return;
     if (loop->rel_n == loop->rel_cap) {
         Py_ssize_t cap = loop->rel_cap ? 2 * loop->rel_cap : 16;
         PyObject **items = PyMem_Realloc(loop->rel_items, (size_t)cap * sizeof(*items));
@@ -155,6 +148,25 @@ loop_defer_release(LoopObject *loop, PyObject *o)
         loop->rel_cap = cap;
     }
     loop->rel_items[loop->rel_n++] = o;
+}
+
+/* Drop a reference later: `o` (stolen; NULL is fine) goes to the loop's
+ * release list instead of being released here, where its finalizer (or a
+ * GC pass) could run Python that closes a watcher or destroys the loop C
+ * is using.  Runs no Python.  A reference that is not the last is dropped
+ * at once (a decrement that does not reach zero runs nothing): the hot
+ * paths defer nothing.  If the list cannot grow, the object is kept alive
+ * (a leak) rather than released in the middle of an operation. */
+static inline void
+loop_defer_release(LoopObject *loop, PyObject *o)
+{
+    if (o == NULL)
+        return;
+    if (Py_REFCNT(o) > 1) {
+        Py_DECREF(o);
+        return;
+    }
+    loop_defer_release_slow(loop, o);
 }
 
 /* The safe point: drop what loop_defer_release kept.  The caller holds no
@@ -167,12 +179,13 @@ loop_release_drain(LoopObject *loop)
 {
     if (loop->rel_n == 0)
         return;
-    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *exc = PyErr_Occurred() ? PyErr_GetRaisedException() : NULL;
     while (loop->rel_n > 0) {
         PyObject *o = loop->rel_items[--loop->rel_n];
         Py_DECREF(o);
     }
-    PyErr_SetRaisedException(exc);
+    if (exc != NULL)
+        PyErr_SetRaisedException(exc);
 }
 
 /* Is a thread with this ident still alive in the interpreter?  (Its
