@@ -14,9 +14,13 @@ the fd closed and reopened and a new watcher started within one loop
 iteration (``same_iter_new``), the same with the old watcher object started
 again (``same_iter_restart``), the same with the old watcher closed instead
 of stopped (``same_iter_closed``), with loop iterations between the
-close and the reopen (``across_iters``), and with the old watcher left
+close and the reopen (``across_iters``), with the old watcher left
 active on the closed fd, as a program that closes a file before stopping
-its watcher leaves it (``stale_watcher``: only the new watcher is new).
+its watcher leaves it (``stale_watcher``: only the new watcher is new),
+and with the old file kept open and ready through a dup (``dup_kept``, as
+a forked child's copy would): the new file must not be reported ready
+before it is (epoll registers the open file, so a registration of the old
+one left behind would report it under the reused number).
 """
 import ctypes
 import ctypes.util
@@ -266,7 +270,10 @@ KINDS = {
     'pidfd': PidfdSrc, 'memfd': MemfdSrc, 'tty': TtySrc, 'file': FileSrc,
 }
 MODES = ['same_iter_new', 'same_iter_restart', 'same_iter_closed', 'across_iters',
-         'stale_watcher']
+         'stale_watcher', 'dup_kept']
+# always ready (epoll refuses them), or ready through state the old file
+# shares with the new one (a pending signal): no "not ready yet" to check
+ALWAYS_READY = ('memfd', 'file', 'signalfd')
 
 
 def wait_for(log, timeout=2.0):
@@ -288,7 +295,7 @@ def reopen_at(cls, fd):
     return src
 
 
-def case(cls, mode):
+def case(cls, mode, name=''):
     loop = get_hub().loop
     a = cls()
     fd = a.fd
@@ -301,6 +308,7 @@ def case(cls, mode):
         a.close()
         return 'FAIL: no event on the first file'
     # the native poll is armed now; in one greenlet, without a loop pass:
+    keep = os.dup(fd) if mode == 'dup_kept' else None
     if mode == 'same_iter_closed':
         w.close()
     elif mode != 'stale_watcher':
@@ -319,6 +327,12 @@ def case(cls, mode):
                 w.close()
             w2 = loop.io(fd, READ)
         w2.start(second.append, 2)
+        if keep is not None and name not in ALWAYS_READY:
+            sleep(0.05)
+            if second:
+                w2.close()
+                return 'FAIL: the new file at fd %d reported ready %d times before it was' % (
+                    fd, len(second))
         b.trigger()
         ok = wait_for(second)
         w2.close()
@@ -326,6 +340,8 @@ def case(cls, mode):
         if mode == 'stale_watcher':
             w.close()
         b.close()
+        if keep is not None:
+            os.close(keep)
     return 'ok' if ok else 'FAIL: no event on the new file at fd %d' % fd
 
 
@@ -335,7 +351,7 @@ def main():
         for mode in MODES:
             key = '%s/%s' % (name, mode)
             try:
-                res[key] = case(cls, mode)
+                res[key] = case(cls, mode, name)
             except Unavailable as e:
                 res[key] = 'skip: %s unavailable' % e
             except Exception as e:   # reported per case, the others still run

@@ -4,7 +4,8 @@ file's events arrive (tests/fd_reuse_matrix.py runs the cases).
 (st_dev, st_ino) cannot tell an old eventfd, signalfd, timerfd, epoll fd or
 pty master from a new one (they share one inode), but epoll registers the
 open file: the loop must register the fd again after its last watcher
-stopped.  Each API's matrix runs once, in a subprocess (a lost event would
+stopped, and take the old file out of epoll then (a dup may keep the old
+file open and ready: mode dup_kept).  Each API's matrix runs once, in a subprocess (a lost event would
 otherwise cascade into the next cases)."""
 import json
 import os
