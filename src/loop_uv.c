@@ -1095,7 +1095,8 @@ loop_install_signal_wakeup(LoopObject *self)
         close(fds[1]);
         return;
     }
-    uv_poll_t *p = malloc(sizeof(*p));
+    /* re-validated: the Python called above may have destroyed the loop */
+    uv_poll_t *p = self->uv != NULL && !self->destroying ? malloc(sizeof(*p)) : NULL;
     if (p == NULL || uv_poll_init(self->uv, p, fds[0]) != 0) {
         free(p);
         PyObject *r = call_set_wakeup_fd(-1);
