@@ -501,7 +501,8 @@ class Driver(object):
 
     def new_watcher(self, kind, loop, ref, arg):
         lp = self.loop(loop)
-        h = make(arg) if arg is not None else None
+        # its 'own' loop is the one the constructor is converting it for
+        h = make(arg, lp) if arg is not None else None
         if kind == 'timer':
             w = lp.timer(h if h is not None else 0.001, 0, ref=ref)
         elif kind == 'io':
