@@ -34,22 +34,27 @@ watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
                      Py_TYPE(loop)->tp_name);
         return -1;
     }
-    /* creating a watcher initialises a libuv handle: not while the loop
-     * polls in another thread */
+    /* ref's __bool__ and priority's __index__ are Python: read them first
+     * (they may destroy the loop), then check the loop */
+    int r = ref ? PyObject_IsTrue(ref) : 1;
+    if (r < 0)
+        return -1;
+    long p = 0;
+    if (priority && priority != Py_None) {
+        p = PyLong_AsLong(priority);
+        if (p == -1 && PyErr_Occurred())
+            return -1;
+    }
+    /* creating a watcher initialises a libuv handle (the caller does it
+     * next, with no Python in between): not on a destroyed loop, nor while
+     * the loop polls in another thread */
     if (loop_check_alive(loop) < 0 || loop_check_own_thread(loop) < 0)
         return -1;
     w->ops = ops;
     w->loop = (LoopObject *)Py_NewRef((PyObject *)loop);
-    int r = ref ? PyObject_IsTrue(ref) : 1;
-    if (r < 0)
-        return -1;
     w->ref = r ? 1 : 0;
-    if (priority && priority != Py_None) {
-        long p = PyLong_AsLong(priority);
-        if (p == -1 && PyErr_Occurred())
-            return -1;
+    if (priority && priority != Py_None)
         w->priority = gevc_clamp_priority(p);
-    }
     return 0;
 }
 
@@ -536,13 +541,13 @@ watcher_set_priority(WatcherObject *w, PyObject *value, void *c)
         PyErr_SetString(PyExc_AttributeError, "cannot delete priority");
         return -1;
     }
+    long p = PyLong_AsLong(value);   /* __index__ first: it may start the watcher */
+    if (p == -1 && PyErr_Occurred())
+        return -1;
     if (w->active) {
         PyErr_SetString(PyExc_AttributeError, "Cannot set priority of an active watcher");
         return -1;
     }
-    long p = PyLong_AsLong(value);
-    if (p == -1 && PyErr_Occurred())
-        return -1;
     w->priority = gevc_clamp_priority(p);
     return 0;
 }

@@ -372,3 +372,29 @@ def test_hostile_matrix_hub(check_py):
             H.set_hub(None)
         print('OK')
     ''', timeout=60)
+
+
+def test_constructor_arguments_destroy_loop(check_py):
+    # ref's __bool__ and priority's __index__ run before the native handle
+    # is made: one that destroys the loop gets ValueError, not a segfault
+    _ok(check_py, '''
+        args = {'timer': (0.1,), 'io': (0, 1), 'stat': ('.',), 'signal': (10,)}
+        for kind in ['timer', 'io', 'idle', 'prepare', 'check', 'fork', 'async_',
+                     'stat', 'signal']:
+            for attr in ('ref', 'priority'):
+                L = core.loop(default=False)
+                class B:
+                    def __bool__(self):
+                        L.destroy()
+                        return True
+                    def __index__(self):
+                        L.destroy()
+                        return 0
+                try:
+                    getattr(L, kind)(*args.get(kind, ()), **{attr: B()})
+                except ValueError as e:
+                    assert 'destroyed' in str(e), e
+                else:
+                    raise AssertionError((kind, attr))
+        print('OK')
+    ''')
