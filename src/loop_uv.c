@@ -526,12 +526,22 @@ loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int ki
     CallbackObject *cb = callback_alloc(self);
     if (cb == NULL)
         return NULL;
+    cb->callback = NULL;
+    cb->args = NULL;
+    cb->next = NULL;
+    cb->loop = NULL;
+    cb->state = CB_DONE;
+    cb->kind = kind;
+    /* re-validated: the allocation may have run a GC pass whose
+     * finalizers destroyed the loop */
+    if (loop_check_alive(self) < 0) {
+        Py_DECREF(cb);
+        return NULL;
+    }
     cb->callback = Py_NewRef(callback);
     cb->args = args ? Py_NewRef(args) : NULL;
-    cb->next = NULL;
     cb->loop = self;
     cb->state = CB_PENDING;
-    cb->kind = kind;
     PyObject_GC_Track(cb);
     /* the queue's reference */
     Py_INCREF(cb);

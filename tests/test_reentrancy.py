@@ -398,3 +398,30 @@ def test_constructor_arguments_destroy_loop(check_py):
                     raise AssertionError((kind, attr))
         print('OK')
     ''')
+
+
+def test_run_callback_gc_destroys_loop(check_py):
+    # the callback object's allocation runs a GC pass whose finalizers
+    # destroy the loop: ValueError, nothing queued on a destroyed loop
+    _ok(check_py, '''
+        L = core.loop(default=False)
+        class Cycle:
+            def __del__(self):
+                L.destroy()
+        gc.collect()
+        gc.disable()
+        for i in range(100):
+            a = Cycle(); a.me = a
+        del a
+        gc.set_threshold(1, 1, 1)
+        gc.enable()
+        try:
+            L.run_callback(print, 'x')
+        except ValueError as e:
+            assert 'destroyed' in str(e), e
+        else:
+            raise AssertionError('queued on a destroyed loop: %r' % L)
+        finally:
+            gc.set_threshold(700, 10, 10)
+        print('OK')
+    ''')
