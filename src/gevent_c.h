@@ -13,6 +13,12 @@
  *     Python object and freed only in the close callback.
  *   - handle->data points (borrowed) at the watcher; it is NULLed before the
  *     handle is closed, so libuv never calls back into a dead object.
+ *   - Re-entrancy: no user object is released and no Python is called
+ *     while C holds a pointer into loop, watcher or hub state that the
+ *     Python could invalidate; such releases go to the loop's release list
+ *     (loop_defer_release), dropped at safe points (loop_release_drain),
+ *     and what C uses after a call out is re-validated.  Nothing Python
+ *     inside uv_walk: collect first, then call.
  */
 #ifndef GEVENT_C_H
 #define GEVENT_C_H
