@@ -17,6 +17,7 @@
 #include <time.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 
 static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
@@ -1680,6 +1681,20 @@ gevc_hang_if_finalizing(unsigned long main_id)
             pause();
 }
 
+/* The same, for a thread CPython ends while it waits for the GIL after the
+ * poll (the check above came just too early): a cleanup handler that the
+ * forced unwind runs before it reaches greenlet's frames, and that never
+ * returns.  Registered only between the poll and the GIL: no greenlet
+ * switch can happen there, so the thread's cleanup chain never points into
+ * a stack greenlet has swapped out. */
+static void
+gevc_hang_on_exit(void *unused)
+{
+    (void)unused;
+    for (;;)
+        pause();
+}
+
 /* One libuv pass that does not block, then the precise timers due by the
  * clock read after it. */
 static void
@@ -1780,12 +1795,16 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
             nbusy = loop_pools_pin_busy(self, busy);
         }
         unsigned long main_id = main_thread_ident();
-        Py_BEGIN_ALLOW_THREADS
+        PyThreadState *save = PyEval_SaveThread();
         if (nbusy)
             pools_spin(busy, nbusy);
         loop_uv_pass_block(self);
         gevc_hang_if_finalizing(main_id);
-        Py_END_ALLOW_THREADS
+        /* finalization may begin while we wait for the GIL: CPython's
+         * pthread_exit() then unwinds from here, and stops at this handler */
+        pthread_cleanup_push(gevc_hang_on_exit, NULL);
+        PyEval_RestoreThread(save);
+        pthread_cleanup_pop(0);
         if (nbusy)
             pools_unpin(busy, nbusy);
         if (self->pools.n)

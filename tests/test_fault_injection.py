@@ -712,6 +712,6 @@ for i in range(3):
 time.sleep(0.05)
 print('main done')
 '''
-    for _ in range(5):
+    for _ in range(10):
         p = _util.run_py(code, timeout=T)
         assert p.returncode == 0 and 'main done' in p.stdout, (p.returncode, p.stderr[-2000:])
