@@ -384,6 +384,65 @@ def floor_hub(p, n):
     return {'floor_hub': (now() - t) / n}
 
 
+TSCALE_N = {'1k': 1000, '10k': 10000, '100k': 100000, '1M': 1000000}
+TSCALE_OPS = ('start', 'stop', 'churn', 'restart')
+
+
+def make_timer_scale(size, op, short=False):
+    """N = size one-shot timers active on the hub's loop (never run meanwhile), with deadlines
+    random in 1..60 s (socket timeouts) or, `short`, in 1..49 ms; then per op, batches of up
+    to 1,000 of them: `start` (of stopped ones), `stop` (of active ones), `restart` (start()
+    on an active one), or `churn` (start() + stop() of another timer, N staying active)."""
+    metric = 'ts%s_%s_%s' % ('short' if short else '', op, size)
+
+    def case(p, n):
+        loop = p.hub.get_hub().loop
+        rnd = random.Random(7)
+        lo, hi = (0.001, 0.049) if short else (1.0, 60.0)
+        k = TSCALE_N[size]
+        timers = [loop.timer(rnd.uniform(lo, hi)) for _ in range(k)]
+        for tm in timers:
+            tm.start(nop)
+        batch = min(k, 1000)
+        extra = [loop.timer(rnd.uniform(lo, hi)) for _ in range(batch)]
+        rounds = max(1, n // batch)
+        total = 0
+        for r in range(rounds + 1):              # round 0 warms up, untimed
+            i = rnd.randrange(0, k - batch + 1)
+            group = timers[i:i + batch]
+            if op == 'start':
+                for tm in group:
+                    tm.stop()
+                t = now()
+                for tm in group:
+                    tm.start(nop)
+                dt = now() - t
+            elif op == 'stop':
+                t = now()
+                for tm in group:
+                    tm.stop()
+                dt = now() - t
+                for tm in group:
+                    tm.start(nop)
+            elif op == 'restart':
+                t = now()
+                for tm in group:
+                    tm.start(nop)
+                dt = now() - t
+            else:
+                t = now()
+                for tm in extra:
+                    tm.start(nop)
+                    tm.stop()
+                dt = now() - t
+            if r:
+                total += dt
+        for tm in timers:
+            tm.stop()
+        return {metric: total / (rounds * batch)}
+    return metric, case
+
+
 # --- registry --------------------------------------------------------------------------------
 # impls: which implementations have the case; n/quick: ops per process in a full / --quick run;
 # warm: run once with n//10 first; impl 'greenlet' (no hub) marks the floors; callgrind: single-threaded, instruction-countable.
@@ -410,6 +469,13 @@ CASES = {
     'floor_io':     Case(floor_io, ('greenlet',), 100000, 50, True, True),
     'floor_hub':    Case(floor_hub, ('greenlet',), 200000, 100, True, True),
 }
+for _size in TSCALE_N:
+    for _short in (False, True):
+        for _op in TSCALE_OPS[:3] if _short else TSCALE_OPS:
+            _m, _fn = make_timer_scale(_size, _op, _short)
+            # callgrind: not at 1M (minutes under valgrind for the setup alone)
+            CASES[_m] = Case(_fn, HUBS, 100000 if _size != '1M' else 50000, 1000, False,
+                             _size != '1M')
 
 # Report rows: metric, label, unit, target (gevent_c median / gevent default-loop median).
 Row = namedtuple('Row', 'metric case label unit target')
@@ -444,6 +510,16 @@ ROWS = [
     Row('floor_hub', 'floor_hub', '`sleep(0)` on a minimal C hub over libuv (floor)', 'ns/op',
         None),
 ]
+
+for _size in TSCALE_N:
+    for _short in (False, True):
+        for _op in TSCALE_OPS[:3] if _short else TSCALE_OPS:
+            ROWS.append(Row('ts%s_%s_%s' % ('short' if _short else '', _op, _size),
+                            'ts%s_%s_%s' % ('short' if _short else '', _op, _size),
+                            'timer `%s`, %s active, deadlines %s' % (
+                                'start()+stop()' if _op == 'churn' else _op + '()', _size,
+                                '1..49 ms' if _short else '1..60 s'),
+                            'ns/op', 1.0))
 
 
 # Instructions per op under callgrind, each with the floor it is bounded by.

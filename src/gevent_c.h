@@ -35,6 +35,10 @@ typedef struct LoopObject LoopObject;
 typedef struct FdPoll FdPoll;
 typedef struct WatcherObject WatcherObject;
 typedef struct CallbackObject CallbackObject;
+/* an entry of a loop's timer heap (timer.c): the deadline is kept beside
+ * the pointer so that sifting reads no timer object */
+typedef struct { uint64_t at; WatcherObject *w; } PrecEntry;
+typedef struct PrecDriver PrecDriver;
 
 /* ---- module state (PEP 489/573) --------------------------------------- */
 
@@ -136,13 +140,16 @@ struct LoopObject {
     /* due-now timers: fired after the next poll, as libev does (owned) */
     WatcherObject **ap_items;
     Py_ssize_t ap_n, ap_cap;
-    /* one-shot timers due within PREC_SPAN_NS: a binary min-heap by
-     * (deadline, seq) (borrowed: they are active); the poll waits for the
-     * first one with ns precision (timer.c) */
-    WatcherObject **prec;
+    /* active one-shot timers: a 4-ary min-heap by (deadline, seq) whose
+     * entries carry the deadline (borrowed pointers: they are active); the
+     * poll waits for the first one with ns precision, or, when it is far,
+     * one libuv timer (prec_drv) brings it close (timer.c) */
+    PrecEntry *prec;
     Py_ssize_t nprec, prec_cap;
     uint64_t prec_seq;         /* start order, for ties */
-    int prec_early;            /* a libuv timer armed early moved to the heap */
+    int prec_early;            /* the driver woke the poll before the first deadline */
+    PrecDriver *prec_drv;      /* NULL until a first deadline is far */
+    uint64_t prec_drv_due;     /* the driver's due time, libuv ms */
     Py_ssize_t nactive_ref;    /* active watchers whose ref is true */
     Py_ssize_t user_ref;       /* loop.ref()/unref() balance */
     Py_ssize_t depth;
@@ -238,8 +245,9 @@ typedef struct {
     double after;
     double repeat;
     uint64_t deadline;         /* one-shot: uv_hrtime() ns it may fire at, or 0 */
-    uint64_t seq;              /* its loop's prec_seq when it entered the heap */
-    Py_ssize_t prec_idx;       /* index in its loop's precise heap, or -1 */
+    uint64_t after_ns;         /* `after` in ns, rounded up (one-shot) */
+    uint64_t seq;              /* its loop's prec_seq when it was (re)started */
+    Py_ssize_t prec_idx;       /* index in its loop's timer heap, or -1 */
 } TimerObject;
 
 struct FdPoll {
@@ -373,6 +381,7 @@ static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject 
 static void loop_prec_collect(LoopObject *loop);
 static int64_t loop_prec_wait_ns(LoopObject *loop);
 static void loop_prec_free(LoopObject *loop);
+static void loop_prec_close_driver(LoopObject *loop);
 static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);

@@ -1485,6 +1485,7 @@ loop_destroy_impl(LoopObject *self)
     else
         close_internal_handle((uv_handle_t *)self->wake_async);
     close_internal_handle((uv_handle_t *)self->keepalive);
+    loop_prec_close_driver(self);
     self->wake_async = NULL;
     self->keepalive = NULL;
     uv_walk(uv, destroy_walk_cb, NULL);

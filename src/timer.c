@@ -32,44 +32,57 @@
 /* beyond this `after` (s), milliseconds are as good: libuv alone */
 #define PREC_MAX_AFTER 1.0e6
 
+/* The heap: 4-ary (shallower than binary, and a node's children share a
+ * cache line or two), each entry holding its deadline, as libev's is.
+ * Ties go by start order (seq), as libev queues timers that expire
+ * together. */
+#define PREC_D 4
+
 static inline int
-prec_before(WatcherObject *a, WatcherObject *b)
+prec_before(const PrecEntry *a, const PrecEntry *b)
 {
-    uint64_t da = TIMER(a)->deadline, db = TIMER(b)->deadline;
-    return da < db || (da == db && TIMER(a)->seq < TIMER(b)->seq);
+    return a->at < b->at
+           || (a->at == b->at && TIMER(a->w)->seq < TIMER(b->w)->seq);
 }
 
-static inline void
-prec_put(LoopObject *loop, Py_ssize_t i, WatcherObject *w)
-{
-    loop->prec[i] = w;
-    TIMER(w)->prec_idx = i;
-}
-
-/* Move the entry at i up or down until the heap is in order again. */
+/* Put e at i, or wherever above or below i the heap order wants it
+ * (the hole at i is free). */
 static void
-prec_fix(LoopObject *loop, Py_ssize_t i)
+prec_place(LoopObject *loop, Py_ssize_t i, PrecEntry e)
 {
-    WatcherObject **h = loop->prec, *w = h[i];
-    while (i > 0 && prec_before(w, h[(i - 1) / 2])) {
-        prec_put(loop, i, h[(i - 1) / 2]);
-        i = (i - 1) / 2;
+    PrecEntry *h = loop->prec;
+    Py_ssize_t n = loop->nprec;
+    if (i > 0 && prec_before(&e, &h[(i - 1) / PREC_D])) {
+        do {
+            Py_ssize_t p = (i - 1) / PREC_D;
+            if (!prec_before(&e, &h[p]))
+                break;
+            h[i] = h[p];
+            TIMER(h[i].w)->prec_idx = i;
+            i = p;
+        } while (i > 0);
     }
-    for (;;) {
-        Py_ssize_t c = 2 * i + 1;
-        if (c >= loop->nprec)
-            break;
-        if (c + 1 < loop->nprec && prec_before(h[c + 1], h[c]))
-            c++;
-        if (!prec_before(h[c], w))
-            break;
-        prec_put(loop, i, h[c]);
-        i = c;
+    else {
+        for (;;) {
+            Py_ssize_t c = PREC_D * i + 1;
+            if (c >= n)
+                break;
+            Py_ssize_t end = c + PREC_D < n ? c + PREC_D : n, best = c;
+            for (Py_ssize_t k = c + 1; k < end; k++)
+                if (prec_before(&h[k], &h[best]))
+                    best = k;
+            if (!prec_before(&h[best], &e))
+                break;
+            h[i] = h[best];
+            TIMER(h[i].w)->prec_idx = i;
+            i = best;
+        }
     }
-    prec_put(loop, i, w);
+    h[i] = e;
+    TIMER(e.w)->prec_idx = i;
 }
 
-/* Remove w from its loop's precise heap (no-op when not in it). */
+/* Remove w from its loop's heap (no-op when not in it). */
 static void
 timer_prec_remove(WatcherObject *w)
 {
@@ -78,37 +91,36 @@ timer_prec_remove(WatcherObject *w)
     if (i < 0)
         return;
     TIMER(w)->prec_idx = -1;
-    if (loop == NULL || i >= loop->nprec || loop->prec[i] != w)
+    if (loop == NULL || i >= loop->nprec || loop->prec[i].w != w)
         return;
-    WatcherObject *last = loop->prec[--loop->nprec];
-    if (last != w) {
-        loop->prec[i] = last;
-        prec_fix(loop, i);
-    }
+    PrecEntry last = loop->prec[--loop->nprec];
+    if (last.w != w)
+        prec_place(loop, i, last);
 }
 
-/* Add w to its loop's precise heap.  Called with or without the GIL, on
- * the loop's thread (the heap is only touched there: other threads may
- * not start or stop a watcher while its loop polls).  -1 when out of
- * memory. */
+/* Add w, its deadline set, to its loop's heap, or move it there to its new
+ * deadline when it is in it already (a restart: one sift, no removal).
+ * On the loop's thread, with the GIL.  -1 when out of memory. */
 static int
 timer_prec_insert(WatcherObject *w)
 {
     LoopObject *loop = w->loop;
-    if (TIMER(w)->prec_idx >= 0)
+    PrecEntry e = {TIMER(w)->deadline, w};
+    TIMER(w)->seq = loop->prec_seq++;
+    Py_ssize_t i = TIMER(w)->prec_idx;
+    if (i >= 0 && i < loop->nprec && loop->prec[i].w == w) {
+        prec_place(loop, i, e);
         return 0;
+    }
     if (loop->nprec == loop->prec_cap) {
-        Py_ssize_t cap = loop->prec_cap ? loop->prec_cap * 2 : 16;
-        WatcherObject **p = realloc(loop->prec, (size_t)cap * sizeof(*p));
+        Py_ssize_t cap = loop->prec_cap ? loop->prec_cap * 2 : 64;
+        PrecEntry *p = realloc(loop->prec, (size_t)cap * sizeof(*p));
         if (p == NULL)
             return -1;
         loop->prec = p;
         loop->prec_cap = cap;
     }
-    TIMER(w)->seq = loop->prec_seq++;
-    Py_ssize_t i = loop->nprec++;
-    loop->prec[i] = w;
-    prec_fix(loop, i);
+    prec_place(loop, loop->nprec++, e);
     return 0;
 }
 
@@ -124,59 +136,110 @@ loop_prec_collect(LoopObject *loop)
     /* after uv_run has returned: a uv_stop() now would cut the next pass */
     int in_uv = loop->in_uv;
     loop->in_uv = 0;
-    while (loop->nprec > 0 && TIMER(loop->prec[0])->deadline <= now) {
-        WatcherObject *w = loop->prec[0];
+    while (loop->nprec > 0 && loop->prec[0].at <= now) {
+        WatcherObject *w = loop->prec[0].w;
         timer_prec_remove(w);
         loop_record(w);   /* no Python; never touches the heap */
     }
     loop->in_uv = in_uv;
 }
 
-/* ns until the heap's first deadline: -1 when it is empty, 0 when
- * it has passed. */
+/* The driver: one libuv timer per loop, armed PREC_MARGIN_NS before the
+ * heap's first deadline when that is more than PREC_SPAN_NS away, so that
+ * libuv's own poll timeout covers it (one epoll_wait, no ppoll) and the
+ * timers themselves never touch libuv's heap.  Armed lazily, only before
+ * a blocking poll, and only when its due time changes: starting or
+ * stopping a timer costs no libuv call.  Its handle's data stays NULL
+ * (the destroy walk reads data as a watcher); the loop is found by the
+ * enclosing struct.  Unreferenced: the active timers keep the loop alive
+ * (nactive_ref), the driver does not. */
+struct PrecDriver {
+    uv_timer_t t;
+    LoopObject *loop;          /* borrowed; NULL once the loop closed it */
+};
+
+static void
+prec_drv_cb(uv_timer_t *h)
+{
+    LoopObject *loop = ((PrecDriver *)h)->loop;
+    if (loop != NULL && loop->nprec > 0 && loop->prec[0].at > uv_hrtime())
+        loop->prec_early = 1;   /* the rest on the heap, in this pass */
+}
+
+static void
+prec_drv_arm(LoopObject *loop, uint64_t at_ns)
+{
+    uv_loop_t *uv = loop->uv;
+    uint64_t due = at_ns / 1000000;
+    PrecDriver *d = loop->prec_drv;
+    if (d == NULL) {
+        d = malloc(sizeof(*d));
+        if (d == NULL)
+            return;   /* the poll waits with ppoll() instead */
+        if (uv_timer_init(uv, &d->t) < 0) {
+            free(d);
+            return;
+        }
+        d->t.data = NULL;
+        d->loop = loop;
+        uv_unref((uv_handle_t *)&d->t);
+        loop->prec_drv = d;
+    }
+    else if (loop->prec_drv_due == due && uv_is_active((uv_handle_t *)&d->t))
+        return;
+    uint64_t now = uv_now(uv);
+    if (uv_timer_start(&d->t, prec_drv_cb, due > now ? due - now : 0, 0) == 0)
+        loop->prec_drv_due = due;
+}
+
+static void
+loop_prec_close_driver(LoopObject *loop)
+{
+    PrecDriver *d = loop->prec_drv;
+    loop->prec_drv = NULL;
+    if (d != NULL) {
+        d->loop = NULL;
+        if (!uv_is_closing((uv_handle_t *)&d->t))
+            uv_close((uv_handle_t *)&d->t, free_handle_cb);
+    }
+}
+
+/* Before a blocking poll: ns until the heap's first deadline, -1 when it
+ * is empty, 0 when it has passed.  When that deadline is far, the driver
+ * is armed for it and libuv's clock brought up to date, so that libuv's
+ * poll timeout (uv_backend_timeout) is the shorter one. */
 static int64_t
 loop_prec_wait_ns(LoopObject *loop)
 {
     if (loop->nprec == 0)
         return -1;
-    uint64_t d = TIMER(loop->prec[0])->deadline, now = uv_hrtime();
-    return d > now ? (int64_t)(d - now) : 0;
+    uint64_t d = loop->prec[0].at, now = uv_hrtime();
+    if (d <= now)
+        return 0;
+    if (d - now > PREC_SPAN_NS) {
+        uv_update_time(loop->uv);
+        prec_drv_arm(loop, d - PREC_MARGIN_NS);
+    }
+    return (int64_t)(d - now);
 }
 
 static void
 loop_prec_free(LoopObject *loop)
 {
     for (Py_ssize_t i = 0; i < loop->nprec; i++)
-        TIMER(loop->prec[i])->prec_idx = -1;
+        TIMER(loop->prec[i].w)->prec_idx = -1;
     free(loop->prec);
     loop->prec = NULL;
     loop->nprec = loop->prec_cap = 0;
+    loop_prec_close_driver(loop);
 }
 
 static void
 timer_cb(uv_timer_t *h)
 {
     WatcherObject *w = (WatcherObject *)h->data;
-    if (w == NULL)
-        return;
-    uint64_t d = TIMER(w)->deadline;
-    if (d != 0 && TIMER(w)->repeat <= 0) {
-        /* brought close by libuv: wait the rest on the precise heap, which
-         * the loop collects after this pass (in deadline order, as libev
-         * dispatches timers that expire together) */
-        uint64_t now = uv_hrtime();
-        if (timer_prec_insert(w) == 0) {
-            if (now < d)
-                w->loop->prec_early = 1;
-            return;
-        }
-        if (now < d) {
-            /* out of memory: libuv again, rounded up */
-            uv_timer_start(h, timer_cb, (d - now + 999999) / 1000000 + 1, 0);
-            return;
-        }
-    }
-    loop_record(w);
+    if (w != NULL)
+        loop_record(w);
 }
 
 static uint64_t
@@ -197,62 +260,56 @@ static int timer_update_flag = 1;  /* set by start()/again() around native_start
 static int
 timer_native_start(WatcherObject *w)
 {
+    TimerObject *t = TIMER(w);
     uv_loop_t *uv = w->loop->uv;
     uv_timer_t *h = (uv_timer_t *)w->handle;
-    if (TIMER(w)->after <= 0 && TIMER(w)->repeat <= 0) {
+    if (t->after <= 0 && t->repeat <= 0) {
         /* due now: fire after the next poll (as libev), no libuv timer.
          * The room for it first: a MemoryError leaves the timer as it was
          * (start() raises, never a success whose event is lost). */
         if (loop_after_poll_reserve(w->loop) < 0)
             return -1;
         timer_prec_remove(w);
-        TIMER(w)->deadline = 0;
+        t->deadline = 0;
         uv_timer_stop(h);
         w->pending = 0;  /* a restart replaces an earlier firing */
         (void)loop_fire_after_poll(w);   /* reserved: cannot fail */
         return 0;
     }
-    timer_prec_remove(w);   /* a restart replaces the earlier countdown */
-    TIMER(w)->deadline = 0;
+    if (t->repeat <= 0 && t->after < PREC_MAX_AFTER) {
+        /* the loop's heap; a restart moves the timer within it */
+        uint64_t now_ns;
+        if (timer_update_flag) {
+            uv_update_time(uv);
+            now_ns = uv_hrtime();
+        }
+        else   /* libev's update=False: count from the loop's cached time */
+            now_ns = uv_now(uv) * 1000000ULL;
+        t->deadline = now_ns + t->after_ns;
+        if (t->prec_idx < 0)
+            uv_timer_stop(h);   /* a restart after out of memory, below */
+        if (timer_prec_insert(w) == 0)
+            return 0;
+        t->deadline = 0;   /* out of memory: libuv, rounded up */
+    }
     double frac = 0;
-    uint64_t now_ns;
     if (timer_update_flag) {
         uv_update_time(uv);
-        now_ns = uv_hrtime();
-        frac = (double)now_ns / 1e6 - (double)uv_now(uv);
+        frac = (double)uv_hrtime() / 1e6 - (double)uv_now(uv);
         if (frac < 0 || frac > 1000)
             frac = 0;
     }
-    else {
-        /* libev's update=False: count from the loop's cached time */
-        now_ns = uv_now(uv) * 1000000ULL;
-    }
-    if (TIMER(w)->repeat <= 0 && TIMER(w)->after < PREC_MAX_AFTER) {
-        uint64_t d = now_ns + (uint64_t)ceil(TIMER(w)->after * 1e9);
-        uint64_t hr = timer_update_flag ? now_ns : uv_hrtime();
-        uint64_t left = d > hr ? d - hr : 0;
-        TIMER(w)->deadline = d;
-        if (left <= PREC_SPAN_NS) {
-            uv_timer_stop(h);
-            if (timer_prec_insert(w) == 0)
-                return 0;
-            TIMER(w)->deadline = 0;   /* out of memory: libuv, rounded up */
-        }
-        else {
-            /* libuv's due time counts from its cached clock, which is at
-             * most `frac` ms behind hr: its timer fires early, never late */
-            return uv_timer_start(h, timer_cb, (left - PREC_MARGIN_NS) / 1000000, 0);
-        }
-    }
-    uint64_t rep = TIMER(w)->repeat > 0 ? timer_ms(TIMER(w)->repeat, 0) : 0;
-    return uv_timer_start(h, timer_cb, timer_ms(TIMER(w)->after, frac), rep);
+    uint64_t rep = t->repeat > 0 ? timer_ms(t->repeat, 0) : 0;
+    return uv_timer_start(h, timer_cb, timer_ms(t->after, frac), rep);
 }
 
 static void
 timer_native_stop(WatcherObject *w)
 {
-    uv_timer_stop((uv_timer_t *)w->handle);
-    timer_prec_remove(w);
+    if (TIMER(w)->prec_idx >= 0)
+        timer_prec_remove(w);
+    else
+        uv_timer_stop((uv_timer_t *)w->handle);
 }
 
 static void
@@ -313,6 +370,8 @@ timer_alloc(PyTypeObject *type, LoopObject *loop, double after, double repeat,
     self->after = after < 0 ? 0.0 : after;
     self->repeat = repeat;
     self->prec_idx = -1;
+    if (self->after < PREC_MAX_AFTER)
+        self->after_ns = (uint64_t)ceil(self->after * 1e9);
     WatcherObject *w = (WatcherObject *)self;
     if (watcher_init_common(w, loop, &timer_ops, ref, priority) < 0) {
         Py_DECREF(self);
@@ -377,32 +436,153 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return timer_parse_and_alloc(type, loop, after_o, repeat_o, ref, priority);
 }
 
-/* start(callback, *args, update=True) */
-static PyObject *
-timer_start(WatcherObject *w, PyObject *args, PyObject *kwds)
+/* A reference a timer method drops.  When the object stays alive anyway
+ * (another reference exists), dropping it runs no Python and it goes now;
+ * otherwise to the loop's release list, drained at the method's end (the
+ * re-entrancy rule: its finalizer must not run while C uses the heap). */
+static inline void
+timer_drop(WatcherObject *w, PyObject *o)
 {
-    int update;
-    if (parse_flag_kw(kwds, "update", 1, &update) < 0)
+    if (o == NULL)
+        return;
+    if (Py_REFCNT(o) > 1)
+        Py_DECREF(o);
+    else
+        watcher_release(w, o);
+}
+
+/* The method's end: what timer_drop deferred is dropped now (the loop,
+ * held by the timer until then, is held across it). */
+static inline void
+timer_drain(LoopObject *loop)
+{
+    if (loop != NULL && loop->rel_n > 0) {
+        Py_INCREF(loop);
+        loop_release_drain(loop);
+        Py_DECREF(loop);
+    }
+}
+
+/* start(callback, *args, update=True), without the argument tuple: the
+ * same steps as every watcher's start() (watcher_start_impl), with the
+ * references it replaces dropped at once when that cannot run Python. */
+static PyObject *
+timer_start(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    int update = 1;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+            PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+            if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "update")) {
+                PyErr_Format(PyExc_TypeError, "start() got an unexpected keyword argument %R",
+                             key);
+                return NULL;
+            }
+            int r = PyObject_IsTrue(args[nargs + k]);
+            if (r < 0)
+                return NULL;
+            update = r;
+        }
+    }
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "start() missing required argument 'callback'");
         return NULL;
+    }
+    PyObject *callback = args[0];
+    if (watcher_check_usable(w) < 0 || check_callable(callback) < 0)
+        return NULL;
+    PyObject *tail = nargs == 1 && w->args != NULL && PyTuple_CheckExact(w->args)
+                     && PyTuple_GET_SIZE(w->args) == 0
+                     ? Py_NewRef(w->args) : PyTuple_New(nargs - 1);
+    if (tail == NULL)
+        return NULL;
+    for (Py_ssize_t i = 1; i < nargs; i++)
+        PyTuple_SET_ITEM(tail, i - 1, Py_NewRef(args[i]));
+    LoopObject *loop = w->loop;
+    PyObject *old_cb = w->callback, *old_args = w->args;
+    w->callback = Py_NewRef(callback);
+    w->args = tail;
     timer_update_flag = update;
-    PyObject *res = watcher_start_from_args(w, args);
+    int err = timer_native_start(w);
     timer_update_flag = 1;
-    return res;
+    if (err < 0) {
+        /* as it was: an active timer keeps its callback, an inactive one
+         * has none */
+        if (!PyErr_Occurred())
+            gevc_uv_error(err);
+        w->callback = w->active ? old_cb : NULL;
+        w->args = w->active ? old_args : NULL;
+        if (!w->active) {
+            timer_drop(w, old_cb);
+            timer_drop(w, old_args);
+        }
+        timer_drop(w, callback);
+        timer_drop(w, tail);
+        timer_drain(loop);
+        return NULL;
+    }
+    timer_drop(w, old_cb);
+    timer_drop(w, old_args);
+    w->direct_switch = 0;
+    watcher_activate(w);
+    timer_drain(loop);
+    Py_RETURN_NONE;
+}
+
+/* stop(): watcher_stop_impl's steps, references dropped as in start() */
+static PyObject *
+timer_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored))
+{
+    LoopObject *loop = w->loop;
+    if (loop == NULL) {   /* closed: nothing native left */
+        PyObject *r = watcher_stop(w, NULL);
+        return r;
+    }
+    if (loop_check_own_thread(loop) < 0)
+        return NULL;
+    if (w->active && !w->detached && loop->uv)
+        timer_native_stop(w);
+    PyObject *cb = w->callback, *a = w->args;
+    w->callback = w->args = NULL;
+    w->direct_switch = 0;
+    if (w->active) {
+        w->active = 0;
+        if (w->ref)
+            loop->nactive_ref--;
+    }
+    w->pending = 0;
+    timer_drop(w, cb);
+    timer_drop(w, a);
+    if (w->self_ref) {
+        w->self_ref = 0;
+        timer_drop(w, (PyObject *)w);   /* the caller holds w: never the last */
+    }
+    timer_drain(loop);
+    Py_RETURN_NONE;
 }
 
 /* again(callback, *args, update=True): restart the countdown from now using
  * `repeat`; an active one-shot timer is stopped; an inactive one starts. */
 static PyObject *
-timer_again(WatcherObject *w, PyObject *args, PyObject *kwds)
+timer_again(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (!w->active || TIMER(w)->repeat > 0)
-        return timer_start(w, args, kwds);
-    int update;
-    if (parse_flag_kw(kwds, "update", 1, &update) < 0)
-        return NULL;
+        return timer_start(w, args, nargs, kwnames);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, 0);
+        if (PyTuple_GET_SIZE(kwnames) > 1 || !PyUnicode_Check(key)
+                || PyUnicode_CompareWithASCIIString(key, "update")) {
+            PyErr_Format(PyExc_TypeError, "start() got an unexpected keyword argument %R", key);
+            return NULL;
+        }
+        if (PyObject_IsTrue(args[nargs]) < 0)
+            return NULL;
+    }
     if (watcher_check_usable(w) < 0)
         return NULL;
+    LoopObject *loop = watcher_op_begin(w);
     watcher_stop_impl(w);
+    watcher_op_end(loop);
     Py_RETURN_NONE;
 }
 
@@ -430,11 +610,12 @@ timer_get_at(WatcherObject *w, void *c)
 }
 
 static PyMethodDef timer_methods[] = {
-    {"start", (PyCFunction)(void (*)(void))timer_start, METH_VARARGS | METH_KEYWORDS,
+    {"start", (PyCFunction)(void (*)(void))timer_start, METH_FASTCALL | METH_KEYWORDS,
      "start(callback, *args, update=True): fire callback(*args) after `after` "
      "seconds, then every `repeat` seconds if repeat > 0."},
-    {"again", (PyCFunction)(void (*)(void))timer_again, METH_VARARGS | METH_KEYWORDS,
+    {"again", (PyCFunction)(void (*)(void))timer_again, METH_FASTCALL | METH_KEYWORDS,
      "again(callback, *args, update=True): restart the countdown using repeat."},
+    {"stop", (PyCFunction)timer_stop, METH_NOARGS, "stop(): the timer will not fire."},
     {NULL}
 };
 
