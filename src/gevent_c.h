@@ -248,6 +248,8 @@ typedef struct {
     uint64_t after_ns;         /* `after` in ns, rounded up (one-shot) */
     uint64_t seq;              /* its loop's prec_seq when it was (re)started */
     Py_ssize_t prec_idx;       /* index in its loop's timer heap, or -1 */
+    int on_uv;                 /* its libuv timer is started (repeating, far, or
+                                  the heap out of memory) */
 } TimerObject;
 
 struct FdPoll {

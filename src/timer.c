@@ -22,6 +22,19 @@
 
 #define TIMER(w) ((TimerObject *)(w))
 
+/* uv_hrtime()'s clock (CLOCK_MONOTONIC, ns), read without the call into
+ * libuv: a timer start reads it */
+static inline uint64_t
+prec_clock(void)
+{
+#ifdef __linux__
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+        return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+#endif
+    return uv_hrtime();
+}
+
 /* libuv's timer fires at most about 1 ms late (its poll sleeps whole ms
  * from its cached clock) and at most 1 ms early (a coarse cached clock):
  * arm it this much before the deadline, and leave the rest to the heap.
@@ -132,7 +145,7 @@ loop_prec_collect(LoopObject *loop)
 {
     if (loop->nprec == 0)
         return;
-    uint64_t now = uv_hrtime();
+    uint64_t now = prec_clock();
     /* after uv_run has returned: a uv_stop() now would cut the next pass */
     int in_uv = loop->in_uv;
     loop->in_uv = 0;
@@ -162,7 +175,7 @@ static void
 prec_drv_cb(uv_timer_t *h)
 {
     LoopObject *loop = ((PrecDriver *)h)->loop;
-    if (loop != NULL && loop->nprec > 0 && loop->prec[0].at > uv_hrtime())
+    if (loop != NULL && loop->nprec > 0 && loop->prec[0].at > prec_clock())
         loop->prec_early = 1;   /* the rest on the heap, in this pass */
 }
 
@@ -213,7 +226,7 @@ loop_prec_wait_ns(LoopObject *loop)
 {
     if (loop->nprec == 0)
         return -1;
-    uint64_t d = loop->prec[0].at, now = uv_hrtime();
+    uint64_t d = loop->prec[0].at, now = prec_clock();
     if (d <= now)
         return 0;
     if (d - now > PREC_SPAN_NS) {
@@ -238,8 +251,11 @@ static void
 timer_cb(uv_timer_t *h)
 {
     WatcherObject *w = (WatcherObject *)h->data;
-    if (w != NULL)
-        loop_record(w);
+    if (w == NULL)
+        return;
+    if (TIMER(w)->repeat <= 0)
+        TIMER(w)->on_uv = 0;   /* libuv stopped it */
+    loop_record(w);
 }
 
 static uint64_t
@@ -272,6 +288,7 @@ timer_native_start(WatcherObject *w)
         timer_prec_remove(w);
         t->deadline = 0;
         uv_timer_stop(h);
+        t->on_uv = 0;
         w->pending = 0;  /* a restart replaces an earlier firing */
         (void)loop_fire_after_poll(w);   /* reserved: cannot fail */
         return 0;
@@ -281,13 +298,15 @@ timer_native_start(WatcherObject *w)
         uint64_t now_ns;
         if (timer_update_flag) {
             uv_update_time(uv);
-            now_ns = uv_hrtime();
+            now_ns = prec_clock();
         }
         else   /* libev's update=False: count from the loop's cached time */
             now_ns = uv_now(uv) * 1000000ULL;
         t->deadline = now_ns + t->after_ns;
-        if (t->prec_idx < 0)
-            uv_timer_stop(h);   /* a restart after out of memory, below */
+        if (t->on_uv) {   /* a restart after out of memory, below */
+            uv_timer_stop(h);
+            t->on_uv = 0;
+        }
         if (timer_prec_insert(w) == 0)
             return 0;
         t->deadline = 0;   /* out of memory: libuv, rounded up */
@@ -300,7 +319,9 @@ timer_native_start(WatcherObject *w)
             frac = 0;
     }
     uint64_t rep = t->repeat > 0 ? timer_ms(t->repeat, 0) : 0;
-    return uv_timer_start(h, timer_cb, timer_ms(t->after, frac), rep);
+    int err = uv_timer_start(h, timer_cb, timer_ms(t->after, frac), rep);
+    t->on_uv = err == 0;
+    return err;
 }
 
 static void
@@ -308,8 +329,10 @@ timer_native_stop(WatcherObject *w)
 {
     if (TIMER(w)->prec_idx >= 0)
         timer_prec_remove(w);
-    else
+    if (TIMER(w)->on_uv) {
+        TIMER(w)->on_uv = 0;
         uv_timer_stop((uv_timer_t *)w->handle);
+    }
 }
 
 static void
@@ -489,16 +512,19 @@ timer_start(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject 
         return NULL;
     }
     PyObject *callback = args[0];
-    if (watcher_check_usable(w) < 0 || check_callable(callback) < 0)
+    LoopObject *loop = w->loop;
+    if (w->closed || loop == NULL || loop->uv == NULL || loop->destroying || w->detached
+            || loop->in_uv_nogil) {
+        if (watcher_check_usable(w) < 0)
+            return NULL;
+    }
+    if (check_callable(callback) < 0)
         return NULL;
-    PyObject *tail = nargs == 1 && w->args != NULL && PyTuple_CheckExact(w->args)
-                     && PyTuple_GET_SIZE(w->args) == 0
-                     ? Py_NewRef(w->args) : PyTuple_New(nargs - 1);
+    PyObject *tail = PyTuple_New(nargs - 1);   /* () is a singleton */
     if (tail == NULL)
         return NULL;
     for (Py_ssize_t i = 1; i < nargs; i++)
         PyTuple_SET_ITEM(tail, i - 1, Py_NewRef(args[i]));
-    LoopObject *loop = w->loop;
     PyObject *old_cb = w->callback, *old_args = w->args;
     w->callback = Py_NewRef(callback);
     w->args = tail;
