@@ -77,3 +77,41 @@ def test_issue_repro_eventfd(check_py):
     ''')
     assert out.split() == ['event']
 
+
+
+@pytest.mark.parametrize('how', ['new', 'fd_setter'])
+def test_stale_watcher_eventfd(check_py, how):
+    # a watcher left started while its eventfd is closed keeps the fd's poll
+    # armed; a new eventfd at the same number, watched by a watcher just
+    # given that fd (a new one, or an old one whose fd is set), still gets
+    # its events (zmq.green's sockets: ZMQ_FD is an eventfd readable only on
+    # a state change, so a missed registration is a wait that never ends)
+    if not hasattr(os, 'eventfd'):
+        pytest.skip('os.eventfd')
+    out = check_py('''
+        import os
+        import gevent_c.hub as H
+        loop = H.get_hub().loop
+        fd = os.eventfd(0, os.EFD_NONBLOCK)
+        stale = loop.io(fd, 1)
+        stale.start(lambda: None)
+        H.sleep(0.01)                  # armed, and registered by libuv
+        os.close(fd)                   # the registration goes with the file
+        fd2 = os.eventfd(0, os.EFD_NONBLOCK)
+        assert fd2 == fd, (fd, fd2)
+        got = []
+        if HOW == 'new':
+            w = loop.io(fd2, 1)
+        else:
+            other = os.eventfd(0)
+            w = loop.io(other, 1)
+            w.fd = fd2
+        w.start(got.append, 'event')
+        os.eventfd_write(fd2, 1)
+        t = loop.timer(2.0)
+        t.start(got.append, 'timeout')
+        while not got:
+            H.sleep(0.001)
+        print(got[0])
+    '''.replace('HOW', repr(how)))
+    assert out.split() == ['event']
