@@ -5,7 +5,9 @@ file's events arrive (tests/fd_reuse_matrix.py runs the cases).
 pty master from a new one (they share one inode), but epoll registers the
 open file: the loop must register the fd again after its last watcher
 stopped, and take the old file out of epoll then (a dup may keep the old
-file open and ready: mode dup_kept).  Each API's matrix runs once, in a subprocess (a lost event would
+file open and ready: mode dup_kept), and when a watcher just given the fd
+starts while another one, left active after its file was closed, keeps
+the poll armed (mode stale_watcher).  Each API's matrix runs once, in a subprocess (a lost event would
 otherwise cascade into the next cases)."""
 import json
 import os
