@@ -775,3 +775,79 @@ def test_many_precise_timers_fire_in_deadline_order(L):
     finally:
         for t in ts:
             t.close()
+
+
+def test_far_and_near_timers_share_the_heap_in_deadline_order(L):
+    """Deadlines on both sides of the 50 ms span: all on the loop's heap (a far
+    first deadline is brought close by the loop's one libuv timer); stopped,
+    restarted in place (start() on an active timer) or left alone, each
+    fires once, in deadline order, never early."""
+    import random
+    rnd = random.Random(11)
+    fired = []
+    ts = []
+    for i in range(60):
+        t = L.timer(0.001 + rnd.random() * 0.15)
+        t.start(lambda i=i: fired.append((i, time.monotonic())))
+        ts.append(t)
+    for t in rnd.sample(ts, 15):
+        t.stop()
+    for t in rnd.sample([t for t in ts if t.active], 15):
+        i = ts.index(t)
+        t.start(lambda i=i: fired.append((i, time.monotonic())))   # moves within the heap
+    live = {i: t.at for i, t in enumerate(ts) if t.active}
+    try:
+        while any(t.active for t in ts):
+            L.run(once=True)
+        assert sorted(i for i, _ in fired) == sorted(live), fired
+        order = [i for i, _ in fired]
+        assert order == sorted(order, key=lambda i: live[i]), order
+        assert all(when >= live[i] - 1e-6 for i, when in fired)
+    finally:
+        for t in ts:
+            t.close()
+
+
+def test_restart_in_place_moves_the_deadline(L):
+    t = L.timer(0.08)
+    fired = []
+    t.start(lambda: fired.append(time.monotonic()))
+    first = t.at
+    time.sleep(0.01)
+    t.start(lambda: fired.append(time.monotonic()))    # active: a restart
+    try:
+        assert t.at >= first + 0.009, (first, t.at)
+        while t.active:
+            L.run(once=True)
+        assert len(fired) == 1 and fired[0] >= first + 0.009, fired
+    finally:
+        t.close()
+
+
+def test_stopped_far_timer_does_not_keep_run_going(L):
+    """The libuv timer that brings a far deadline close does not keep the
+    loop alive: once the far timer is stopped, run() returns."""
+    far = L.timer(5.0)
+    near = L.timer(0.06)
+    far.start(_noop)
+    near.start(far.stop)       # `far` stopped when `near` fires
+    t0 = time.monotonic()
+    try:
+        L.run()
+        assert not far.active and time.monotonic() - t0 < 2.0
+        # the only deadline far: the blocking pass arms the libuv timer for
+        # it; another thread wakes the loop, which stops `far`
+        import threading
+        far.start(_noop)
+        a = L.async_()
+        a.start(lambda: (far.stop(), a.stop()))
+        th = threading.Timer(0.02, a.send)
+        th.start()
+        t0 = time.monotonic()
+        L.run()
+        th.join()
+        assert not far.active and time.monotonic() - t0 < 2.0
+        a.close()
+    finally:
+        far.close()
+        near.close()
