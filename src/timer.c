@@ -22,6 +22,34 @@
 
 #define TIMER(w) ((TimerObject *)(w))
 
+/* start(update=True) refreshes the loop's now (libuv's cached
+ * milliseconds) from the clock read it makes anyway.  libuv's own
+ * uv_update_time() reads its "fast" clock, which is CLOCK_MONOTONIC itself
+ * where the coarse clock ticks slower than 1 ms (e.g. 4 ms at HZ=250): a
+ * second read of the same clock, which costs about as much as the rest of
+ * start() in a VM.  There, the read made for the deadline sets libuv's
+ * time (never backwards); elsewhere uv_update_time() (a coarse read). */
+static int prec_uv_clock_is_mono = -1;
+
+static inline void
+prec_refresh_uv_now(uv_loop_t *uv, uint64_t now_ns)
+{
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+    if (prec_uv_clock_is_mono < 0) {
+        struct timespec r;
+        prec_uv_clock_is_mono = clock_getres(CLOCK_MONOTONIC_COARSE, &r) != 0
+                                || r.tv_sec > 0 || r.tv_nsec > 1000000;
+    }
+    if (prec_uv_clock_is_mono) {
+        uint64_t ms = now_ns / 1000000;
+        if (ms > uv->time)
+            uv->time = ms;
+        return;
+    }
+#endif
+    uv_update_time(uv);
+}
+
 /* uv_hrtime()'s clock (CLOCK_MONOTONIC, ns), read without the call into
  * libuv: a timer start reads it */
 static inline uint64_t
@@ -297,8 +325,8 @@ timer_native_start(WatcherObject *w)
         /* the loop's heap; a restart moves the timer within it */
         uint64_t now_ns;
         if (timer_update_flag) {
-            uv_update_time(uv);
             now_ns = prec_clock();
+            prec_refresh_uv_now(uv, now_ns);
         }
         else   /* libev's update=False: count from the loop's cached time */
             now_ns = uv_now(uv) * 1000000ULL;
