@@ -12,8 +12,8 @@ exception of a type that means a bug in C (SystemError, ...), or a hub that
 no longer works after an example.
 
 Environment (the defaults are a fixed, derandomized budget):
-  GEVENT_C_HOSTILE_SEEDS     '1-8' (under ASan '1-3')
-  GEVENT_C_HOSTILE_EXAMPLES  examples per seed, 40 (ASan 15)
+  GEVENT_C_HOSTILE_SEEDS     '1-8' (under ASan '1-5')
+  GEVENT_C_HOSTILE_EXAMPLES  examples per seed, 40 (ASan 20)
   GEVENT_C_HOSTILE_STEPS     at most this many steps per example, 40
 Longer run: python tests/fuzz_hostile.py --seeds 1-100 --examples 100
 """
@@ -24,9 +24,9 @@ import pytest
 import _util
 import fuzz_hostile
 
-_SEEDS = os.environ.get('GEVENT_C_HOSTILE_SEEDS', '1-3' if _util.UNDER_ASAN else '1-8')
+_SEEDS = os.environ.get('GEVENT_C_HOSTILE_SEEDS', '1-5' if _util.UNDER_ASAN else '1-8')
 SEEDS = fuzz_hostile.parse_seeds(_SEEDS)
-EXAMPLES = int(os.environ.get('GEVENT_C_HOSTILE_EXAMPLES', '15' if _util.UNDER_ASAN else '40'))
+EXAMPLES = int(os.environ.get('GEVENT_C_HOSTILE_EXAMPLES', '20' if _util.UNDER_ASAN else '40'))
 STEPS = int(os.environ.get('GEVENT_C_HOSTILE_STEPS', '40'))
 # one seed takes ~5-15 s here, a few times more under ASan or on a loaded machine
 TIMEOUT = 300
