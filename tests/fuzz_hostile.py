@@ -208,7 +208,12 @@ def do_action(action, owner, target):
                 w.start(noop)
                 m.watchers.append(w)
         elif action == 'throw_main':
-            if greenlet.getcurrent() is not m.main and not m.main.dead:
+            # not from the hub: a hub suspended inside a finalizer swallows
+            # what is thrown into it there (CPython ignores exceptions from
+            # __del__), so destroy()'s HubDestroyed is lost and destroy()
+            # waits for the hub forever, in gevent as here
+            cur = greenlet.getcurrent()
+            if cur is not m.main and not isinstance(cur, H.HubCore) and not m.main.dead:
                 m.main.throw(HostileError('thrown into main'))
         elif action == 'closing_fd':
             lp = _owner_loop(owner) or m.hub_loop()
@@ -230,6 +235,10 @@ def do_action(action, owner, target):
 
 def noop(*args):
     HITS['noop'] += 1
+
+
+def _raiser(*args):
+    raise HostileError('from a callback')
 
 
 class Hostile(object):
@@ -325,6 +334,25 @@ class HostileStr(str):
     def __eq__(self, other):
         self.h._fire('__eq__')
         return str.__eq__(self, other)
+
+
+class HostileMeta(type):
+    """A metaclass whose isinstance/issubclass checks are hostile: an
+    exception class put in a hub's NOT_ERROR or SYSTEM_ERROR."""
+
+    def __subclasscheck__(cls, sub):
+        cls.h._fire('__eq__')
+        return False
+
+    def __instancecheck__(cls, obj):
+        cls.h._fire('__eq__')
+        return False
+
+
+def hostile_class(spec, owner=None):
+    cls = HostileMeta('HostileClass', (Exception,), {})
+    cls.h = Hostile(spec._replace(trigger='__eq__'), owner)
+    return cls
 
 
 def make(spec, owner=None):
@@ -759,6 +787,27 @@ class Driver(object):
             s.cancel()
         elif op == 'idle':
             self.guarded(lambda: H.idle(), 0.05)
+        elif op in ('override', 'not_error', 'system_error'):
+            # hostile hub policy: an instance override of handle_error,
+            # print_exception or format_context, or a hostile class in
+            # NOT_ERROR / SYSTEM_ERROR; then a callback raises in the hub
+            if op == 'override':
+                name = ('handle_error', 'print_exception', 'format_context')[
+                    (val.target if val else 0) % 3]
+                setattr(hub, name, h if h is not None else noop)
+            elif val is not None:
+                cls = hostile_class(val, hub.loop)
+                if op == 'not_error':
+                    hub.NOT_ERROR = (cls,)
+                else:
+                    hub.SYSTEM_ERROR = (cls,)
+            try:
+                hub.loop.run_callback(_raiser)
+                self.guarded(lambda: H.sleep(0.001))
+            finally:
+                for name in ('handle_error', 'print_exception', 'format_context', 'NOT_ERROR',
+                             'SYSTEM_ERROR'):
+                    hub.__dict__.pop(name, None)
         else:
             hub.cancel_wait(self.pick(self.watchers, 0) or h, HostileError(h))
             self.guarded(lambda: H.sleep(0))
@@ -1095,7 +1144,8 @@ def build_machine():
         'new_hub': dict(private=st.booleans()),
         'hub_op': dict(op=st.sampled_from(['handle_error', 'print_exception', 'stream', 'repr',
                                            'join', 'destroy', 'reinit', 'signal', 'idle',
-                                           'cancel_wait']), val=maybe),
+                                           'cancel_wait', 'override', 'not_error',
+                                           'system_error']), val=maybe),
         'pool_op': dict(i=idx, op=st.sampled_from(['new', 'spawn', 'apply', 'result', 'async',
                                                    'map', 'kill', 'join']), val=maybe),
         'resolve': dict(which=st.sampled_from(['thread', 'ares']),
@@ -1178,7 +1228,8 @@ def _replay_outcome(steps, timeout):
     with os.fdopen(fd, 'w') as f:
         f.write('== example 1\n' + '\n'.join(steps) + '\n')
     try:
-        p = subprocess.run([sys.executable, os.path.abspath(__file__), '--replay', path],
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), '--replay', path,
+                            '--step-timeout', str(STEP_TIMEOUT[0])],
                            capture_output=True, text=True, timeout=timeout, env=child_env())
         return p.returncode
     except subprocess.TimeoutExpired:
@@ -1187,9 +1238,12 @@ def _replay_outcome(steps, timeout):
         os.unlink(path)
 
 
-def minimize(steps, timeout=60, tries=3):
+def minimize(steps, timeout=None, tries=3):
     """Drop steps (halves, then one at a time) while the replay still dies
     with the same status (ddmin, one subprocess per try)."""
+    if timeout is None:
+        timeout = 2 * STEP_TIMEOUT[0] + 30
+
     def fails(cand, want):
         return any(_replay_outcome(cand, timeout) == want for _ in range(tries))
     want = None
