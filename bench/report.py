@@ -226,7 +226,8 @@ def chart(results, impls, path):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
     time_rows = [r for r in ROWS if 'gevent_c' in results.get(r.case, {})
-                 and r.unit != 'B' and r.metric not in FLOORS + ('idle_wakeups',)]
+                 and r.unit != 'B' and r.metric not in FLOORS + ('idle_wakeups',)
+                 and not r.case.startswith('ts')]     # timers at scale: their own table
     mem_rows = [r for r in ROWS if r.unit == 'B' and r.metric not in FLOORS
                 and 'gevent_c' in results.get(r.case, {})]
     ours = ours_rows(results)

@@ -4,17 +4,18 @@
  * A timer never fires before `after` seconds of wall time since start().
  *
  * libuv counts timers in whole milliseconds of a clock cached at the start
- * of each pass, and its poll sleeps whole milliseconds from that cached
- * time: rounded up at both ends, a 1 ms sleep took about 2 ms.  So a
- * one-shot timer keeps its own deadline in nanoseconds of uv_hrtime()
- * (CLOCK_MONOTONIC) and libuv only brings it close: its libuv timer is
- * armed PREC_MARGIN_NS early, and a timer whose deadline is less than
- * PREC_SPAN_NS away waits on the loop's precise heap instead (a binary
- * min-heap by deadline).  The loop polls for at most the time left until
- * the heap's first deadline, with ns precision (loop_prec_wait_ns), and
+ * of each pass (a timer was about 1 ms late), and its timer heap is a tree
+ * of pointers through the handles (a stop at 100,000 timers cost several
+ * times libev's).  So a one-shot timer keeps its own deadline in ns of
+ * CLOCK_MONOTONIC and waits on its loop's own heap (4-ary, deadlines in
+ * the entries), never on libuv's.  The loop polls for at most the time
+ * left until the heap's first deadline: with ns precision when it is less
+ * than PREC_SPAN_NS away (loop_prec_wait_ns), through one libuv timer per
+ * loop armed PREC_MARGIN_NS early when it is farther (the driver), and it
  * records the timers whose deadline has passed after each poll
- * (loop_prec_collect), with the clock read once, after the poll.  Repeating timers keep libuv's
- * milliseconds (rounded up: never early either).
+ * (loop_prec_collect), with the clock read once, after the poll.
+ * Repeating timers keep libuv's milliseconds (rounded up: never early
+ * either).  docs/design.md, "Timers".
  */
 #include "gevent_c.h"
 #include <math.h>
@@ -65,9 +66,10 @@ prec_clock(void)
 
 /* libuv's timer fires at most about 1 ms late (its poll sleeps whole ms
  * from its cached clock) and at most 1 ms early (a coarse cached clock):
- * arm it this much before the deadline, and leave the rest to the heap.
- * Deadlines nearer than PREC_SPAN_NS go on the heap at once: one wake-up;
- * a farther one costs two (libuv's, early, then the deadline). */
+ * the driver is armed this much before the first deadline, and the rest
+ * is waited for with ppoll().  A first deadline nearer than PREC_SPAN_NS
+ * is waited for with ppoll() at once: one wake-up; a farther one costs two
+ * (the driver's, early, then the deadline). */
 #define PREC_MARGIN_NS 2500000ULL
 #define PREC_SPAN_NS   50000000ULL
 /* beyond this `after` (s), milliseconds are as good: libuv alone */
@@ -546,7 +548,7 @@ timer_start(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject 
         if (watcher_check_usable(w) < 0)
             return NULL;
     }
-    if (check_callable(callback) < 0)
+    if (Py_TYPE(callback)->tp_call == NULL && check_callable(callback) < 0)
         return NULL;
     PyObject *tail = PyTuple_New(nargs - 1);   /* () is a singleton */
     if (tail == NULL)
@@ -578,7 +580,15 @@ timer_start(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject 
     timer_drop(w, old_cb);
     timer_drop(w, old_args);
     w->direct_switch = 0;
-    watcher_activate(w);
+    if (!w->active) {   /* watcher_activate() */
+        w->active = 1;
+        if (w->ref)
+            loop->nactive_ref++;
+    }
+    if (!w->self_ref) {
+        w->self_ref = 1;
+        Py_INCREF(w);
+    }
     timer_drain(loop);
     Py_RETURN_NONE;
 }
