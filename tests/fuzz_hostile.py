@@ -893,6 +893,18 @@ class Driver(object):
                     p = self.pick(self.pools, w)
                     if p is not None:
                         p.spawn(h)
+                elif op == 'thread_hub':
+                    # the thread's own hub, left with hostile callbacks for
+                    # the thread's exit to destroy (finalizers then run
+                    # while the thread state is cleared)
+                    thub = H.get_hub()
+                    tw = getattr(thub.loop, ('timer', 'idle', 'check', 'async_')[w % 4])(
+                        *((10,) if w % 4 == 0 else ()))
+                    tw.start(make(spec, tw), make(spec, thub.loop))
+                    thub.loop.run_callback(make(spec, thub.loop), make(spec, thub.loop))
+                    if w % 3:
+                        H.sleep(0)
+                    garbage(spec, thub.loop) if spec is not None else None
             except BaseException as e:
                 errors.append(e)
             h = None
@@ -929,10 +941,15 @@ class Driver(object):
             try:
                 signal.alarm(20)
                 try:
+                    if spec is not None:
+                        # finalizers due at the child's first allocations
+                        garbage(spec, self.pick(self.watchers, 0) or self.hub_loop())
+                        gc.set_threshold(1 + spec.target % 4)
                     H.reinit()
                     h = make(spec, self.pick(self.watchers, 0))
                     del h
                     H.sleep(0)
+                    gc.set_threshold(700, 10, 10)
                 except BaseException as e:
                     if isinstance(e, INSANE) or not isinstance(e, SENSIBLE):
                         rc = 4
@@ -1153,7 +1170,8 @@ def build_machine():
                                             'getnameinfo', 'close']), val=maybe),
         'thread_act': dict(op=st.sampled_from(['run_callback_threadsafe', 'close', 'start',
                                                'destroy', 'gc', 'send', 'sleep', 'hub_destroy',
-                                               'pool']), w=idx, spec=maybe),
+                                               'pool', 'thread_hub', 'thread_hub']),
+                           w=idx, spec=maybe),
         'fork': dict(spec=maybe),
     })
 
