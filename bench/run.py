@@ -148,6 +148,8 @@ def callgrind(names, impls):
         if name.startswith('spawn_'):
             size = int(name.split('_')[1])
             n1, n2 = 2 * size, 4 * size
+        elif name.startswith('ts'):          # timers at scale: whole batches of 1,000
+            n1, n2 = 2000, 4000
         else:
             n1 = max(100, case.n // 50)
             n2 = 2 * n1
