@@ -2222,7 +2222,8 @@ static PyStructSequence_Field handle_state_fields[] = {
     {"watcher", "the watcher; an fd's native poll: its active io watchers; "
                 "the loop's own handles: the loop; closing handles: None"},
     {"ref", "uv_has_ref()"},
-    {"active", "uv_is_active()"},
+    {"active", "uv_is_active(), or the watcher that owns the handle is active "
+               "(one-shot timers wait on the loop's own heap)"},
     {"closing", "uv_is_closing()"},
     {NULL, NULL},
 };
@@ -2318,8 +2319,14 @@ loop_debug_walk_cb(uv_handle_t *h, void *arg)
             s->nio++;
         }
     }
-    else if (h->data != NULL)
-        s->owner = Py_NewRef((PyObject *)h->data);   /* a watcher's own handle */
+    else if (h->data != NULL) {
+        /* a watcher's own handle; a one-shot timer waits on the loop's
+         * own heap, not on its libuv timer: active is the watcher's */
+        WatcherObject *w = (WatcherObject *)h->data;
+        if (w->handle == h && w->active)
+            s->active = 1;
+        s->owner = Py_NewRef((PyObject *)w);
+    }
     ctx->n++;
 }
 
