@@ -14,6 +14,17 @@ PRELUDE = '''
 import gc, sys
 import gevent_c.hub as H
 from gevent_c import core
+
+def start_dropping(w, on_del):
+    # start w with a bound method of an object nothing else holds: when C
+    # drops that callback (start/stop/wait replacing it), the object's
+    # finalizer runs on_del()
+    class Conn:
+        def __del__(self):
+            on_del()
+        def cb(self, *a):
+            pass
+    w.start(Conn().cb)
 '''
 
 
@@ -29,12 +40,7 @@ def test_start_old_callback_del_closes_watcher(check_py):
     _ok(check_py, '''
         loop = core.loop(default=False)
         t = loop.timer(10)
-        class Conn:
-            def __del__(self):
-                t.close()
-            def cb(self):
-                pass
-        c = Conn(); t.start(c.cb); del c
+        start_dropping(t, lambda: t.close())
         t.start(lambda: None)     # drops Conn's bound method: __del__ closes t
         assert 'closed' in repr(t) and not t.active, repr(t)
         try:
@@ -54,12 +60,7 @@ def test_start_old_callback_del_destroys_loop(check_py):
             loop = core.loop(default=False)
             w = loop.io(0, 1) if kind == 'io' else (
                 loop.timer(10) if kind == 'timer' else getattr(loop, kind)())
-            class Conn:
-                def __del__(self):
-                    loop.destroy()
-                def cb(self, *a):
-                    pass
-            c = Conn(); w.start(c.cb); del c
+            start_dropping(w, lambda: loop.destroy())
             w.start(lambda *a: None)   # __del__ destroys the loop
             assert not w.active, kind
             try:
@@ -77,12 +78,7 @@ def test_hub_wait_old_callback_del_closes_watcher(check_py):
         hub = H.get_hub()
         for action in ('close', 'stop'):
             t = hub.loop.timer(0.001)
-            class Conn:
-                def __del__(self):
-                    getattr(t, action)()
-                def cb(self):
-                    pass
-            c = Conn(); t.start(c.cb); del c
+            start_dropping(t, lambda: getattr(t, action)())
             try:
                 hub.wait(t)            # replaces Conn.cb: __del__ runs
             except ValueError as e:
@@ -103,12 +99,7 @@ def test_hub_wait_old_callback_del_destroys_loop(check_py):
         hub = H.Hub(loop=loop)
         H.set_hub(hub)
         t = loop.timer(0.001)
-        class Conn:
-            def __del__(self):
-                loop.destroy()
-            def cb(self):
-                pass
-        c = Conn(); t.start(c.cb); del c
+        start_dropping(t, lambda: loop.destroy())
         try:
             hub.wait(t)
         except ValueError as e:
@@ -125,12 +116,7 @@ def test_stop_callback_del_destroys_loop(check_py):
     _ok(check_py, '''
         loop = core.loop(default=False)
         t = loop.timer(10)
-        class Conn:
-            def __del__(self):
-                loop.destroy()
-            def cb(self):
-                pass
-        c = Conn(); t.start(c.cb); del c
+        start_dropping(t, lambda: loop.destroy())
         t.stop()
         assert 'destroyed' in repr(loop)
         print('OK')
