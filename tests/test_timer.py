@@ -747,21 +747,22 @@ def test_destroy_loop_with_timers_on_the_precise_heap():
     assert p.returncode == 0 and p.stdout.split()[-1] == 'ok', p.stderr[-2000:]
 
 
-def test_many_precise_timers_fire_in_deadline_order(L):
-    """The heap: 200 timers, a third stopped or restarted at random; the rest
-    fire once each, in deadline order, none early."""
+def _check_heap_order(L, seed, n, delay, stop, restart):
+    """n timers of delay(rnd) seconds; `stop` of them stopped, `restart` of
+    the still active ones restarted in place (start() on an active timer
+    moves it within the heap); the rest fire once each, in deadline order,
+    never early."""
     import random
-    rnd = random.Random(5)
+    rnd = random.Random(seed)
     fired = []
     ts = []
-    for i in range(200):
-        t = L.timer(rnd.random() * 0.02)
+    for i in range(n):
+        t = L.timer(delay(rnd))
         t.start(lambda i=i: fired.append((i, time.monotonic())))
         ts.append(t)
-    for t in rnd.sample(ts, 40):
+    for t in rnd.sample(ts, stop):
         t.stop()
-    restarted = rnd.sample([t for t in ts if t.active], 30)
-    for t in restarted:
+    for t in rnd.sample([t for t in ts if t.active], restart):
         i = ts.index(t)
         t.start(lambda i=i: fired.append((i, time.monotonic())))
     live = {i: t.at for i, t in enumerate(ts) if t.active}
@@ -775,6 +776,12 @@ def test_many_precise_timers_fire_in_deadline_order(L):
     finally:
         for t in ts:
             t.close()
+
+
+def test_many_precise_timers_fire_in_deadline_order(L):
+    """The heap: 200 timers, a third stopped or restarted at random; the rest
+    fire once each, in deadline order, none early."""
+    _check_heap_order(L, 5, 200, lambda rnd: rnd.random() * 0.02, stop=40, restart=30)
 
 
 def test_far_and_near_timers_share_the_heap_in_deadline_order(L):
@@ -782,30 +789,7 @@ def test_far_and_near_timers_share_the_heap_in_deadline_order(L):
     first deadline is brought close by the loop's one libuv timer); stopped,
     restarted in place (start() on an active timer) or left alone, each
     fires once, in deadline order, never early."""
-    import random
-    rnd = random.Random(11)
-    fired = []
-    ts = []
-    for i in range(60):
-        t = L.timer(0.001 + rnd.random() * 0.15)
-        t.start(lambda i=i: fired.append((i, time.monotonic())))
-        ts.append(t)
-    for t in rnd.sample(ts, 15):
-        t.stop()
-    for t in rnd.sample([t for t in ts if t.active], 15):
-        i = ts.index(t)
-        t.start(lambda i=i: fired.append((i, time.monotonic())))   # moves within the heap
-    live = {i: t.at for i, t in enumerate(ts) if t.active}
-    try:
-        while any(t.active for t in ts):
-            L.run(once=True)
-        assert sorted(i for i, _ in fired) == sorted(live), fired
-        order = [i for i, _ in fired]
-        assert order == sorted(order, key=lambda i: live[i]), order
-        assert all(when >= live[i] - 1e-6 for i, when in fired)
-    finally:
-        for t in ts:
-            t.close()
+    _check_heap_order(L, 11, 60, lambda rnd: 0.001 + rnd.random() * 0.15, stop=15, restart=15)
 
 
 def test_restart_in_place_moves_the_deadline(L):
