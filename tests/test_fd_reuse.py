@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -21,6 +22,25 @@ from fd_reuse_matrix import KINDS, MODES
 
 MATRIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fd_reuse_matrix.py')
 _results = {}
+
+# the child's start for the eventfd scenarios: first_event(w, fd) starts w
+# (a read watcher of the eventfd fd), writes to fd and returns what came
+# first, 'event' or a 2 s 'timeout'
+EVENTFD_PRELUDE = textwrap.dedent('''
+    import os
+    import gevent_c.hub as H
+    loop = H.get_hub().loop
+
+    def first_event(w, fd):
+        got = []
+        w.start(got.append, 'event')
+        os.eventfd_write(fd, 1)
+        t = loop.timer(2.0)
+        t.start(got.append, 'timeout')
+        while not got:
+            H.sleep(0.001)
+        return got[0]
+''')
 
 
 def matrix(api):
@@ -54,10 +74,7 @@ def test_issue_repro_eventfd(check_py):
     # watch it, write to it: the event arrives
     if not hasattr(os, 'eventfd'):
         pytest.skip('os.eventfd')
-    out = check_py('''
-        import os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    out = check_py(EVENTFD_PRELUDE + textwrap.dedent('''
         fd = os.eventfd(0, os.EFD_NONBLOCK)
         w = loop.io(fd, 1)
         w.start(os.eventfd_read, fd)
@@ -67,16 +84,9 @@ def test_issue_repro_eventfd(check_py):
         os.close(fd)
         fd2 = os.eventfd(0, os.EFD_NONBLOCK)
         assert fd2 == fd, (fd, fd2)
-        got = []
         w2 = loop.io(fd2, 1)
-        w2.start(got.append, 'event')
-        os.eventfd_write(fd2, 1)
-        t = loop.timer(2.0)
-        t.start(got.append, 'timeout')
-        while not got:
-            H.sleep(0.001)
-        print(got[0])
-    ''')
+        print(first_event(w2, fd2))
+    '''))
     assert out.split() == ['event']
 
 
@@ -90,10 +100,7 @@ def test_stale_watcher_eventfd(check_py, how):
     # a state change, so a missed registration is a wait that never ends)
     if not hasattr(os, 'eventfd'):
         pytest.skip('os.eventfd')
-    out = check_py('''
-        import os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    out = check_py(EVENTFD_PRELUDE + textwrap.dedent('''
         fd = os.eventfd(0, os.EFD_NONBLOCK)
         stale = loop.io(fd, 1)
         stale.start(lambda: None)
@@ -101,19 +108,12 @@ def test_stale_watcher_eventfd(check_py, how):
         os.close(fd)                   # the registration goes with the file
         fd2 = os.eventfd(0, os.EFD_NONBLOCK)
         assert fd2 == fd, (fd, fd2)
-        got = []
         if HOW == 'new':
             w = loop.io(fd2, 1)
         else:
             other = os.eventfd(0)
             w = loop.io(other, 1)
             w.fd = fd2
-        w.start(got.append, 'event')
-        os.eventfd_write(fd2, 1)
-        t = loop.timer(2.0)
-        t.start(got.append, 'timeout')
-        while not got:
-            H.sleep(0.001)
-        print(got[0])
-    '''.replace('HOW', repr(how)))
+        print(first_event(w, fd2))
+    ''').replace('HOW', repr(how)))
     assert out.split() == ['event']
