@@ -103,11 +103,9 @@ def test_not_a_socket(loop, pipe):
     r.close()
 
 
-def test_send_waits_for_room(loop, hub, pair):
-    a, b = pair
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    w = loop.io(a.fileno(), 2)
-    data = b'x' * (1 << 20)
+def _spawn_writer(w, data):
+    """A greenlet sending all of data through w; the list it returns gets
+    the total sent once the writer is done."""
     sent = []
 
     def writer():
@@ -117,17 +115,31 @@ def test_send_waits_for_room(loop, hub, pair):
             total += w.send(view[total:])
         sent.append(total)
 
-    g = H.spawn_raw(writer)
-    H.sleep(0.01)
-    assert not sent and w.active           # the buffer is full: waiting for room
+    return sent, H.spawn_raw(writer)
+
+
+def _drain(b, n):
+    """Read n bytes from socket b (non-blocking, sleeping while empty), then
+    let the hub run once more."""
     received = 0
     b.setblocking(False)
-    while received < len(data):
+    while received < n:
         try:
             received += len(b.recv(1 << 16))
         except BlockingIOError:
             H.sleep(0.001)
     H.sleep(0)
+
+
+def test_send_waits_for_room(loop, hub, pair):
+    a, b = pair
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    w = loop.io(a.fileno(), 2)
+    data = b'x' * (1 << 20)
+    sent, g = _spawn_writer(w, data)
+    H.sleep(0.01)
+    assert not sent and w.active           # the buffer is full: waiting for room
+    _drain(b, len(data))
     assert sent == [len(data)] and g.dead
     w.close()
 
@@ -236,28 +248,12 @@ def test_send_on_a_read_write_watcher_waits_for_write_only(loop, hub, pair):
     b.send(b'unread')
     w = loop.io(a.fileno(), 3)
     data = b'x' * (1 << 20)
-    sent = []
-
-    def writer():
-        view = memoryview(data)
-        total = 0
-        while total < len(data):
-            total += w.send(view[total:])
-        sent.append(total)
-
-    g = H.spawn_raw(writer)
+    sent, g = _spawn_writer(w, data)
     H.sleep(0.01)
     assert w.active and not sent
     passes = _passes_while(loop, 0.2)
     assert passes < 50, passes
     assert w.events == 2
-    received = 0
-    b.setblocking(False)
-    while received < len(data):
-        try:
-            received += len(b.recv(1 << 16))
-        except BlockingIOError:
-            H.sleep(0.001)
-    H.sleep(0)
+    _drain(b, len(data))
     assert sent == [len(data)] and g.dead and w.events == 3
     w.close()
