@@ -10,6 +10,39 @@ PRELUDE = '''
 import threading, time
 import gevent_c.hub as H
 from gevent_c import core
+
+def in_thread(f):
+    th = threading.Thread(target=f); th.start(); th.join()
+
+def loop_left_by_thread(then=None):
+    # a thread runs its own hub once, then then(hub) (returning the hub to
+    # look at); the loop of that hub, after the thread has exited
+    loops = []
+    def f():
+        h = H.get_hub()
+        H.sleep(0.001)
+        if then is not None:
+            h = then(h)
+        loops.append(h.loop)
+    in_thread(f)
+    return loops[0]
+
+def wait_in_thread(t, keep, catch, errors):
+    # a thread waits (hub.wait) on watcher t with its own hub, whose loop a
+    # `keep`-second timer keeps running; what `catch` catches goes to
+    # errors; returns the thread once it is waiting
+    ready = threading.Event()
+    def f():
+        h2 = H.get_hub()
+        k = h2.loop.timer(keep); k.start(lambda: None)
+        ready.set()
+        try:
+            h2.wait(t)
+        except catch as e:
+            errors.append(e)
+    th = threading.Thread(target=f); th.start()
+    ready.wait(5)
+    return th
 '''
 
 
@@ -33,7 +66,7 @@ def test_thread_default_hub_leaves_main_default_loop(run_py):
             h = H.Hub(default=True)
             H.set_hub(h)
             seen.append(h.loop is hub.loop and h.loop.default)
-        th = threading.Thread(target=f); th.start(); th.join()
+        in_thread(f)
         assert seen == [True], seen
         assert hub.loop.default, repr(hub.loop)   # not destroyed by the thread
         H.sleep(0.01)
@@ -53,7 +86,7 @@ def test_thread_shared_loop_not_destroyed(run_py):
                     h = H.Hub(loop=L)
                     H.set_hub(h)
                 assert h.loop is L
-            th = threading.Thread(target=f); th.start(); th.join()
+            in_thread(f)
             assert 'destroyed' not in repr(L), (how, repr(L))
             h = H.Hub(loop=L)
             t = L.timer(0.001)
@@ -67,13 +100,8 @@ def test_thread_shared_loop_not_destroyed(run_py):
 def test_thread_own_loop_destroyed_at_exit(run_py):
     # the rule's other side: what a thread's hub created goes with it
     _ok(run_py, '''
-        loops = []
-        def f():
-            h = H.get_hub()
-            H.sleep(0.001)
-            loops.append(h.loop)
-        th = threading.Thread(target=f); th.start(); th.join()
-        assert not loops[0].default and 'destroyed' in repr(loops[0]), repr(loops[0])
+        loop = loop_left_by_thread()
+        assert not loop.default and 'destroyed' in repr(loop), repr(loop)
         print('OK')
     ''')
 
@@ -82,18 +110,15 @@ def test_kept_loop_stays_owned(run_py):
     # destroy(destroy_loop=False) keeps the loop for the thread's next hub,
     # which owns it: the thread's exit destroys it
     _ok(run_py, '''
-        loops = []
-        def f():
-            h = H.get_hub()
-            H.sleep(0.001)
+        def keep(h):
             l = h.loop
             h.destroy(destroy_loop=False)
             h2 = H.get_hub()
             assert h2.loop is l
             H.sleep(0.001)
-            loops.append(h2.loop)
-        th = threading.Thread(target=f); th.start(); th.join()
-        assert 'destroyed' in repr(loops[0]), repr(loops[0])
+            return h2
+        loop = loop_left_by_thread(keep)
+        assert 'destroyed' in repr(loop), repr(loop)
         print('OK')
     ''')
 
@@ -107,18 +132,7 @@ def test_wait_on_another_threads_loop(run_py):
         H.sleep(0.001)               # the main hub is now inside run()
         t = hub.loop.timer(0.05)
         errors, results = [], []
-        ready = threading.Event()
-        def f():
-            h2 = H.get_hub()
-            keep = h2.loop.timer(0.5); keep.start(lambda: None)
-            ready.set()
-            try:
-                h2.wait(t)
-            except Exception as e:
-                errors.append(e)
-        th = threading.Thread(target=f)
-        th.start()
-        ready.wait(5)
+        th = wait_in_thread(t, 0.5, Exception, errors)
         def sleeper():
             for i in range(5):
                 H.sleep(0.05)
@@ -148,7 +162,7 @@ def test_destroy_hub_of_dead_thread(run_py):
             gr = greenlet.greenlet(waiter)
             gr.switch()                # the hub runs its loop, then
             box.append(h)              # the timer fires and waiter ends
-        th = threading.Thread(target=f); th.start(); th.join()
+        in_thread(f)
         h = box[0]
         loop = h.loop
         fd = loop.fileno()
@@ -195,17 +209,7 @@ def test_dispatch_never_switches_into_another_thread(run_py):
     _ok(run_py, '''
         L = core.loop(default=False)
         t = L.timer(0.01)
-        ready = threading.Event()
-        def f():
-            h2 = H.get_hub()
-            keep = h2.loop.timer(0.3); keep.start(lambda: None)
-            ready.set()
-            try:
-                h2.wait(t)
-            except H.LoopExit:
-                pass
-        th = threading.Thread(target=f); th.start()
-        ready.wait(5)
+        th = wait_in_thread(t, 0.3, H.LoopExit, [])
         time.sleep(0.1)               # T2 is waiting in its own loop now
         reported = []
         L.error_handler = lambda *a: reported.append(a[1])
@@ -228,17 +232,7 @@ def test_handoff_never_switches_into_another_thread(run_py):
         hub.exception_stream = stream
         t = hub.loop.timer(0.001)
         t.priority = -1                # dispatched after g1's timer
-        ready = threading.Event()
-        def f():
-            h2 = H.get_hub()
-            keep = h2.loop.timer(0.3); keep.start(lambda: None)
-            ready.set()
-            try:
-                h2.wait(t)
-            except H.LoopExit:
-                pass
-        th = threading.Thread(target=f); th.start()
-        ready.wait(5)
+        th = wait_in_thread(t, 0.3, H.LoopExit, [])
         time.sleep(0.1)                # T2 waits; t is overdue
         order = []
         def g1f():
