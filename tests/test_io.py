@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sys
+import textwrap
 import time
 
 import pytest
@@ -15,6 +16,30 @@ import gevent_c.core as core
 import gevent_c.hub as H
 from _util import last_line, untimed
 from _util import noop as _noop
+
+
+# the child's start for the subprocess scenarios below (an abort there is
+# exit code -6, a spinning loop shows as CPU time while idle)
+CHILD_PRELUDE = textwrap.dedent('''
+    import os, socket, time
+    import gevent_c.hub as H
+    loop = H.get_hub().loop
+
+    def idle_cpu(seconds=0.3):
+        # the CPU time the process spends while the hub sleeps `seconds`
+        t0 = time.process_time()
+        H.sleep(seconds)
+        return time.process_time() - t0
+''')
+
+
+def _alive(check_py, code, timeout):
+    """Run code after CHILD_PRELUDE in a fresh interpreter: it must run to
+    its end and exit 0 (no abort, no hang)."""
+    out = check_py(CHILD_PRELUDE + textwrap.dedent(code) + "print('alive')\n",
+                   timeout=timeout)
+    assert 'alive' in out
+
 
 # ---------------------------------------------------------------- validation
 
@@ -485,10 +510,8 @@ def test_exc_info_clean_in_io_callback(loop, pipe):
 
 def test_check_close_watched_fd_survives(check_py):
     # check: iow.start(f); os.close(r); H.sleep(0.05) -> alive; stop + start -> OSError EBADF
-    out = check_py('''
-        import errno, os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
+        import errno
         r, w = os.pipe()
         iow = loop.io(r, 1)
         iow.start(lambda: None)
@@ -503,9 +526,7 @@ def test_check_close_watched_fd_survives(check_py):
         else:
             raise AssertionError('restart on a closed fd did not raise')
         H.sleep(0.01)
-        print('alive')
     ''', timeout=15)
-    assert 'alive' in out
 
 
 def test_close_watched_fd_other_watcher_start_ebadf(check_py):
@@ -532,10 +553,7 @@ def test_close_watched_fd_other_watcher_start_ebadf(check_py):
 
 
 def test_close_fd_while_many_watchers_wait(check_py):
-    out = check_py('''
-        import os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         r, w = os.pipe()
         ws = [loop.io(r, 1) for _ in range(10)] + [loop.io(w, 2)]
         for x in ws[:10]:
@@ -548,17 +566,12 @@ def test_close_fd_while_many_watchers_wait(check_py):
         for x in ws:
             x.close()
         H.sleep(0.01)
-        print('alive')
     ''', timeout=15)
-    assert 'alive' in out
 
 
 def test_close_fd_then_reuse_number(check_py):
     # close a watched fd; the number is reused by a new pipe; a new watcher on it works
-    out = check_py('''
-        import os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         r, w = os.pipe()
         old = loop.io(r, 1)
         old.start(lambda: None)
@@ -576,9 +589,7 @@ def test_close_fd_then_reuse_number(check_py):
                 break
         assert log == [1], log
         old.close(); new.close()
-        print('alive')
     ''', timeout=15)
-    assert 'alive' in out
 
 
 def test_close_fd_from_thread_while_main_blocked(check_py):
@@ -658,10 +669,7 @@ def test_close_watched_fd_on_private_loop(check_py):
 def test_closing_fd_wakes_waiters(check_py):
     # closing_fd: returns True when active watchers exist and
     # wakes them (their callback runs once) before the fd is released.
-    out = check_py('''
-        import os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         r, w = os.pipe()
         a = loop.io(r, 1)
         b = loop.io(r, 1)
@@ -677,9 +685,7 @@ def test_closing_fd_wakes_waiters(check_py):
         os.close(r)
         H.sleep(0.01)
         a.close(); b.close()
-        print('alive')
     ''', timeout=15)
-    assert 'alive' in out
 
 
 def test_closing_fd_without_watchers(loop, pipe):
@@ -807,10 +813,7 @@ def test_rearm_after_fd_reused_by_regular_file(check_py, tmp_path):
     # reused by a regular file; reinit() re-arms every native poll.  libuv
     # abort()s if epoll_ctl fails (EPERM for a file), so the loop re-checks
     # the file before arming: the watcher now sees an always-ready file.
-    out = check_py('''
-        import os, socket
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         a, b = socket.socketpair()
         fd = a.detach()
         log = []
@@ -826,9 +829,7 @@ def test_rearm_after_fd_reused_by_regular_file(check_py, tmp_path):
         assert log, log
         w.close()
         os.close(f)
-        print('alive')
     ''' % str(tmp_path / 'f'), timeout=15)
-    assert 'alive' in out
 
 
 # ---------------------------------------------------------------- epoll registration
@@ -842,10 +843,7 @@ def test_stopped_watcher_leaves_no_registration_behind(check_py):
     # child's copy in real programs) and readable, the loop must have
     # forgotten it: it idles without burning CPU, and a new, empty pipe
     # given the same fd number is not reported readable.
-    out = check_py('''
-        import os, socket, time
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         for how in ('stop', 'close'):
             a, b = socket.socketpair()
             fd = a.fileno()
@@ -856,9 +854,7 @@ def test_stopped_watcher_leaves_no_registration_behind(check_py):
             H.sleep(0.01)
             getattr(w, how)()
             a.close()
-            t0 = time.process_time()
-            H.sleep(0.3)
-            cpu = time.process_time() - t0
+            cpu = idle_cpu()
             assert cpu < 0.1, (how, 'busy while idle', cpu)
             r, wr = os.pipe()
             if r != fd:
@@ -872,9 +868,7 @@ def test_stopped_watcher_leaves_no_registration_behind(check_py):
             for x in (r, wr, keep):
                 os.close(x)
             b.close()
-        print('alive')
     ''', timeout=20)
-    assert 'alive' in out
 
 
 def test_fd_refused_by_epoll_at_arm_time_kills_its_watchers(check_py):
@@ -884,10 +878,8 @@ def test_fd_refused_by_epoll_at_arm_time_kills_its_watchers(check_py):
     # reopened on the same FIFO with O_PATH (same st_dev/st_ino; EBADF).
     # No abort: each watcher is woken once with its events and stopped
     # (visibly inactive), and the loop goes on.
-    out = check_py('''
-        import os, select, tempfile
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
+        import select, tempfile
         ep = select.epoll()
         w = loop.io(ep.fileno(), 1)
         ep.register(loop.fileno(), select.EPOLLIN)
@@ -915,9 +907,7 @@ def test_fd_refused_by_epoll_at_arm_time_kills_its_watchers(check_py):
         os.write(wr, b'x')
         H.sleep(0.02)
         assert got[-1] == 'c', got
-        print('alive')
     ''', timeout=20)
-    assert 'alive' in out
 
 
 def test_closing_fd_not_followed_by_close_keeps_delivering(check_py):
@@ -925,10 +915,7 @@ def test_closing_fd_not_followed_by_close_keeps_delivering(check_py):
     # the caller is about to close the fd.  If it does not, a persistent
     # watcher left active must not go deaf: once the closing mark expires it
     # is armed again and keeps reporting the fd (as libev does).
-    out = check_py('''
-        import os
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         r, wr = os.pipe()
         got = []
         w = loop.io(r, 1)
@@ -947,9 +934,7 @@ def test_closing_fd_not_followed_by_close_keeps_delivering(check_py):
         assert got, 'active watcher never fired again'
         w.close()
         os.close(r); os.close(wr)
-        print('alive')
     ''', timeout=20)
-    assert 'alive' in out
 
 
 
@@ -958,10 +943,7 @@ def test_forked_child_and_the_parents_registrations(check_py):
     # the fd out of the parent's.  And the child's copy of an fd keeps the
     # file open after the parent stops its watcher and closes the fd: the
     # parent's loop must have forgotten it (idle, no spinning).
-    out = check_py('''
-        import os, socket, time
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         a, b = socket.socketpair()
         got = []
         w = loop.io(a.fileno(), 1)
@@ -982,15 +964,11 @@ def test_forked_child_and_the_parents_registrations(check_py):
         assert got, "the child's stop took the fd out of the parent's epoll"
         w.stop()
         a.close()
-        t0 = time.process_time()
-        H.sleep(0.3)
-        cpu = time.process_time() - t0
+        cpu = idle_cpu()
         os.write(down_w, b'q')
         os.waitpid(pid, 0)
         assert cpu < 0.1, ('busy while idle', cpu)
-        print('alive')
     ''', timeout=20)
-    assert 'alive' in out
 
 
 def test_poll_error_keeps_reporting_and_leaves_nothing_behind(check_py):
@@ -998,10 +976,7 @@ def test_poll_error_keeps_reporting_and_leaves_nothing_behind(check_py):
     # libuv stops such a poll by itself.  An active watcher must keep being
     # told (not go deaf), and once stopped and its fd closed while a dup keeps
     # the file, the loop must have forgotten it (idle, no spinning).
-    out = check_py('''
-        import os, time
-        import gevent_c.hub as H
-        loop = H.get_hub().loop
+    _alive(check_py, '''
         r, w = os.pipe()
         keep = os.dup(w)
         got = []
@@ -1016,11 +991,7 @@ def test_poll_error_keeps_reporting_and_leaves_nothing_behind(check_py):
         assert iow.active and n1 > 0 and len(got) > n1, (n1, len(got))
         iow.stop()
         os.close(w)
-        t0 = time.process_time()
-        H.sleep(0.3)
-        cpu = time.process_time() - t0
+        cpu = idle_cpu()
         assert cpu < 0.1, ('busy while idle', cpu)
         os.close(keep)
-        print('alive')
     ''', timeout=20)
-    assert 'alive' in out
