@@ -56,6 +56,10 @@ import gevent_c.core as core
 import gevent_c.hub as H
 from gevent_c.threadpool import ThreadPool
 
+# helpers shared with the API fuzzer (a script in tests/reliability/)
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'reliability'))
+from fuzz_api import close_all, parse_seeds  # noqa: E402
+
 try:
     import gevent_c.resolver_ares as resolver_ares
     import gevent_c._ares  # noqa: F401
@@ -1001,26 +1005,10 @@ class Driver(object):
     def teardown(self):
         global MACHINE
         gc.set_threshold(700, 10, 10)
-        for w in self.watchers:
-            try:
-                w.close()
-            except BaseException:
-                pass
-        for p in self.pools:
-            try:
-                p.kill()
-            except BaseException:
-                pass
-        for r in self.resolvers:
-            try:
-                r.close()
-            except BaseException:
-                pass
-        for lp in self.loops:
-            try:
-                lp.destroy()
-            except BaseException:
-                pass
+        close_all(self.watchers, 'close')
+        close_all(self.pools, 'kill')
+        close_all(self.resolvers, 'close')
+        close_all(self.loops, 'destroy')
         for g in self.greenlets:
             # end them here, returning to main: one whose hub was destroyed
             # would otherwise hand its GreenletExit to main (its parent's
@@ -1299,15 +1287,6 @@ def script_for(steps):
 
 # ---------------------------------------------------------------------------
 # many seeds, each in its own process
-
-
-def parse_seeds(text):
-    """'1-4,9' -> [1, 2, 3, 4, 9]"""
-    out = []
-    for part in text.split(','):
-        a, _, b = part.partition('-')
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
 
 
 def child_env(env=None):

@@ -50,6 +50,26 @@ class FuzzTimeout(BaseException):
     """Thrown into main by the guard timer that bounds every blocking call."""
 
 
+def close_all(objs, method):
+    """Call obj.method() on each of objs, ignoring what it raises: the end of
+    a run, where any of them may already be closed, killed or broken.
+    (tests/fuzz_hostile.py shares this and parse_seeds.)"""
+    for obj in objs:
+        try:
+            getattr(obj, method)()
+        except BaseException:
+            pass
+
+
+def parse_seeds(text):
+    """'1-4,9' -> [1, 2, 3, 4, 9]"""
+    out = []
+    for part in text.split(','):
+        a, _, b = part.partition('-')
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
 class Sink(object):
     """exception_stream / stderr replacement: counts, keeps nothing."""
     n = 0
@@ -859,26 +879,10 @@ class Fuzzer(object):
 
     def settle(self):
         """Close everything and let the loops finish cleanly."""
-        for w in self.watchers:
-            try:
-                w.close()
-            except BaseException:
-                pass
-        for p in self.pools:
-            try:
-                p.kill()
-            except BaseException:
-                pass
-        for h in self.hubs:
-            try:
-                h.destroy()
-            except BaseException:
-                pass
-        for lp in self.loops:
-            try:
-                lp.destroy()
-            except BaseException:
-                pass
+        close_all(self.watchers, 'close')
+        close_all(self.pools, 'kill')
+        close_all(self.hubs, 'destroy')
+        close_all(self.loops, 'destroy')
         for _ in range(3):
             try:
                 self.guarded(lambda: H.sleep(0.005), 0.5)
@@ -923,15 +927,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seed', type=int, default=None)
     ap.add_argument('--seeds', default=None,
-                    help='A-B: run each seed in its own subprocess (long local run)')
+                    help="'1-20,31': run each seed in its own subprocess (long local run)")
     ap.add_argument('--ops', type=int, default=10000)
     ap.add_argument('--log', default=None, help='file receiving one line per op')
     ap.add_argument('--op-timeout', type=float, default=20.0)
     a = ap.parse_args()
     if a.seeds:
-        lo, hi = (int(x) for x in a.seeds.split('-'))
         failed = []
-        for seed in range(lo, hi + 1):
+        for seed in parse_seeds(a.seeds):
             log = '/tmp/gevent_c_fuzz_%d.log' % seed
             t0 = time.time()
             p = subprocess.run([sys.executable, os.path.abspath(__file__), '--seed', str(seed),
