@@ -64,6 +64,8 @@ check-ares:
 		echo "make: warning: gevent_c was built without c-ares (gevent_c._ares missing;" \
 		"Debian: apt-get install libc-ares-dev, then make install)" >&2
 
+# A build made for the tests is warning-free (setup.py: GEVENT_C_WERROR).
+test: export GEVENT_C_WERROR ?= 1
 test: $(VENV)/.installed
 	@$(MAKE) --no-print-directory check-ares
 	$(VPY) -X dev -m pytest -q

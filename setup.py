@@ -1,5 +1,11 @@
-"""Build gevent_c._hub (a unity build of src/*.c) against libuv and greenlet, and
-gevent_c._ares (src/ares.c, its own module) against c-ares when pkg-config finds it.
+"""Build gevent_c._hub (src/*.c but src/ares.c, each its own translation unit,
+linked with link-time optimisation where the compiler has it) against libuv and
+greenlet, and gevent_c._ares (src/ares.c, its own module) against c-ares when
+pkg-config finds it.
+
+Environment: GEVENT_C_CFLAGS / GEVENT_C_LDFLAGS are added to the compiler's and
+the linker's flags; GEVENT_C_WERROR=1 (CI) adds -Wextra -Wno-unused-parameter -Wmissing-prototypes
+-Werror; GEVENT_C_LTO=0 turns link-time optimisation off.
 
 The build directory is keyed by the configuration (interpreter, flags, whether
 c-ares was found), so a build made under another configuration is never reused:
@@ -48,9 +54,33 @@ def libuv_flags():
     return flags
 
 
+def compiler_accepts(flag):
+    """Whether the C compiler compiles and links a tiny file with flag."""
+    import tempfile
+    cc = shlex.split(os.environ.get('CC') or sysconfig.get_config_var('CC') or 'cc')
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, 't.c')
+        with open(src, 'w') as f:
+            f.write('int f(void); int f(void) { return 0; }\n')
+        try:
+            return subprocess.run(cc + [flag, '-shared', '-fPIC', src, '-o', os.path.join(d, 't.so')],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        except OSError:
+            return False
+
+
+# Link-time optimisation keeps the hot paths inlined across src/'s files.
+LTO = (['-flto=auto'] if os.environ.get('GEVENT_C_LTO', '1') != '0'
+       and compiler_accepts('-flto=auto') else [])
+
+
 def add_common_flags(flags):
-    flags['extra_compile_args'] += ['-std=gnu11', '-Wall',
-                                    '-Wno-missing-field-initializers']
+    flags['extra_compile_args'] += ['-std=gnu11', '-Wall', '-fvisibility=hidden']
+    if os.environ.get('GEVENT_C_WERROR', '') not in ('', '0'):
+        flags['extra_compile_args'] += ['-Wextra', '-Wno-unused-parameter', '-Wmissing-prototypes',
+                                        '-Werror']
+    flags['extra_compile_args'] += ['-Wno-missing-field-initializers'] + LTO
+    flags['extra_link_args'] += LTO
     flags['extra_compile_args'] += shlex.split(os.environ.get('GEVENT_C_CFLAGS', ''))
     flags['extra_link_args'] += shlex.split(os.environ.get('GEVENT_C_LDFLAGS', ''))
     return flags
@@ -78,11 +108,12 @@ flags = libuv_flags()
 flags['include_dirs'] += [greenlet_include(), 'src']
 add_common_flags(flags)
 ARES_SOURCES = ['src/ares.c']
+HUB_SOURCES = sorted(set(glob.glob('src/*.c')) - set(ARES_SOURCES))
 
 ext_modules = [Extension(
     'gevent_c._hub',
-    sources=['src/_hub.c'],  # unity build: _hub.c #includes the other src/*.c
-    depends=sorted(set(glob.glob('src/*.c') + glob.glob('src/*.h')) - set(ARES_SOURCES)),
+    sources=HUB_SOURCES,
+    depends=sorted(glob.glob('src/*.h')),
     **flags)]
 
 # gevent_c._ares (the c-ares resolver's channel) is optional: without c-ares

@@ -2,27 +2,19 @@
  * _hub.c -- module gevent_c._hub: the Hub greenlet, get_hub and friends,
  * and the hot paths sleep/spawn_raw/wait.
  *
- * Unity build: this file #includes the other .c files of src/, so the
- * whole extension is one translation unit (greenlet's C API table is a
- * static in greenlet.h and is imported once, below).
+ * Also the module's state and exec (the types of every file are made here),
+ * and the greenlet C-API table that every file's greenlet macros read.
  */
 #include "gevent_c.h"
 
-#include "loop_uv.c"
-#include "watcher.c"
-#include "timer.c"
-#include "fdpoll.c"
-#include "io.c"
-#include "sigreg.c"
-#include "signal.c"
-#include "misc_watchers.c"
-#include "stat.c"
-#include "waiter.c"
-#include "threadpool.c"
-#include "poolreg.c"
+
+static gevc_state *gevc_get_state(PyObject *module);
+static struct PyModuleDef hubmodule;
+/* greenlet's C-API table, shared by every file (see gevent_c.h) */
+void **gevc_greenlet_api = NULL;
 
 /* Ours, or gevent's own HubDestroyed when gevent runs on this loop. */
-static int
+int
 is_hub_destroyed(gevc_state *gst, PyObject *type)
 {
     if (type == NULL || !PyExceptionClass_Check(type))
@@ -129,10 +121,28 @@ hub_owner_ident(gevc_state *gst, PyObject *hub)
  * can never run again (their greenlets belong to threads that do not exist
  * here), so their loops are released without switching into them (loop
  * destroy gives such a loop its own kernel state first). */
+static int
+guard_traverse(GuardObject *g, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(g));
+    Py_VISIT(g->hub);
+    return 0;
+}
+
+/* only when the GC finds the guard in unreachable garbage: the hub is then
+ * garbage too, and is not destroyed from here */
+static int
+guard_clear(GuardObject *g)
+{
+    Py_CLEAR(g->hub);
+    return 0;
+}
+
 static void
 guard_dealloc(GuardObject *g)
 {
     PyTypeObject *tp = Py_TYPE(g);
+    PyObject_GC_UnTrack(g);
     gevc_state *gst = g->gst;
     PyObject *hub = g->hub;
     g->hub = NULL;
@@ -160,19 +170,22 @@ guard_dealloc(GuardObject *g)
         PyErr_SetRaisedException(exc);
     }
     Py_XDECREF(hub);
-    PyObject_Free(g);
+    PyObject_GC_Del(g);
     Py_DECREF(tp);
 }
 
 static PyType_Slot guard_slots[] = {
     {Py_tp_dealloc, guard_dealloc},
+    {Py_tp_traverse, guard_traverse},
+    {Py_tp_clear, guard_clear},
     {0, NULL}
 };
 
 static PyType_Spec guard_spec = {
     .name = "gevent_c._hub._ThreadHubGuard",
     .basicsize = sizeof(GuardObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION
+             | Py_TPFLAGS_HAVE_GC,
     .slots = guard_slots,
 };
 
@@ -190,11 +203,12 @@ tls_set_guard(gevc_state *gst, PyObject *d, PyObject *hub)
             return -1;
         return 0;
     }
-    GuardObject *g = PyObject_New(GuardObject, gst->GuardType);
+    GuardObject *g = PyObject_GC_New(GuardObject, gst->GuardType);
     if (g == NULL)
         return -1;
     g->gst = gst;
     g->hub = Py_NewRef(hub);
+    PyObject_GC_Track(g);
     int rc = PyDict_SetItem(d, gst->str_tls_guard, (PyObject *)g);
     Py_DECREF(g);
     return rc;
@@ -255,7 +269,7 @@ get_hub_with(gevc_state *gst, PyObject *args, PyObject *kwds)
     return hub;
 }
 
-static PyObject *
+PyObject *
 get_hub_impl(gevc_state *gst)
 {
     return get_hub_with(gst, NULL, NULL);
@@ -364,7 +378,7 @@ hub_switch_from(gevc_state *gst, PyObject *hub, PyGreenlet *cur)
     return PyGreenlet_Switch((PyGreenlet *)hub, NULL, NULL);
 }
 
-static PyObject *
+PyObject *
 hub_switch_impl(gevc_state *gst, PyObject *hub)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
@@ -412,7 +426,7 @@ Hub_switch_out(HubObject *self, PyObject *Py_UNUSED(ignored))
  * signal.signal() for ValueError has side effects and answers only for the
  * calling thread.  The caller holds the GIL, as does every thread state
  * deletion.  Cached, and recomputed in a forked child. */
-static unsigned long
+unsigned long
 main_thread_ident(void)
 {
     static unsigned long main_ident = 0;
@@ -698,7 +712,7 @@ hub_wait_direct(gevc_state *gst, PyObject *hub, WatcherObject *w)
 }
 
 /* Start `watcher` with waiter.switch(waiter) and block until it fires. */
-static PyObject *
+PyObject *
 hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher)
 {
     /* our own watcher types (not Python subclasses, which may override
@@ -832,7 +846,7 @@ static PyType_Spec Hub_spec = {
 /* Module functions: sleep, spawn_raw, kill                                */
 /* ---------------------------------------------------------------------- */
 
-static PyObject *
+PyObject *
 hub_loop_of(gevc_state *gst, PyObject *hub)
 {
     if (IS_HUB(gst, hub)) {
@@ -1303,7 +1317,7 @@ gevc_get_state(PyObject *module)
 
 /* The state of the module that defined type (or a base of it): works for
  * Python subclasses of our types. */
-static gevc_state *
+gevc_state *
 gevc_state_by_type(PyTypeObject *tp)
 {
 #if PY_VERSION_HEX >= 0x030B0000
@@ -1336,7 +1350,8 @@ gevc_state_by_type(PyTypeObject *tp)
     X(ConcurrentObjectUseError) X(InvalidThreadUseError) X(threadlocal) \
     X(default_hub_class) X(str_tls_hub) X(str_tls_guard) X(str_tls_loop) \
     X(str_switch_out) X(str_Hub) X(str_loop) \
-    X(str_kill) X(str_handle_error) X(str_thread_ident)
+    X(str_kill) X(str_handle_error) X(str_thread_ident) X(EVENTS_sentinel) \
+    X(HandleStateType)
 
 static int
 hubmodule_traverse(PyObject *m, visitproc visit, void *arg)
@@ -1486,6 +1501,8 @@ static struct PyModuleDef hubmodule = {
     .m_clear = hubmodule_clear,
     .m_free = hubmodule_free,
 };
+
+PyMODINIT_FUNC PyInit__hub(void);
 
 PyMODINIT_FUNC
 PyInit__hub(void)

@@ -1510,6 +1510,8 @@ static struct PyModuleDef ares_module = {
     .m_free = ares_free,
 };
 
+PyMODINIT_FUNC PyInit__ares(void);
+
 PyMODINIT_FUNC
 PyInit__ares(void)
 {

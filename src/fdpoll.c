@@ -34,9 +34,11 @@
 #include <string.h>
 #ifdef __linux__
 #include <sys/epoll.h>
+
+static void fdpoll_release(FdPoll *p);
 #endif
 
-static int
+int
 fd_check_open(int fd)
 {
     if (fcntl(fd, F_GETFD) < 0) {
@@ -135,7 +137,7 @@ fdpoll_open_native(FdPoll *p, const struct stat *st)
 }
 
 /* Make sure the native poll still watches the file the fd names now. */
-static int
+int
 fdpoll_validate(FdPoll *p)
 {
     struct stat st;
@@ -147,7 +149,7 @@ fdpoll_validate(FdPoll *p)
     return fdpoll_open_native(p, &st);
 }
 
-static FdPoll *
+FdPoll *
 loop_get_fdpoll(LoopObject *loop, int fd)
 {
     if (fd >= loop->nfdpolls) {
@@ -187,7 +189,7 @@ loop_get_fdpoll(LoopObject *loop, int fd)
     return p;
 }
 
-static void
+void
 fdpoll_mark_dirty(FdPoll *p)
 {
     if (!p->dirty) {
@@ -229,7 +231,7 @@ fdpoll_release(FdPoll *p)
  * parked registration: it calls epoll_ctl for a poll only after
  * uv_poll_start (which begins with a DEL, ENOENT here, then ADDs) or in
  * uv_poll_stop/uv_close (DEL, ENOENT). */
-static void
+void
 fdpoll_stop_native(FdPoll *p)
 {
     if (p->poll == NULL || !p->armed || p->parked)
@@ -404,7 +406,7 @@ fdpoll_arm(FdPoll *p, int want)
 
 /* Once per iteration, before polling: arm each changed poll with the union
  * of its active watchers' events, or stop it. */
-static void
+void
 loop_flush_polls(LoopObject *loop)
 {
     FdPoll *p = loop->dirty_polls;
@@ -481,7 +483,7 @@ loop_flush_polls(LoopObject *loop)
  * still names the same file: EBADF, as gevent's libuv loop does (its
  * select.poll() reports such an fd as POLLNVAL).  The caller is about to
  * close it; watching it now would report the dying file as ready. */
-static int
+int
 fdpoll_refuse_closing(LoopObject *loop, int fd)
 {
     if (fd >= loop->nfdpolls || loop->fdpolls[fd] == NULL || !loop->fdpolls[fd]->closing)
@@ -505,7 +507,7 @@ fdpoll_refuse_closing(LoopObject *loop, int fd)
  * watchers on it (their callbacks run once) and stops the native poll.
  * Returns True if there were watchers: the caller should let them run
  * before closing. */
-static PyObject *
+PyObject *
 loop_closing_fd(LoopObject *loop, PyObject *fd_o)
 {
     long fd = PyLong_AsLong(fd_o);
@@ -541,7 +543,7 @@ loop_closing_fd(LoopObject *loop, PyObject *fd_o)
 }
 
 /* Loop destroyed: free every FdPoll and detach its watchers. */
-static void
+void
 loop_drop_fdpolls(LoopObject *loop)
 {
     for (int fd = 0; fd < loop->nfdpolls; fd++) {

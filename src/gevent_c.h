@@ -27,7 +27,19 @@
 #include <Python.h>
 #include <structmember.h>
 #include <uv.h>
+/* greenlet.h defines its C-API table `static void **_PyGreenlet_API`, one
+ * per translation unit, and its macros (PyGreenlet_Switch, PyGreenlet_Type,
+ * PyGreenlet_Import...) name that table when they are used.  So that the
+ * extension's files share one table, filled once by PyGreenlet_Import() in
+ * the module's exec (_hub.c), the name is redefined after the include: the
+ * macros then read gevc_greenlet_api, and greenlet.h's own static is unused. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-variable"
 #include "greenlet.h"
+#pragma GCC diagnostic pop
+extern void **gevc_greenlet_api;
+#define _PyGreenlet_API gevc_greenlet_api
+#include <signal.h>
 #include <sys/types.h>
 #include "compat.h"
 
@@ -46,7 +58,7 @@ typedef struct PrecDriver PrecDriver;
  * the module: its types (heap types made from specs), the exception
  * classes, interned strings.  Objects reach it through a pointer cached at
  * creation (each holds its type, which holds the module), or through
- * gevc_state_by_type(), which works for subclasses too.  The module refuses
+ *gevc_state_by_type(), which works for subclasses too.  The module refuses
  * to load in a subinterpreter (greenlet keeps process-wide state). */
 typedef struct gevc_state {
     PyTypeObject *HubType;     /* HubCore; its base, greenlet, set at run time */
@@ -59,11 +71,10 @@ typedef struct gevc_state {
     PyObject *default_hub_class;   /* set_default_hub_class(): gevent_c.hub.Hub */
     PyObject *str_tls_hub, *str_tls_guard, *str_tls_loop, *str_switch_out;
     PyObject *str_Hub, *str_loop, *str_kill, *str_handle_error, *str_thread_ident;
+    PyObject *EVENTS_sentinel;     /* gevent_c.core.EVENTS, set on io's first use */
+    PyTypeObject *HandleStateType; /* loop.debug()'s struct sequence, made on first use */
 } gevc_state;
 
-static struct PyModuleDef hubmodule;
-static gevc_state *gevc_state_by_type(PyTypeObject *tp);
-static gevc_state *gevc_get_state(PyObject *module);
 
 #define GEVC_NOINLINE __attribute__((noinline))
 /* what spawn_raw makes sure malloc can give before greenlet allocates */
@@ -250,6 +261,8 @@ typedef struct {
     Py_ssize_t prec_idx;       /* index in its loop's timer heap, or -1 */
     int on_uv;                 /* its libuv timer is started (repeating, far, or
                                   the heap out of memory) */
+    int start_no_update;       /* set by start()/again(update=False) around
+                                  native_start: count from the loop's cached time */
 } TimerObject;
 
 struct FdPoll {
@@ -325,7 +338,6 @@ typedef struct {
 /* defined in watcher.c: the one way a watcher leaves a loop being destroyed
  * (native stop, process-wide resources given back, self reference moved to
  * the loop's release list) */
-static void watcher_detach(WatcherObject *w);
 
 /* ---- Waiter / Hub ---------------------------------------------------- */
 
@@ -353,86 +365,179 @@ typedef struct {
 /* ---- functions used before their definition (one translation unit) ---- */
 
 /* _hub.c */
-static int is_hub_destroyed(gevc_state *gst, PyObject *type);
-static PyObject *get_hub_impl(gevc_state *gst);
-static PyObject *hub_switch_impl(gevc_state *gst, PyObject *hub);
-static PyObject *hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher);
-static PyObject *hub_loop_of(gevc_state *gst, PyObject *hub);
-static unsigned long main_thread_ident(void);
 
 /* loop_uv.c */
-static int loop_dispatch_pending(LoopObject *self);
-static int loop_check_own_thread(LoopObject *self);
-static void loop_close_orphans(LoopObject *self);
-static int loop_reinit_impl(LoopObject *self);
-static PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
-static PyObject *loop_install_sigchld(LoopObject *loop, PyObject *ignored);
-static PyObject *loop_reset_sigchld(LoopObject *loop, PyObject *ignored);
-static void loop_defer_release(LoopObject *loop, PyObject *o);
-static void loop_release_drain(LoopObject *loop);
-static int gevc_thread_alive(unsigned long ident);
 
 /* watcher.c and the watcher families */
-static int watcher_dispatch(WatcherObject *w);
-static void watcher_close_uv_handle(WatcherObject *w);
-static void wlist_record_all(WatcherList *l);
-static int wlist_fire_all(WatcherList *l);
-static void watcher_stop_impl(WatcherObject *w);
-static void wlist_detach_all(WatcherList *l);
-static PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static void loop_prec_collect(LoopObject *loop);
-static int64_t loop_prec_wait_ns(LoopObject *loop);
-static void loop_prec_free(LoopObject *loop);
-static void loop_prec_close_driver(LoopObject *loop);
-static PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *idle_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *prepare_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *check_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
-static PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
 
 /* fdpoll.c: the loop's fd-poll table (one native poll per fd) */
 #define IO(w) ((IoObject *)(w))
 #define IO_MASK (UV_READABLE | UV_WRITABLE)
-static FdPoll *loop_get_fdpoll(LoopObject *loop, int fd);
-static void fdpoll_mark_dirty(FdPoll *p);
-static void fdpoll_release(FdPoll *p);
-static void fdpoll_stop_native(FdPoll *p);
-static int fdpoll_refuse_closing(LoopObject *loop, int fd);
-static void loop_flush_polls(LoopObject *loop);
-static void loop_drop_fdpolls(LoopObject *loop);
 
 /* sigreg.c: the process-wide signal registry */
-static int sig_acquire(int signum, int take);
-static void sig_release(int signum, int take);
-static void loop_watch_python_signals(LoopObject *loop);
-static void loop_unwatch_python_signals(LoopObject *loop);
-static int loop_register_signals(LoopObject *loop);
-static void loop_unregister_signals(LoopObject *loop);
-static void loop_scan_signals(LoopObject *loop);
-static void loop_wake_cb(uv_async_t *h);
 
 /* waiter.c */
-static PyObject *waiter_switch_impl(PyObject *waiter, PyObject *value);
-static PyObject *call_callback(PyObject *callback, PyObject *args);
 
 /* threadpool.c and poolreg.c: the pools and the loop's registry of them */
 typedef struct PoolState PoolState;
 #define SPIN_MAX_POOLS 8
-static int loop_register_pool(LoopObject *loop, PoolObject *pool);
-static void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
-static void loop_detach_pools(LoopObject *loop);
-static int loop_pools_after_fork(LoopObject *loop);
-static void loop_pools_set_blocked(LoopObject *loop, int blocked);
-static int loop_pools_outstanding(LoopObject *loop);
-static int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
-static void pools_spin(PoolState **sts, int n);
-static void pools_unpin(PoolState **sts, int n);
-static int pool_set_async_active(PoolObject *self, int active);
-static int pool_notify(PoolObject *self);
-static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
+#include "threadpool.h"
+
+
+/* ---- functions shared between files, by the file that defines them ---- */
+
+/* _hub.c */
+int is_hub_destroyed(gevc_state *gst, PyObject *type);
+PyObject *get_hub_impl(gevc_state *gst);
+PyObject *hub_switch_impl(gevc_state *gst, PyObject *hub);
+unsigned long main_thread_ident(void);
+PyObject *hub_wait_impl(gevc_state *gst, PyObject *hub, PyObject *watcher);
+PyObject *hub_loop_of(gevc_state *gst, PyObject *hub);
+gevc_state *gevc_state_by_type(PyTypeObject *tp);
+
+/* loop_uv.c */
+void gevc_atfork_child(void);
+void free_handle_cb(uv_handle_t *h);
+PyObject *call_method1(PyObject *obj, const char *name, PyObject *arg);
+PyObject *gevc_uv_error(int err);
+int loop_check_alive(LoopObject *self);
+void loop_defer_release(LoopObject *loop, PyObject *o);
+void loop_release_drain(LoopObject *loop);
+int gevc_thread_alive(unsigned long ident);
+void loop_record(WatcherObject *w);
+int loop_report_call_error(LoopObject *loop, PyObject *callback, int switch_ctx, PyObject *dflt);
+PyObject *callback_stop(CallbackObject *self, PyObject *Py_UNUSED(ignored));
+CallbackObject *loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int kind);
+int loop_reserve_callbacks(LoopObject *loop, Py_ssize_t n);
+int loop_fire_soon(WatcherObject *w);
+int loop_after_poll_reserve(LoopObject *loop);
+int loop_fire_after_poll(WatcherObject *w);
+WatcherObject *loop_take_handoff(LoopObject *self, PyObject *cur);
+PyObject *loop_handoff(LoopObject *self, WatcherObject *w);
+int loop_forked_away(LoopObject *self);
+int loop_destroy_impl(LoopObject *self);
+int loop_check_signals(LoopObject *self);
+void loop_orphan_handle(LoopObject *self, uv_handle_t *h);
+int loop_check_own_thread(LoopObject *self);
+int loop_run_impl(LoopObject *self, int nowait, int once);
+PyObject **loop_collect_watchers(LoopObject *loop, Py_ssize_t *n);
+
+/* watcher.c */
+int watcher_check_usable(WatcherObject *w);
+int watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops, PyObject *ref, PyObject *priority);
+void watcher_release(WatcherObject *w, PyObject *o);
+void watcher_setref(WatcherObject *w, PyObject **slot, PyObject *value);
+LoopObject *watcher_op_begin(WatcherObject *w);
+void watcher_op_end(LoopObject *loop);
+void watcher_attach_handle(WatcherObject *w, uv_handle_t *h);
+void watcher_deactivate(WatcherObject *w);
+void watcher_stop_impl(WatcherObject *w);
+void watcher_close_uv_handle(WatcherObject *w);
+void watcher_close_impl(WatcherObject *w);
+void watcher_detach(WatcherObject *w);
+int check_callable(PyObject *cb);
+void watcher_activate(WatcherObject *w);
+int watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args);
+PyObject *watcher_start_from_args(WatcherObject *w, PyObject *args);
+int parse_flag_kw(PyObject *kwds, const char *name, int dflt, int *out);
+PyObject *watcher_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored));
+int watcher_dispatch(WatcherObject *w);
+int watcher_traverse(WatcherObject *w, visitproc visit, void *arg);
+int watcher_tp_clear(WatcherObject *w);
+void watcher_dealloc_body(WatcherObject *w);
+int wlist_add(WatcherList *l, WatcherObject *w);
+void wlist_remove(WatcherList *l, WatcherObject *w);
+int wlist_contains(WatcherList *l, WatcherObject *w);
+void wlist_record_all(WatcherList *l);
+int wlist_fire_all(WatcherList *l);
+void wlist_detach_all(WatcherList *l);
+void soft_native_close(WatcherObject *w);
+PyObject *loop_make_watcher(PyTypeObject *type, LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* timer.c */
+void loop_prec_collect(LoopObject *loop);
+void loop_prec_close_driver(LoopObject *loop);
+int64_t loop_prec_wait_ns(LoopObject *loop);
+void loop_prec_free(LoopObject *loop);
+int timer_native_start(WatcherObject *w);
+TimerObject *gevc_timer_new(LoopObject *loop, double after, double repeat, int ref);
+PyObject *timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* fdpoll.c */
+int fd_check_open(int fd);
+int fdpoll_validate(FdPoll *p);
+FdPoll *loop_get_fdpoll(LoopObject *loop, int fd);
+void fdpoll_mark_dirty(FdPoll *p);
+void fdpoll_stop_native(FdPoll *p);
+void loop_flush_polls(LoopObject *loop);
+int fdpoll_refuse_closing(LoopObject *loop, int fd);
+PyObject *loop_closing_fd(LoopObject *loop, PyObject *fd_o);
+void loop_drop_fdpolls(LoopObject *loop);
+
+/* io.c */
+PyObject *io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* sigreg.c */
+int sig_acquire(int signum, int take);
+void sig_release(int signum, int take);
+int loop_register_signals(LoopObject *loop);
+void loop_unregister_signals(LoopObject *loop);
+void loop_scan_signals(LoopObject *loop);
+PyObject *loop_install_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored));
+PyObject *loop_reset_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored));
+int loop_signals_undelivered(LoopObject *loop);
+void loop_watch_python_signals(LoopObject *loop);
+void loop_unwatch_python_signals(LoopObject *loop);
+
+/* signal.c */
+PyObject *signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+PyObject *child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* stat.c */
+PyObject *stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* waiter.c */
+WaiterObject *waiter_create(gevc_state *gst, PyObject *hub);
+PyObject *waiter_switch_impl(PyObject *op, PyObject *value);
+PyObject *waiter_get_impl(WaiterObject *self);
+PyObject *waiter_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+PyObject *call_callback(PyObject *callback, PyObject *args);
+PyObject *waiter_bound_switch(WaiterObject *self);
+
+/* threadpool.c */
+void state_decref(PoolState *st);
+int pool_after_fork(PoolObject *self);
+void pool_detach_async(PoolObject *self);
+
+/* poolreg.c */
+int loop_pools_after_fork(LoopObject *loop);
+int loop_register_pool(LoopObject *loop, PoolObject *pool);
+void loop_unregister_pool(LoopObject *loop, PoolObject *pool);
+void loop_pools_set_blocked(LoopObject *loop, int blocked);
+int loop_pools_outstanding(LoopObject *loop);
+int loop_pools_pin_busy(LoopObject *loop, PoolState **out);
+void pools_spin(PoolState **sts, int n);
+void pools_unpin(PoolState **sts, int n);
+void loop_detach_pools(LoopObject *loop);
+
+/* misc_watchers.c: the small watcher types' factories (FACTORY there) */
+PyObject *idle_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+PyObject *check_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+PyObject *prepare_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+PyObject *fork_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+PyObject *async_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds);
+
+/* ---- data shared between files ------------------------------------------ */
+
+/* the type specs, each in its type's file; _hub.c's module exec makes the types */
+extern PyType_Spec waiter_spec, loop_spec, callback_spec, watcher_spec, timer_spec, io_spec;
+extern PyType_Spec signal_spec, child_spec, idle_spec, prepare_spec, check_spec, fork_spec;
+extern PyType_Spec async_spec, stat_spec, pool_spec;
+/* the watcher operations that another file names (io.c, timer.c) */
+extern const WatcherOps io_ops, timer_ops;
+/* loop_uv.c: bumped in the child at fork (pthread_atfork): process-wide by nature */
+extern volatile long fork_generation;
+/* sigreg.c: deliveries per signal, counted by the C handler (async-signal-safe) */
+extern volatile unsigned long sig_counts[NSIG];
 
 #endif /* GEVENT_C_H */

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-static PyObject *EVENTS_sentinel = NULL;  /* gevent_c.core.EVENTS, set lazily */
 
 
 static void
@@ -110,17 +109,27 @@ io_details(WatcherObject *w)
     return r;
 }
 
+/* gevent_c.core.EVENTS, borrowed from the module state (set on first use) */
 static PyObject *
-get_events_sentinel(void)
+get_events_sentinel(WatcherObject *w)
 {
-    if (EVENTS_sentinel == NULL) {
+    gevc_state *gst = w->loop != NULL ? w->loop->gst : gevc_state_by_type(Py_TYPE(w));
+    if (gst == NULL)
+        return NULL;
+    if (gst->EVENTS_sentinel == NULL) {
         PyObject *core = PyImport_ImportModule("gevent_c.core");
         if (core == NULL)
             return NULL;
-        EVENTS_sentinel = PyObject_GetAttrString(core, "EVENTS");
+        PyObject *ev = PyObject_GetAttrString(core, "EVENTS");
         Py_DECREF(core);
+        if (ev == NULL)
+            return NULL;
+        if (gst->EVENTS_sentinel == NULL)
+            gst->EVENTS_sentinel = ev;
+        else
+            Py_DECREF(ev);
     }
-    return EVENTS_sentinel;
+    return gst->EVENTS_sentinel;
 }
 
 /* callback(revents, *args) with pass_events; args[0] is EVENTS → revents */
@@ -131,7 +140,7 @@ io_call(WatcherObject *w, PyObject *callback, PyObject *args)
     int rev = io->revents;
     io->revents = 0;
     Py_ssize_t n = args ? PyTuple_GET_SIZE(args) : 0;
-    PyObject *sentinel = n ? get_events_sentinel() : NULL;
+    PyObject *sentinel = n ? get_events_sentinel(w) : NULL;
     if (n && sentinel == NULL)
         return NULL;
     int replace = n && PyTuple_GET_ITEM(args, 0) == sentinel;
@@ -171,7 +180,7 @@ io_fired(WatcherObject *w)
     }
 }
 
-static const WatcherOps io_ops = {
+const WatcherOps io_ops = {
     .name = "io",
     .native_start = io_native_start,
     .native_stop = io_native_stop,
@@ -549,14 +558,14 @@ static PyType_Slot io_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec io_spec = {
+PyType_Spec io_spec = {
     .name = "gevent_c.core.io",
     .basicsize = sizeof(IoObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = io_slots,
 };
 
-static PyObject *
+PyObject *
 io_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     return loop_make_watcher(loop->gst->IoType, loop, args, kwds);

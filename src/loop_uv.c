@@ -19,10 +19,15 @@
 #include <poll.h>
 #include <pthread.h>
 
+static int loop_dispatch_pending(LoopObject *self);
+static void loop_close_orphans(LoopObject *self);
+static int loop_reinit_impl(LoopObject *self);
+static void loop_wake_cb(uv_async_t *h);
+
 static LoopObject *default_loop_obj = NULL;   /* borrowed */
 
 /* Bumped in a forked child by pthread_atfork (cheaper than getpid()). */
-static volatile long fork_generation = 0;
+volatile long fork_generation = 0;
 
 /* Every loop with a native loop (borrowed; changed with the GIL held, as
  * os.fork() holds it), so a forked child can give each its own kernel
@@ -65,7 +70,7 @@ live_loops_remove(LoopObject *loop)
  * uv_loop_fork() replaces them before any of that can happen; the rest of
  * reinit (re-arming, fork watchers, pools) runs on the loop's next
  * iteration, with the GIL (loop_reinit_impl). */
-static void
+void
 gevc_atfork_child(void)
 {
     fork_generation++;
@@ -79,7 +84,7 @@ gevc_atfork_child(void)
 
 /* libuv callbacks with their exact signatures: calling free() or another
  * callback through a cast function pointer is undefined behaviour. */
-static void
+void
 free_handle_cb(uv_handle_t *h)
 {
     free(h);
@@ -93,7 +98,7 @@ noop_timer_cb(uv_timer_t *h)
 
 /* obj.name(arg): unlike PyObject_CallMethod(obj, name, "O", arg), a tuple
  * arg stays one argument. */
-static PyObject *
+PyObject *
 call_method1(PyObject *obj, const char *name, PyObject *arg)
 {
     PyObject *n = PyUnicode_InternFromString(name);
@@ -105,7 +110,7 @@ call_method1(PyObject *obj, const char *name, PyObject *arg)
 }
 
 /* One place maps libuv error codes to Python exceptions. */
-static PyObject *
+PyObject *
 gevc_uv_error(int err)
 {
     PyObject *exc_type = PyExc_OSError;
@@ -123,7 +128,7 @@ gevc_uv_error(int err)
     return NULL;
 }
 
-static int
+int
 loop_check_alive(LoopObject *self)
 {
     if (self->uv == NULL || self->destroying) {
@@ -158,7 +163,7 @@ loop_defer_release_slow(LoopObject *loop, PyObject *o)
  * at once (a decrement that does not reach zero runs nothing): the hot
  * paths defer nothing.  If the list cannot grow, the object is kept alive
  * (a leak) rather than released in the middle of an operation. */
-static inline void
+void
 loop_defer_release(LoopObject *loop, PyObject *o)
 {
     if (o == NULL)
@@ -175,7 +180,7 @@ loop_defer_release(LoopObject *loop, PyObject *o)
  * a reference to the loop.  Re-entrant: a finalizer that defers more, or
  * drains itself, is fine (one item is taken off the list at a time).  Any
  * exception set on entry is kept. */
-static void
+void
 loop_release_drain(LoopObject *loop)
 {
     if (loop->rel_n == 0)
@@ -191,7 +196,7 @@ loop_release_drain(LoopObject *loop)
 
 /* Is a thread with this ident still alive in the interpreter?  (Its
  * thread state is unlinked when it exits, before join() returns.) */
-static int
+int
 gevc_thread_alive(unsigned long ident)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
@@ -206,7 +211,7 @@ gevc_thread_alive(unsigned long ident)
 /* Recording events from libuv (no Python, maybe no GIL)                   */
 /* ---------------------------------------------------------------------- */
 
-static void
+void
 loop_record(WatcherObject *w)
 {
     LoopObject *loop = w->loop;
@@ -309,7 +314,7 @@ loop_handle_error(LoopObject *self, PyObject *context)
  * callback is a greenlet resumed directly, as sleep() and timers with a
  * greenlet callback do) the context is that greenlet's bound switch, as it
  * would be after a Waiter wake-up; otherwise `dflt`. */
-static int
+int
 loop_report_call_error(LoopObject *loop, PyObject *callback, int switch_ctx, PyObject *dflt)
 {
     PyObject *ctx = NULL;
@@ -335,7 +340,7 @@ callback_clear_fields(CallbackObject *self)
     Py_CLEAR(self->args);
 }
 
-static PyObject *
+PyObject *
 callback_stop(CallbackObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->state == CB_PENDING && self->callback != NULL) {
@@ -509,7 +514,7 @@ static PyType_Slot callback_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec callback_spec = {
+PyType_Spec callback_spec = {
     .name = "gevent_c.core.callback",
     .basicsize = sizeof(CallbackObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE
@@ -519,7 +524,7 @@ static PyType_Spec callback_spec = {
 
 /* Queue a callback; steals nothing.  kind CB_WAITER_SWITCH calls
  * waiter_switch_impl(callback, None) without building a bound method. */
-static CallbackObject *
+CallbackObject *
 loop_queue_callback(LoopObject *self, PyObject *callback, PyObject *args, int kind)
 {
     if (loop_check_alive(self) < 0)
@@ -640,7 +645,7 @@ loop_run_callbacks(LoopObject *self)
 /* Make sure the next n callback objects come from the spare list (no
  * allocation): a caller that must fire several watchers, or none, reserves
  * first.  -1 with MemoryError, nothing queued. */
-static int
+int
 loop_reserve_callbacks(LoopObject *loop, Py_ssize_t n)
 {
     while (loop->n_cb_spare < n) {
@@ -663,7 +668,7 @@ loop_reserve_callbacks(LoopObject *loop, Py_ssize_t n)
  * -1 with an exception (MemoryError) and nothing queued: the caller
  * reports it (never a success that loses the event); 0 after
  * loop_reserve_callbacks() succeeded. */
-static int
+int
 loop_fire_soon(WatcherObject *w)
 {
     if (w->pending || w->loop == NULL || w->loop->uv == NULL)
@@ -677,7 +682,7 @@ loop_fire_soon(WatcherObject *w)
 }
 
 /* Room for one more after-poll watcher: -1 with MemoryError. */
-static int
+int
 loop_after_poll_reserve(LoopObject *loop)
 {
     if (loop->ap_n < loop->ap_cap)
@@ -697,7 +702,7 @@ loop_after_poll_reserve(LoopObject *loop)
  * without a libuv timer.  The list owns a reference to w.  -1 with
  * MemoryError and nothing changed; never fails after a successful
  * loop_after_poll_reserve(). */
-static int
+int
 loop_fire_after_poll(WatcherObject *w)
 {
     LoopObject *loop = w->loop;
@@ -837,7 +842,6 @@ loop_drop_pending(LoopObject *self)
  * Timeout's timer priority -1).  So a read that is ready when its timeout
  * expires in the same pass wins, as on libev.  Stable: events of one class
  * keep the order libuv reported them in. */
-static const WatcherOps timer_ops;   /* timer.c, later in the unity build */
 #define DISPATCH_NPRI (GEVC_MAXPRI - GEVC_MINPRI + 1)
 #define DISPATCH_NBUCKETS (2 * DISPATCH_NPRI)
 
@@ -973,7 +977,7 @@ loop_pending_count(LoopObject *self)
  * chain switches to the hub, which goes on with what is left of the batch.
  * Returns the watcher (the batch's reference passes to the caller), or
  * NULL when the next event is not such a one; never raises. */
-static WatcherObject *
+WatcherObject *
 loop_take_handoff(LoopObject *self, PyObject *cur)
 {
     Py_ssize_t j = self->disp_i + 1;
@@ -997,7 +1001,7 @@ loop_take_handoff(LoopObject *self, PyObject *cur)
 /* Resume the greenlet of a watcher taken by loop_take_handoff, as
  * watcher_dispatch would from the hub (the pending signals check aside: the
  * greenlet's own bytecode makes it, and the hub makes it after the batch). */
-static PyObject *
+PyObject *
 loop_handoff(LoopObject *self, WatcherObject *w)
 {
     int was_active = w->active;
@@ -1415,7 +1419,7 @@ leftover_walk_cb(uv_handle_t *h, void *arg)
 
 /* In a forked child: is this loop's run() on the stack of a thread that
  * did not survive the fork (only the forking thread does)? */
-static int
+int
 loop_forked_away(LoopObject *self)
 {
     return self->depth > 0 && self->fork_gen != fork_generation
@@ -1427,7 +1431,7 @@ loop_forked_away(LoopObject *self)
  * goes to the release list, drained last (the caller holds a reference to
  * the loop); a destroy() re-entered from there, or from any Python that
  * runs meanwhile, finds `destroying` or a destroyed loop and does nothing. */
-static int
+int
 loop_destroy_impl(LoopObject *self)
 {
     if (self->uv == NULL || self->destroying)
@@ -1609,7 +1613,7 @@ loop_activecnt_value(LoopObject *self)
     return self->nactive_ref + self->ncallbacks + self->user_ref;
 }
 
-static int
+int
 loop_check_signals(LoopObject *self)
 {
     if (PyErr_CheckSignals() < 0)
@@ -1624,7 +1628,7 @@ loop_check_signals(LoopObject *self)
 /* Handles released by another thread while this loop polled without the
  * GIL (a watcher collected by the GC in a worker thread) are closed here,
  * on the loop's thread.  The GIL protects the list. */
-static void
+void
 loop_orphan_handle(LoopObject *self, uv_handle_t *h)
 {
     if (self->norphans == self->orphans_cap) {
@@ -1651,7 +1655,7 @@ loop_close_orphans(LoopObject *self)
 
 /* Python callers that would touch libuv: not while the loop's thread is
  * inside uv_run with the GIL released. */
-static int
+int
 loop_check_own_thread(LoopObject *self)
 {
     if (self->in_uv_nogil) {
@@ -1663,7 +1667,6 @@ loop_check_own_thread(LoopObject *self)
     return 0;
 }
 
-static unsigned long main_thread_ident(void);   /* _hub.c */
 
 /* Called without the GIL, before taking it back after the poll.  A daemon
  * thread that takes the GIL once the interpreter is finalizing is ended by
@@ -1790,7 +1793,8 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
     if (mode == UV_RUN_ONCE) {
         self->in_uv_nogil = 1;
         PoolState *busy[SPIN_MAX_POOLS];
-        int nbusy = 0;
+        /* volatile: live across pthread_cleanup_push's setjmp */
+        volatile int nbusy = 0;
         if (self->pools.n) {
             loop_pools_set_blocked(self, 1);
             nbusy = loop_pools_pin_busy(self, busy);
@@ -1822,7 +1826,7 @@ loop_uv_run(LoopObject *self, uv_run_mode mode)
 
 /* The body of loop.run().  -1 with an exception set: HubDestroyed (or a
  * usage error).  The loop may be destroyed by a callback: re-check uv. */
-static int
+int
 loop_run_impl(LoopObject *self, int nowait, int once)
 {
     if (loop_check_alive(self) < 0)
@@ -2196,7 +2200,6 @@ loop_get_backend_int(LoopObject *self, void *c)
     return PyLong_FromLong(GEVC_BACKEND_EPOLL);
 }
 
-static int loop_signals_undelivered(LoopObject *loop);   /* signal.c */
 
 /* libev's sig_pending: 1 while a signal this loop watches (signal or child
  * watchers) has been delivered to the process and not yet taken in by the
@@ -2214,7 +2217,6 @@ loop_get_sig_pending(LoopObject *self, void *c)
  * reports them: HandleState(handle, type, watcher, ref, active, closing).
  * watcher is the watcher object; for an fd's shared native poll, the tuple
  * of the io watchers active on it; for the loop's own handles, the loop. */
-static PyTypeObject *HandleStateType = NULL;
 
 static PyStructSequence_Field handle_state_fields[] = {
     {"handle", "address of the uv_handle_t"},
@@ -2343,7 +2345,7 @@ loop_debug_walk_free(LoopDebugWalk *ctx)
 
 /* The loop's active watchers that have a libuv handle of their own (new
  * references in a PyMem array the caller frees); for the hub's LoopExit. */
-static PyObject **
+PyObject **
 loop_collect_watchers(LoopObject *loop, Py_ssize_t *n)
 {
     LoopDebugWalk ctx = {0};
@@ -2358,10 +2360,15 @@ loop_collect_watchers(LoopObject *loop, Py_ssize_t *n)
 static PyObject *
 loop_debug(LoopObject *self, PyObject *unused)
 {
-    if (HandleStateType == NULL) {
-        HandleStateType = PyStructSequence_NewType(&handle_state_desc);
-        if (HandleStateType == NULL)
+    gevc_state *gst = self->gst;
+    if (gst->HandleStateType == NULL) {
+        PyTypeObject *t = PyStructSequence_NewType(&handle_state_desc);
+        if (t == NULL)
             return NULL;
+        if (gst->HandleStateType == NULL)
+            gst->HandleStateType = t;
+        else
+            Py_DECREF(t);
     }
     /* checked after that allocation (a GC pass may have destroyed the loop) */
     if (self->uv == NULL || self->destroying)
@@ -2387,7 +2394,7 @@ loop_debug(LoopObject *self, PyObject *unused)
         }
         else
             owner = Py_NewRef(hs->owner ? hs->owner : Py_None);
-        PyObject *st = PyStructSequence_New(HandleStateType);
+        PyObject *st = PyStructSequence_New(gst->HandleStateType);
         PyObject *items[6] = {
             PyLong_FromVoidPtr(hs->h),
             PyBytes_FromString(uv_handle_type_name(hs->type)),
@@ -2582,7 +2589,7 @@ static PyType_Slot loop_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec loop_spec = {
+PyType_Spec loop_spec = {
     .name = "gevent_c.core.loop",
     .basicsize = sizeof(LoopObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE

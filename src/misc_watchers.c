@@ -291,7 +291,7 @@ static PyType_Slot PREFIX##_slots[] = { \
     {Py_tp_getset, GETSET}, \
     {0, NULL} \
 }; \
-static PyType_Spec PREFIX##_spec = { \
+PyType_Spec PREFIX##_spec = { \
     .name = "gevent_c.core." NAME, \
     .basicsize = SIZE, \
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE, \
@@ -319,7 +319,7 @@ SIMPLE_TYPE(async, "async_", async_new,
             async_methods, async_getset, sizeof(AsyncObject))
 
 #define FACTORY(fname, TYPE) \
-static PyObject * \
+PyObject * \
 fname(LoopObject *loop, PyObject *args, PyObject *kwds) \
 { \
     return loop_make_watcher(loop->gst->TYPE, loop, args, kwds); \

@@ -37,7 +37,7 @@ poollist_remove(PoolList *l, PoolObject *pool)
 /* The loop reinitialised in a forked child (explicitly or by its next
  * run): pools whose workers were the parent's start afresh, so their
  * in-flight tasks stop keeping the loop alive and join() returns. */
-static int
+int
 loop_pools_after_fork(LoopObject *loop)
 {
     if (loop->pools.n == 0)
@@ -60,20 +60,20 @@ loop_pools_after_fork(LoopObject *loop)
     return rc;
 }
 
-static int
+int
 loop_register_pool(LoopObject *loop, PoolObject *pool)
 {
     return poollist_add(&loop->pools, pool);
 }
 
-static void
+void
 loop_unregister_pool(LoopObject *loop, PoolObject *pool)
 {
     poollist_remove(&loop->pools, pool);
 }
 
 /* Set hub_blocked on every pool of the loop (GIL held). */
-static void
+void
 loop_pools_set_blocked(LoopObject *loop, int blocked)
 {
     for (Py_ssize_t i = 0; i < loop->pools.n; i++) {
@@ -85,7 +85,7 @@ loop_pools_set_blocked(LoopObject *loop, int blocked)
 
 /* Whether any pool of the loop has tasks outstanding (GIL held): then the
  * loop releases the GIL at every poll, so a worker gets it promptly. */
-static int
+int
 loop_pools_outstanding(LoopObject *loop)
 {
     for (Py_ssize_t i = 0; i < loop->pools.n; i++) {
@@ -101,7 +101,7 @@ loop_pools_outstanding(LoopObject *loop)
  * sleep and wake-up of the hub's thread (measured: an apply() round trip
  * went from ~35 us and 2 context switches to ~5 us and none).  The pool
  * states are pinned first (GIL held): the pools may go away meanwhile. */
-static int
+int
 loop_pools_pin_busy(LoopObject *loop, PoolState **out)
 {
     int n = 0;
@@ -117,7 +117,7 @@ loop_pools_pin_busy(LoopObject *loop, PoolState **out)
     return n;
 }
 
-static void
+void
 pools_spin(PoolState **sts, int n)
 {
     uint64_t until = uv_hrtime() + HUB_SPIN_NS;
@@ -129,14 +129,14 @@ pools_spin(PoolState **sts, int n)
     } while (uv_hrtime() < until);
 }
 
-static void
+void
 pools_unpin(PoolState **sts, int n)
 {
     for (int i = 0; i < n; i++)
         state_decref(sts[i]);
 }
 
-static void
+void
 loop_detach_pools(LoopObject *loop)
 {
     for (Py_ssize_t i = 0; i < loop->pools.n; i++) {

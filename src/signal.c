@@ -123,7 +123,7 @@ static PyType_Slot signal_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec signal_spec = {
+PyType_Spec signal_spec = {
     .name = "gevent_c.core.signal",
     .basicsize = sizeof(SignalObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
@@ -212,20 +212,20 @@ static PyType_Slot child_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec child_spec = {
+PyType_Spec child_spec = {
     .name = "gevent_c.core.child",
     .basicsize = sizeof(ChildObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = child_slots,
 };
 
-static PyObject *
+PyObject *
 signal_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     return loop_make_watcher(loop->gst->SignalType, loop, args, kwds);
 }
 
-static PyObject *
+PyObject *
 child_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     return loop_make_watcher(loop->gst->ChildType, loop, args, kwds);

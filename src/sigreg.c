@@ -39,7 +39,7 @@
 
 #define MAX_SIG_LOOPS 64
 
-static volatile unsigned long sig_counts[NSIG];
+volatile unsigned long sig_counts[NSIG];
 static int sig_users[NSIG];    /* active watchers, all loops */
 static int sig_takers[NSIG];   /* active signal watchers: no chaining while > 0 */
 /* The action each installed handler replaced, double-buffered: a handler
@@ -142,7 +142,7 @@ sig_restore(int signum)
  * The handler is (re)installed even when the signal already has users:
  * signal.signal() may have replaced it meanwhile; a new watcher puts it
  * back, and the action it replaced is the one given back at the end. */
-static int
+int
 sig_acquire(int signum, int take)
 {
     if (sig_install(signum) < 0) {
@@ -155,7 +155,7 @@ sig_acquire(int signum, int take)
     return 0;
 }
 
-static void
+void
 sig_release(int signum, int take)
 {
     if (take && __atomic_load_n(&sig_takers[signum], __ATOMIC_SEQ_CST) > 0)
@@ -176,7 +176,7 @@ sig_release(int signum, int take)
 
 /* The loop's wake-up async: drains signal deliveries. */
 
-static int
+int
 loop_register_signals(LoopObject *loop)
 {
     if (loop->sig_slot >= 0)
@@ -197,7 +197,7 @@ loop_register_signals(LoopObject *loop)
  * calls (microseconds); the wait is bounded (1 s) in case a thread was
  * stopped inside one (a debugger): then the loop keeps its handle and its
  * native loop for good (uv_pinned) rather than free what may be in use. */
-static void
+void
 loop_unregister_signals(LoopObject *loop)
 {
     if (loop->sig_slot >= 0 && loop->signals.n == 0 && loop->children.n == 0
@@ -223,7 +223,7 @@ static unsigned long chld_seen = 0;
 
 /* Called on the loop thread after a wake-up: record moved signals and
  * reap children. */
-static void
+void
 loop_scan_signals(LoopObject *loop)
 {
     for (Py_ssize_t i = 0; i < loop->signals.n; i++) {
@@ -268,7 +268,7 @@ loop_scan_signals(LoopObject *loop)
 /* loop.install_sigchld(): gevent calls it before forking a subprocess.
  * Child watchers install their SIGCHLD handler when started; this puts it
  * back if something replaced it meanwhile. */
-static PyObject *
+PyObject *
 loop_install_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
 {
     if (sig_users[SIGCHLD] > 0)
@@ -278,7 +278,7 @@ loop_install_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
 
 /* loop.reset_sigchld(): nothing to undo; the last child watcher to stop
  * restores the previous SIGCHLD action. */
-static PyObject *
+PyObject *
 loop_reset_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
 {
     Py_RETURN_NONE;
@@ -288,7 +288,7 @@ loop_reset_sigchld(LoopObject *loop, PyObject *Py_UNUSED(ignored))
  * watchers).  1 if it already was, 0 if it is now, -1 on error. */
 /* loop.sig_pending: has a signal this loop watches (its signal watchers',
  * SIGCHLD for its child watchers) been delivered and not yet scanned? */
-static int
+int
 loop_signals_undelivered(LoopObject *loop)
 {
     for (Py_ssize_t i = 0; i < loop->signals.n; i++) {
@@ -312,7 +312,7 @@ loop_signals_undelivered(LoopObject *loop)
  * later with signal.signal() replaces ours and is woken by the wake-up fd
  * only.  Called with the GIL on the main thread; errors are not fatal
  * (the wake-up fd still serves). */
-static void
+void
 loop_watch_python_signals(LoopObject *loop)
 {
     if (pywake_loop != NULL)
@@ -352,7 +352,7 @@ loop_watch_python_signals(LoopObject *loop)
 
 /* The loop is going away: give those signals back (to Python's handler,
  * unless something replaced ours meanwhile). */
-static void
+void
 loop_unwatch_python_signals(LoopObject *loop)
 {
     if (pywake_loop != loop)

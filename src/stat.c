@@ -265,14 +265,14 @@ static PyType_Slot stat_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec stat_spec = {
+PyType_Spec stat_spec = {
     .name = "gevent_c.core.stat",
     .basicsize = sizeof(StatObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = stat_slots,
 };
 
-static PyObject *
+PyObject *
 stat_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     return loop_make_watcher(loop->gst->StatType, loop, args, kwds);

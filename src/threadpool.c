@@ -22,62 +22,13 @@
 #include <errno.h>
 #include <sched.h>
 
-typedef struct Task {
-    struct Task *next;
-    PyObject *func, *args, *kwargs;
-    PyObject *result;          /* the AsyncResult */
-    PyObject *expected;        /* apply_e: errors not reported, or NULL */
-    PyObject *value;
-    PyObject *exc_t, *exc_v, *exc_tb;
-    unsigned long worker;
-} Task;
-
-struct PoolState {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    Task *q_head, *q_tail;
-    Py_ssize_t qlen;
-    Task *done_head, *done_tail;
-    int nthreads;              /* running worker threads */
-    int nidle;                 /* of which waiting for a task */
-    int nstarting;             /* of which not yet waiting for the first time */
-    int target;                /* workers above this exit */
-    double idle_timeout;       /* seconds; < 0: never */
-    uv_async_t *async;         /* NULL: results are dropped */
-    int refs;                  /* the pool object + each worker */
-    int hub_blocked;           /* the hub's thread polls without the GIL */
-};
-
-struct PoolObject {
-    PyObject_HEAD
-    gevc_state *gst;
-    PyObject *hub;
-    PyObject *async_w;         /* the async watcher (AsyncObject) */
-    PyObject *result_class;
-    PyObject *slot_waiters;    /* list of callables: wake when a slot frees */
-    PyObject *join_waiters;    /* list of callables: wake when idle */
-    PyObject *dict;
-    PyObject *weakreflist;
-    PoolState *st;
-    LoopObject *loop;          /* borrowed through async_w */
-    Py_ssize_t maxsize;
-    Py_ssize_t outstanding;    /* spawned, result not yet delivered */
-    unsigned long hub_ident;
-    long fork_gen;
-};
+static int pool_set_async_active(PoolObject *self, int active);
+static int pool_notify(PoolObject *self);
+static PyObject *pool_drain(PoolObject *self, PyObject *Py_UNUSED(ignored));
 
 
-#define GIL_WAIT_NS 100000
-#define IDLE_SPIN_NS 50000
-#define HUB_SPIN_NS 50000
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
 
-
-static void
+void
 state_decref(PoolState *st)
 {
     pthread_mutex_lock(&st->mu);
@@ -297,7 +248,7 @@ pool_check_thread(PoolObject *self)
 
 
 /* In a forked child the workers do not exist: start afresh. */
-static int
+int
 pool_after_fork(PoolObject *self)
 {
     PoolState *old = self->st;
@@ -634,7 +585,7 @@ done:
 
 /* ---- construction ---- */
 
-static void
+void
 pool_detach_async(PoolObject *self)
 {
     if (self->st == NULL)
@@ -1023,7 +974,7 @@ static PyType_Slot pool_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec pool_spec = {
+PyType_Spec pool_spec = {
     .name = "gevent_c._hub.ThreadPoolBase",
     .basicsize = sizeof(PoolObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE

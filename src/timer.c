@@ -170,7 +170,7 @@ timer_prec_insert(WatcherObject *w)
 /* Record the timers on the heap whose deadline has passed (after a poll),
  * earliest first (ties: in start order), as libev queues the timers that
  * expired together. */
-static void
+void
 loop_prec_collect(LoopObject *loop)
 {
     if (loop->nprec == 0)
@@ -235,7 +235,7 @@ prec_drv_arm(LoopObject *loop, uint64_t at_ns)
         loop->prec_drv_due = due;
 }
 
-static void
+void
 loop_prec_close_driver(LoopObject *loop)
 {
     PrecDriver *d = loop->prec_drv;
@@ -251,7 +251,7 @@ loop_prec_close_driver(LoopObject *loop)
  * is empty, 0 when it has passed.  When that deadline is far, the driver
  * is armed for it and libuv's clock brought up to date, so that libuv's
  * poll timeout (uv_backend_timeout) is the shorter one. */
-static int64_t
+int64_t
 loop_prec_wait_ns(LoopObject *loop)
 {
     if (loop->nprec == 0)
@@ -266,7 +266,7 @@ loop_prec_wait_ns(LoopObject *loop)
     return (int64_t)(d - now);
 }
 
-static void
+void
 loop_prec_free(LoopObject *loop)
 {
     for (Py_ssize_t i = 0; i < loop->nprec; i++)
@@ -301,9 +301,7 @@ timer_ms(double seconds, double frac_ms)
     return (uint64_t)ms;
 }
 
-static int timer_update_flag = 1;  /* set by start()/again() around native_start */
-
-static int
+int
 timer_native_start(WatcherObject *w)
 {
     TimerObject *t = TIMER(w);
@@ -326,7 +324,7 @@ timer_native_start(WatcherObject *w)
     if (t->repeat <= 0 && t->after < PREC_MAX_AFTER) {
         /* the loop's heap; a restart moves the timer within it */
         uint64_t now_ns;
-        if (timer_update_flag) {
+        if (!t->start_no_update) {
             now_ns = prec_clock();
             prec_refresh_uv_now(uv, now_ns);
         }
@@ -342,7 +340,7 @@ timer_native_start(WatcherObject *w)
         t->deadline = 0;   /* out of memory: libuv, rounded up */
     }
     double frac = 0;
-    if (timer_update_flag) {
+    if (!t->start_no_update) {
         uv_update_time(uv);
         frac = (double)uv_hrtime() / 1e6 - (double)uv_now(uv);
         if (frac < 0 || frac > 1000)
@@ -385,7 +383,7 @@ timer_details(WatcherObject *w)
     return res;
 }
 
-static const WatcherOps timer_ops = {
+const WatcherOps timer_ops = {
     .name = "timer",
     .native_start = timer_native_start,
     .native_stop = timer_native_stop,
@@ -448,7 +446,7 @@ timer_alloc(PyTypeObject *type, LoopObject *loop, double after, double repeat,
 }
 
 /* A one-shot or repeating timer for C callers (sleep). */
-static TimerObject *
+TimerObject *
 gevc_timer_new(LoopObject *loop, double after, double repeat, int ref)
 {
     if (isnan(after) || isinf(after)) {
@@ -558,9 +556,9 @@ timer_start(WatcherObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject 
     PyObject *old_cb = w->callback, *old_args = w->args;
     w->callback = Py_NewRef(callback);
     w->args = tail;
-    timer_update_flag = update;
+    TIMER(w)->start_no_update = !update;
     int err = timer_native_start(w);
-    timer_update_flag = 1;
+    TIMER(w)->start_no_update = 0;
     if (err < 0) {
         /* as it was: an active timer keeps its callback, an inactive one
          * has none */
@@ -702,7 +700,7 @@ static PyType_Slot timer_slots[] = {
 };
 
 /* GC is inherited from the watcher type */
-static PyType_Spec timer_spec = {
+PyType_Spec timer_spec = {
     .name = "gevent_c.core.timer",
     .basicsize = sizeof(TimerObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
@@ -711,7 +709,7 @@ static PyType_Spec timer_spec = {
 
 /* loop.timer(after, repeat=0.0, ref=True, priority=None), without the
  * argument tuple a type call would build */
-static PyObject *
+PyObject *
 timer_new_from_loop(LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(args);

@@ -70,7 +70,7 @@ waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 /* A fresh Waiter without argument parsing (hot paths). */
-static WaiterObject *
+WaiterObject *
 waiter_create(gevc_state *gst, PyObject *hub)
 {
     WaiterObject *self = PyObject_GC_New(WaiterObject, gst->WaiterType);
@@ -159,7 +159,7 @@ waiter_report(WaiterObject *self, PyObject *greenlet, const char *meth)
 }
 
 /* switch(value): store it, or switch into the waiting greenlet. */
-static PyObject *
+PyObject *
 waiter_switch_impl(PyObject *op, PyObject *value)
 {
     WaiterObject *self = (WaiterObject *)op;
@@ -268,7 +268,7 @@ waiter_raise_stored(WaiterObject *self)
     return res;
 }
 
-static PyObject *
+PyObject *
 waiter_get_impl(WaiterObject *self)
 {
     if (self->has_result) {
@@ -428,7 +428,7 @@ static PyGetSetDef waiter_getset[] = {
 };
 
 /* Waiter(hub=None) without building an argument tuple */
-static PyObject *
+PyObject *
 waiter_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -464,7 +464,7 @@ is_waiter_switch(PyObject *cb)
 }
 
 /* callback(*args) with the bound-Waiter.switch shortcut */
-static PyObject *
+PyObject *
 call_callback(PyObject *callback, PyObject *args)
 {
     Py_ssize_t n = args ? PyTuple_GET_SIZE(args) : 0;
@@ -475,7 +475,7 @@ call_callback(PyObject *callback, PyObject *args)
 }
 
 /* waiter.switch as a bound method, without an attribute lookup */
-static PyObject *
+PyObject *
 waiter_bound_switch(WaiterObject *self)
 {
     return PyCMethod_New(&waiter_methods[0], (PyObject *)self, NULL, NULL);
@@ -497,7 +497,7 @@ static PyType_Slot waiter_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec waiter_spec = {
+PyType_Spec waiter_spec = {
     .name = "gevent_c.hub.Waiter",
     .basicsize = sizeof(WaiterObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE

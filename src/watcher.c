@@ -6,7 +6,7 @@
  */
 #include "gevent_c.h"
 
-static int
+int
 watcher_check_usable(WatcherObject *w)
 {
     if (w->closed) {
@@ -22,7 +22,7 @@ watcher_check_usable(WatcherObject *w)
 
 /* Common part of a constructor: the handle must be allocated and
  * initialised by the caller afterwards (watcher_attach_handle). */
-static int
+int
 watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
                     PyObject *ref, PyObject *priority)
 {
@@ -61,7 +61,7 @@ watcher_init_common(WatcherObject *w, LoopObject *loop, const WatcherOps *ops,
 /* Re-entrancy (docs/design.md): a reference a watcher drops while C may
  * still use its or its loop's native state goes to the loop's release list;
  * without a loop (closed) there is no native state left to protect. */
-static void
+void
 watcher_release(WatcherObject *w, PyObject *o)
 {
     if (w->loop != NULL)
@@ -71,7 +71,7 @@ watcher_release(WatcherObject *w, PyObject *o)
 }
 
 /* *slot = value (stolen), the old value released as above */
-static void
+void
 watcher_setref(WatcherObject *w, PyObject **slot, PyObject *value)
 {
     PyObject *old = *slot;
@@ -82,13 +82,13 @@ watcher_setref(WatcherObject *w, PyObject **slot, PyObject *value)
 /* The safe point of a watcher method called from Python: hold the loop
  * across the operation (watcher_op_begin), then drop what the operation
  * released (watcher_op_end), when C no longer uses any native state. */
-static LoopObject *
+LoopObject *
 watcher_op_begin(WatcherObject *w)
 {
     return (LoopObject *)Py_XNewRef((PyObject *)w->loop);
 }
 
-static void
+void
 watcher_op_end(LoopObject *loop)
 {
     if (loop != NULL) {
@@ -97,7 +97,7 @@ watcher_op_end(LoopObject *loop)
     }
 }
 
-static void
+void
 watcher_attach_handle(WatcherObject *w, uv_handle_t *h)
 {
     h->data = w;
@@ -106,7 +106,7 @@ watcher_attach_handle(WatcherObject *w, uv_handle_t *h)
 
 /* Mark inactive and release the self reference (may deallocate w, so the
  * caller must hold its own reference if it keeps using w). */
-static void
+void
 watcher_deactivate(WatcherObject *w)
 {
     if (w->active) {
@@ -123,7 +123,7 @@ watcher_deactivate(WatcherObject *w)
 
 /* Runs no Python when the watcher has a loop: callback, args and the self
  * reference go to the loop's release list. */
-static void
+void
 watcher_stop_impl(WatcherObject *w)
 {
     Py_INCREF(w);
@@ -137,7 +137,7 @@ watcher_stop_impl(WatcherObject *w)
 }
 
 /* Close and (in its close callback) free the watcher's libuv handle. */
-static void
+void
 watcher_close_uv_handle(WatcherObject *w)
 {
     uv_handle_t *h = w->handle;
@@ -162,7 +162,7 @@ watcher_close_handle(WatcherObject *w)
         watcher_close_uv_handle(w);
 }
 
-static void
+void
 watcher_close_impl(WatcherObject *w)
 {
     if (w->closed)
@@ -182,7 +182,7 @@ watcher_close_impl(WatcherObject *w)
  * then it is marked detached and inactive, and its self reference moves to
  * the loop's release list (drained once the loop is consistent, since that
  * may run arbitrary code).  Never runs Python code itself. */
-static void
+void
 watcher_detach(WatcherObject *w)
 {
     if (w->detached)
@@ -200,7 +200,7 @@ watcher_detach(WatcherObject *w)
     }
 }
 
-static int
+int
 check_callable(PyObject *cb)
 {
     if (cb == NULL || !PyCallable_Check(cb)) {
@@ -211,7 +211,7 @@ check_callable(PyObject *cb)
 }
 
 /* Mark active (counted in activecnt if ref) and take the self reference. */
-static void
+void
 watcher_activate(WatcherObject *w)
 {
     if (!w->active) {
@@ -229,7 +229,7 @@ watcher_activate(WatcherObject *w)
  * Runs no Python: the callback and args replaced go to the loop's release
  * list (their finalizers could close the watcher or destroy the loop
  * between the checks above and the native start). */
-static int
+int
 watcher_start_impl(WatcherObject *w, PyObject *callback, PyObject *args)
 {
     if (watcher_check_usable(w) < 0 || check_callable(callback) < 0)
@@ -276,7 +276,7 @@ args_tail(PyObject *args, PyObject **callback)
 }
 
 /* start(callback, *args): the common part of every start() method */
-static PyObject *
+PyObject *
 watcher_start_from_args(WatcherObject *w, PyObject *args)
 {
     PyObject *callback;
@@ -293,7 +293,7 @@ watcher_start_from_args(WatcherObject *w, PyObject *args)
 }
 
 /* kwds may hold only `name`, a flag (default dflt) */
-static int
+int
 parse_flag_kw(PyObject *kwds, const char *name, int dflt, int *out)
 {
     *out = dflt;
@@ -323,7 +323,7 @@ watcher_start(WatcherObject *w, PyObject *args, PyObject *kwds)
     return watcher_start_from_args(w, args);
 }
 
-static PyObject *
+PyObject *
 watcher_stop(WatcherObject *w, PyObject *Py_UNUSED(ignored))
 {
     if (w->loop && loop_check_own_thread(w->loop) < 0)
@@ -365,7 +365,7 @@ watcher_exit(WatcherObject *w, PyObject *args)
 /* Called by the loop for a recorded event; the loop holds a reference.
  * What it drops goes to the loop's release list: the loop's dispatch
  * drains it after each event (a safe point). */
-static int
+int
 watcher_dispatch(WatcherObject *w)
 {
     LoopObject *loop = w->loop;
@@ -617,7 +617,7 @@ watcher_repr(WatcherObject *w)
     return parts;
 }
 
-static int
+int
 watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(w));
@@ -627,7 +627,7 @@ watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
     return 0;
 }
 
-static int
+int
 watcher_tp_clear(WatcherObject *w)
 {
     /* the native handle first: the finalizers the drops below may run
@@ -639,7 +639,7 @@ watcher_tp_clear(WatcherObject *w)
     return 0;
 }
 
-static void
+void
 watcher_dealloc_body(WatcherObject *w)
 {
     if (w->weakreflist)
@@ -658,7 +658,6 @@ watcher_dealloc(WatcherObject *w)
     watcher_dealloc_body(w);
 }
 
-static const WatcherOps io_ops;   /* io.c, later in the unity build */
 
 /* feed(revents, callback, *args), libev's ev_feed_event: callback(*args)
  * runs at the loop's next callback pass as this watcher's event, whether
@@ -751,7 +750,7 @@ static PyType_Slot watcher_slots[] = {
     {0, NULL}
 };
 
-static PyType_Spec watcher_spec = {
+PyType_Spec watcher_spec = {
     .name = "gevent_c.core.watcher",
     .basicsize = sizeof(WatcherObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE
@@ -761,7 +760,7 @@ static PyType_Spec watcher_spec = {
 
 /* ---- lists of active watchers run by the loop itself ---- */
 
-static int
+int
 wlist_add(WatcherList *l, WatcherObject *w)
 {
     if (l->n == l->cap) {
@@ -778,7 +777,7 @@ wlist_add(WatcherList *l, WatcherObject *w)
     return 0;
 }
 
-static void
+void
 wlist_remove(WatcherList *l, WatcherObject *w)
 {
     for (Py_ssize_t i = 0; i < l->n; i++)
@@ -789,7 +788,7 @@ wlist_remove(WatcherList *l, WatcherObject *w)
         }
 }
 
-static int
+int
 wlist_contains(WatcherList *l, WatcherObject *w)
 {
     for (Py_ssize_t i = 0; i < l->n; i++)
@@ -800,7 +799,7 @@ wlist_contains(WatcherList *l, WatcherObject *w)
 
 /* Record every listed watcher (prepare: dispatched at once, before any
  * Python code runs). */
-static void
+void
 wlist_record_all(WatcherList *l)
 {
     for (Py_ssize_t i = 0; i < l->n; i++)
@@ -809,7 +808,7 @@ wlist_record_all(WatcherList *l)
 
 /* Fire every listed watcher soon (fork watchers after reinit): all of
  * them, or (-1, MemoryError) none. */
-static int
+int
 wlist_fire_all(WatcherList *l)
 {
     if (l->n == 0)
@@ -825,7 +824,7 @@ wlist_fire_all(WatcherList *l)
  * stops of listed watchers (signal, child, prepare, fork) remove them from
  * the list, so take them from the end; an inactive one (asyncs lists those
  * too) stays and is dropped here. */
-static void
+void
 wlist_detach_all(WatcherList *l)
 {
     while (l->n > 0) {
@@ -840,14 +839,14 @@ wlist_detach_all(WatcherList *l)
 }
 
 /* Software watchers have no libuv handle: ref counts only in activecnt. */
-static void
+void
 soft_native_close(WatcherObject *w)
 {
     w->handle = NULL;
 }
 
 /* loop.<factory>(*args, **kw) == type(loop, *args, **kw) */
-static PyObject *
+PyObject *
 loop_make_watcher(PyTypeObject *type, LoopObject *loop, PyObject *args, PyObject *kwds)
 {
     if (loop_check_alive(loop) < 0)
