@@ -4,7 +4,7 @@
  * interface (gevent_c.h): loop_get_fdpoll, fdpoll_mark_dirty,
  * fdpoll_stop_native, fdpoll_release, loop_flush_polls (once per iteration,
  * before uv_run), fdpoll_refuse_closing, loop_closing_fd, loop_drop_fdpolls
- * (destroy).  Included by _hub.c.
+ * (destroy).
  *
  * Arming is lazy: start() marks the FdPoll dirty and the flush arms it
  * with the union of its active watchers' events once per iteration.

@@ -1,9 +1,10 @@
 /*
  * gevent_c.h -- the one internal header of gevent_c.
  *
- * The extension is a unity build: _hub.c #includes every other .c file of
- * src/, so all functions can be static and greenlet's C API table (which
- * greenlet.h declares static, one per translation unit) is imported once.
+ * Each .c file of src/ is its own translation unit (linked with LTO).  This header
+ * is the interface between them: the structs they share, and at its end the
+ * prototypes of every function (and the externs of the data) that another
+ * file uses, by defining file.  Everything else is static in its file.
  *
  * Ownership rules (see docs/design.md for the full map):
  *   - A loop owns its queued callbacks (one reference each) and the events
@@ -362,21 +363,9 @@ typedef struct {
 } HubObject;
 
 
-/* ---- functions used before their definition (one translation unit) ---- */
-
-/* _hub.c */
-
-/* loop_uv.c */
-
-/* watcher.c and the watcher families */
-
 /* fdpoll.c: the loop's fd-poll table (one native poll per fd) */
 #define IO(w) ((IoObject *)(w))
 #define IO_MASK (UV_READABLE | UV_WRITABLE)
-
-/* sigreg.c: the process-wide signal registry */
-
-/* waiter.c */
 
 /* threadpool.c and poolreg.c: the pools and the loop's registry of them */
 typedef struct PoolState PoolState;

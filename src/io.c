@@ -1,7 +1,7 @@
 /*
  * io.c -- gevent_c.core.io: any number of io watchers per fd, multiplexed
  * on one native poll per fd by the loop's fd-poll table (fdpoll.c).
- * Included by _hub.c.
+ *
  */
 #include "gevent_c.h"
 #include <fcntl.h>

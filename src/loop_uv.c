@@ -1,6 +1,6 @@
 /*
  * loop_uv.c -- gevent_c.core.loop on libuv, the run_callback queue and the
- * callback object.  Included by _hub.c (unity build).
+ * callback object.
  *
  * Flow of one loop iteration (loop_run_impl):
  *   1. run queued callbacks in FIFO order, time-boxed by the switch interval;

@@ -1,7 +1,6 @@
 /*
  * misc_watchers.c -- idle, check (native libuv handles), prepare and fork
- * (run by the loop itself), and async_ (thread-safe send).  Included by
- * _hub.c.
+ * (run by the loop itself), and async_ (thread-safe send).
  *
  * prepare runs in software just before the loop polls, so its Python
  * callback really runs before the poll (a native uv_prepare's callback could

@@ -3,7 +3,7 @@
  * (threadpool.c), so the loop can tell them it blocks (their workers spin
  * briefly before waking it), pin their states around a poll, restart them
  * in a forked child and cut them off when it is destroyed.  Its interface
- * is declared in gevent_c.h.  Included by _hub.c.
+ * is declared in gevent_c.h.
  */
 #include "gevent_c.h"
 

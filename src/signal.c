@@ -1,6 +1,6 @@
 /*
  * signal.c -- gevent_c.core.signal and gevent_c.core.child, on the signal
- * registry of sigreg.c.  Included by _hub.c.
+ * registry of sigreg.c.
  */
 #include "gevent_c.h"
 #include <signal.h>

@@ -5,7 +5,7 @@
  * watcher on it, and the previous action restored exactly), loop slots for
  * wake-ups (loop_register_signals/loop_unregister_signals),
  * loop_scan_signals (record the watchers whose signal was delivered) and
- * the SIGCHLD hooks.  Included by _hub.c.
+ * the SIGCHLD hooks.
  *
  * libuv's uv_signal replaces the process-wide disposition and resets it to
  * SIG_DFL when its last handle stops, discarding Python's handler.  So

@@ -1,6 +1,6 @@
 /*
  * stat.c -- gevent_c.core.stat: a repeating uv_timer that stat()s the path
- * every period, as libev's ev_stat does.  Included by _hub.c.
+ * every period, as libev's ev_stat does.
  *
  * Not uv_fs_poll: it takes its baseline in libuv's threadpool some time
  * after start(), so a change made right after start() went unreported (CI

@@ -1,5 +1,5 @@
 /*
- * timer.c -- gevent_c.core.timer on uv_timer_t.  Included by _hub.c.
+ * timer.c -- gevent_c.core.timer on uv_timer_t.
  *
  * A timer never fires before `after` seconds of wall time since start().
  *

@@ -1,6 +1,6 @@
 /*
  * waiter.c -- Waiter: a one-shot rendezvous between the hub (switch/throw)
- * and one greenlet (get).  Included by _hub.c.
+ * and one greenlet (get).
  */
 #include "gevent_c.h"
 

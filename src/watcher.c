@@ -2,7 +2,7 @@
  * watcher.c -- the common watcher contract (docs/semantics.md, 'Watchers') shared by every
  * watcher type: start/stop/close, callback/args/ref/priority/active/pending,
  * context manager, repr, GC, and dispatch of recorded events.
- * Included by _hub.c (unity build).
+ *
  */
 #include "gevent_c.h"
 
