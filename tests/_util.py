@@ -1,8 +1,10 @@
 """Helpers shared by the gevent_c test suite (importable as ``_util``)."""
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 # tests/: the children run_py starts work here and import _util from here.
 # Not the checkout's root, whose gevent_c/ would hide an installed package.
@@ -28,6 +30,21 @@ def storm_env():
         e.pop('PYTHONFAULTHANDLER', None)
         e['GEVENT_C_STORM_NO_FAULTHANDLER'] = '1'
     return e
+
+
+def wait_child(pid, timeout, poll=0.01):
+    """os.waitpid(pid) for at most timeout seconds: the child's wait status,
+    or None for a child still running then (it is SIGKILLed and reaped)."""
+    deadline = time.time() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.time() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(poll)
 
 
 def _clean_env(env=None):

@@ -56,6 +56,8 @@ import gevent_c.core as core
 import gevent_c.hub as H
 from gevent_c.threadpool import ThreadPool
 
+import _util
+
 # helpers shared with the API fuzzer (a script in tests/reliability/)
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'reliability'))
 from fuzz_api import close_all, parse_seeds  # noqa: E402
@@ -962,17 +964,10 @@ class Driver(object):
             except BaseException:
                 rc = 6
             os._exit(rc)
-        deadline = time.time() + 30
-        while True:
-            wpid, status = os.waitpid(pid, os.WNOHANG)
-            if wpid:
-                break
-            if time.time() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                VIOLATIONS.append('forked child hung')
-                return
-            time.sleep(0.002)
+        status = _util.wait_child(pid, 30, poll=0.002)
+        if status is None:
+            VIOLATIONS.append('forked child hung')
+            return
         if os.WIFSIGNALED(status):
             VIOLATIONS.append('forked child died of signal %d' % os.WTERMSIG(status))
         elif os.WEXITSTATUS(status):

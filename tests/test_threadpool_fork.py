@@ -9,6 +9,7 @@ PROLOGUE = '''
 import os, sys, time, signal, threading, traceback
 import gevent_c.hub as H
 from gevent_c.threadpool import ThreadPool
+import _util
 
 def pools_started(timeout=10):
     """Until no worker of any pool is still starting.  A worker allocates its
@@ -49,16 +50,9 @@ def in_child(child_body, timeout=10):
             sys.stderr.flush()
             os._exit(code)
     os.close(w)
-    deadline = time.time() + timeout + 5
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.time() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError('child hung')
-        time.sleep(0.01)
+    status = _util.wait_child(pid, timeout + 5)
+    if status is None:
+        raise AssertionError('child hung')
     data = b''
     while True:
         chunk = os.read(r, 1024)
