@@ -47,6 +47,18 @@ def wait_child(pid, timeout, poll=0.01):
         time.sleep(poll)
 
 
+def raises(exc, text, fn, *args):
+    """fn(*args) must raise exc with text in its message ('' for any);
+    returns the exception.  For the children run_py starts, where there is
+    no pytest.raises."""
+    try:
+        fn(*args)
+    except exc as e:
+        assert text in str(e), (fn, args, e)
+        return e
+    raise AssertionError('%r%r raised no %s' % (fn, args, exc.__name__))
+
+
 def _clean_env(env=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith('GEVENT')}
     e['PYTHONPATH'] = TESTS + (os.pathsep + e['PYTHONPATH'] if e.get('PYTHONPATH') else '')
