@@ -26,6 +26,18 @@ def start_dropping(w, on_del):
         def cb(self, *a):
             pass
     w.start(Conn().cb)
+
+class Hostile:
+    # the matrices' object: runs the scenario's do() in its finalizer, its
+    # repr or its call, as the scenario's `where` says (both globals of the
+    # scenario, looked up when it runs)
+    def __del__(self):
+        if where == 'del': do()
+    def __repr__(self):
+        if where == 'repr': do()
+        return 'Hostile'
+    def __call__(self, *a):
+        if where == 'call': do()
 '''
 
 
@@ -247,14 +259,6 @@ def test_hostile_matrix_watchers(check_py):
                     except ValueError: pass
                 elif act == 'close_all':
                     for x in ws: x.close()
-            class Hostile:
-                def __del__(self):
-                    if where == 'del': do()
-                def __repr__(self):
-                    if where == 'repr': do()
-                    return 'Hostile'
-                def __call__(self, *a):
-                    if where == 'call': do()
             try:
                 for x in ws:
                     x.start(Hostile(), Hostile())
@@ -306,14 +310,6 @@ def test_hostile_matrix_hub(check_py):
                 except (ValueError, RuntimeError, H.LoopExit,
                         H.BlockingSwitchOutError, greenlet.error):
                     pass
-            class Hostile:
-                def __del__(self):
-                    if where == 'del': do()
-                def __repr__(self):
-                    if where == 'repr': do()
-                    return 'Hostile'
-                def __call__(self, *a):
-                    if where == 'call': do()
             def waiter(w):
                 try:
                     hub.wait(w)
