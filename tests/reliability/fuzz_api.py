@@ -687,7 +687,7 @@ class Fuzzer(object):
             # known bug F2 (docs/reliability.md): a full pool of a dead hub spins
             pools = [p for p in pools if not p.hub.dead]
         pool = r.choice(pools)
-        fn = r.choice([lambda *a: None, time.sleep, lambda *a: 1 / 0, self.junk(),
+        fn = r.choice([lambda *a: None, _short_sleep, lambda *a: 1 / 0, self.junk(),
                        os.getpid, lambda *a: a])
         if k == 1:
             self.guarded(lambda: pool.spawn(fn, *r.choice([(), (0.001,), (self.junk(),)])).get(),
@@ -894,6 +894,16 @@ class Fuzzer(object):
 
 
 GreenletExit_ = H.GreenletExit
+
+
+def _short_sleep(seconds=0, *rest):
+    """A blocking task for the pool that never blocks for long: map() and
+    apply() run it in the calling thread when that is not the pool's hub's,
+    and time.sleep itself over junk like b'x' slept 120 s (the thread outlived
+    the run and the interpreter waited for it at exit)."""
+    if rest or not isinstance(seconds, (int, float)):
+        raise TypeError('_short_sleep(seconds)')
+    time.sleep(min(max(seconds, 0), 0.002))
 
 
 def _where():
