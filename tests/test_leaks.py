@@ -90,10 +90,17 @@ def test_timer_fired_one_shot(loop):
         hits.append(1)
 
     def cycle(n):
+        due = len(hits) + n
         for _ in range(n):
             t = loop.timer(0)
             t.start(f, arg)
-        H.sleep(0.01)
+        # the hub runs queued work in slices of a switch interval, so on a
+        # loaded machine (ASan) a 10 ms sleep can end with timers still to
+        # fire: wait until all of them have (bounded: ~5 s)
+        for _ in range(500):
+            H.sleep(0.01)
+            if len(hits) >= due:
+                break
 
     assert_no_leaks(cycle, 2000, f, arg, warm=100)
     assert len(hits) == 2100
