@@ -406,6 +406,24 @@ fdpoll_arm(FdPoll *p, int want)
 
 /* Once per iteration, before polling: arm each changed poll with the union
  * of its active watchers' events, or stop it. */
+/* What a probe of an armed poll (unparking it, or adding a new watcher's
+ * fd again) answered: EPERM, a file epoll refuses, makes the fd always
+ * ready (returns 1: the flush goes round again); any other error kills its
+ * watchers. */
+static int
+fdpoll_probe_result(FdPoll *p, int err)
+{
+    if (err == EPERM) {
+        fdpoll_close_native(p);
+        p->always_ready = 1;
+        fdpoll_wake_all(p);
+        return 1;
+    }
+    if (err != 0)
+        fdpoll_kill(p);
+    return 0;
+}
+
 void
 loop_flush_polls(LoopObject *loop)
 {
@@ -431,28 +449,10 @@ loop_flush_polls(LoopObject *loop)
                 p->parked = 0;
             }
         }
-        else if (p->parked && want == p->armed) {
-            int err = fdpoll_unpark(p);
-            if (err == EPERM) {
-                fdpoll_close_native(p);
-                p->always_ready = 1;
-                fdpoll_wake_all(p);
-                again = 1;
-            }
-            else if (err != 0)
-                fdpoll_kill(p);
-        }
-        else if (recheck && p->poll && want == p->armed) {
-            int err = fdpoll_recheck(p);
-            if (err == EPERM) {
-                fdpoll_close_native(p);
-                p->always_ready = 1;
-                fdpoll_wake_all(p);
-                again = 1;
-            }
-            else if (err != 0)
-                fdpoll_kill(p);
-        }
+        else if (p->parked && want == p->armed)
+            again |= fdpoll_probe_result(p, fdpoll_unpark(p));
+        else if (recheck && p->poll && want == p->armed)
+            again |= fdpoll_probe_result(p, fdpoll_recheck(p));
         else if (p->always_ready
                  || (p->poll ? want != p->armed
                              /* closed by closing_fd: once the mark is gone,
